@@ -1,0 +1,64 @@
+# peftlab — the two commands a user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.peftlab-installed
+export PEFTLAB_PROFILE ?= tiny
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export MPLBACKEND ?= Agg
+
+.PHONY: setup run test test-fast lab student execute data bench lint env clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## Execute every solution notebook headless into build/ (HTML with plots) and print a summary.
+run: $(STAMP)
+	$(BIN)/peftlab run --out build
+
+## Every test: unit, parity with peft/bitsandbytes, notebook pipeline, nbval on solutions/.
+test: $(STAMP)
+	$(PY) -m pytest tests solutions --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider
+
+## Unit tests only (no notebook execution).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider
+
+## JupyterLab on the student notebooks.
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+## Regenerate notebooks/ (student copies) from solutions/.
+student: $(STAMP)
+	$(BIN)/peftlab build-student solutions notebooks
+
+## Re-execute solutions/ in place so their stored outputs are current, then rebuild notebooks/.
+execute: $(STAMP)
+	$(BIN)/peftlab execute solutions
+	$(BIN)/peftlab build-student solutions notebooks
+
+## Rebuild data/ (datasets, tokenizer, tiny pretrained models) from scratch. Takes minutes.
+data: $(STAMP)
+	$(PY) -m peftlab.datagen --out data
+
+## peftlab layers vs peft layers, side by side, printed as ratios.
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check peftlab tests benchmarks
+
+env: $(STAMP)
+	$(BIN)/peftlab env
+
+clean:
+	rm -rf build .pytest_cache

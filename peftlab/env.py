@@ -1,0 +1,74 @@
+"""Environment check: ``peftlab env`` / ``peftlab.env.check()`` prints [OK]/[FAIL] per dependency.
+
+Paste its output into a bug report: versions, device, bf16 support and profile answer most
+"it does not run on my machine" questions.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from importlib import metadata
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+__all__ = ["check", "requirements"]
+
+_FALLBACK = [
+    "torch>=2.4,<2.14", "transformers>=4.56,<6", "peft>=0.17,<0.22", "bitsandbytes>=0.45,<0.51",
+    "datasets>=3.0,<6", "pywavelets>=1.6,<2", "matplotlib>=3.8,<4", "safetensors>=0.4,<1", "tqdm>=4.66,<5",
+]
+
+
+def requirements(include_dev: bool = False) -> list[Requirement]:
+    """peftlab's declared runtime requirements (plus ``dev`` extras if asked)."""
+    try:
+        raw = metadata.requires("peftlab") or []
+    except metadata.PackageNotFoundError:
+        raw = _FALLBACK
+    reqs = []
+    for line in raw:
+        req = Requirement(line)
+        if req.marker is not None:
+            if not include_dev or "dev" not in str(req.marker):
+                continue
+        reqs.append(req)
+    return reqs
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check(verbose: bool = True, include_dev: bool = False) -> bool:
+    """Print one line per dependency and the device; return True when every requirement is met."""
+    ok_all = True
+    lines = [f"python      {platform.python_version()} ({platform.system()} {platform.machine()})"]
+    for req in requirements(include_dev):
+        version = _installed(req.name)
+        if version is None:
+            ok, shown = False, "not installed"
+        else:
+            # local builds such as 2.13.0+cpu satisfy 2.13.0 ranges
+            ok = req.specifier.contains(Version(re.sub(r"\+.*$", "", version)), prereleases=True)
+            shown = version
+        ok_all &= ok
+        lines.append(f"[{'OK' if ok else 'FAIL'}] {req.name:<14} {shown:<16} (needs {req.specifier or 'any'})")
+    try:
+        from peftlab.device import describe
+
+        info = describe()
+        lines.append(f"device      {info.device} ({info.name}), train dtype {info.dtype}, bf16 {'yes' if info.bf16 else 'no'}"
+                     + (f", {info.memory_gb} GiB" if info.memory_gb else ""))
+    except Exception as exc:  # torch missing or broken: the lines above already say so
+        ok_all = False
+        lines.append(f"[FAIL] device check: {type(exc).__name__}: {exc}")
+    lines.append(f"profile     {os.environ.get('PEFTLAB_PROFILE', 'tiny')} (PEFTLAB_PROFILE)")
+    if verbose:
+        print("\n".join(lines))
+    return ok_all

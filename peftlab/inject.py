@@ -1,0 +1,160 @@
+"""Find the layers an adapter targets, swap them for wrapped layers, freeze the rest.
+
+This is the one mechanism every weight-space method in peftlab uses (LoRA, DoRA, WaveFT, VB-LoRA, IA³):
+
+1. :func:`find_targets` turns ``target_modules`` into the list of module names to wrap, with the same
+   matching rule as Hugging Face peft:
+
+   * a **list of names** matches a module whose full name equals an entry or ends with ``"." + entry``
+     (``"query"`` matches ``bert.encoder.layer.0.attention.self.query``);
+   * a **single string** is a regular expression that must match the *whole* module name
+     (``r".*layer\\.0.*\\.(query|value)"``).
+
+2. :func:`replace_modules` builds every replacement first and only then swaps them in, so a bad
+   argument never leaves a model half-modified.
+
+3. :func:`freeze_except` sets ``requires_grad`` so only adapter parameters (and any modules the user
+   asks to keep trainable, such as a new classification head) are trained.
+
+4. :func:`count_parameters` reports trainable / total parameters, like peft's
+   ``print_trainable_parameters``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+__all__ = [
+    "ParameterCount",
+    "count_parameters",
+    "find_targets",
+    "freeze_except",
+    "get_submodule_parent",
+    "replace_modules",
+]
+
+
+def _matches(name: str, target_modules: str | Sequence[str]) -> bool:
+    if isinstance(target_modules, str):
+        return re.fullmatch(target_modules, name) is not None
+    return any(name == key or name.endswith("." + key) for key in target_modules)
+
+
+def _leaf_suffixes(model: nn.Module, kinds: tuple[type, ...]) -> list[str]:
+    return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if name and isinstance(mod, kinds)})
+
+
+def find_targets(
+    model: nn.Module,
+    target_modules: str | Sequence[str],
+    allowed: tuple[type, ...] = (nn.Linear,),
+    wrapped: tuple[type, ...] = (),
+) -> list[str]:
+    """Names of the modules of ``model`` selected by ``target_modules``.
+
+    ``allowed`` are the layer types a method can wrap; ``wrapped`` are that method's own wrapper types
+    (a module already wrapped matches too, so a second adapter can be added to it). A module inside a
+    wrapper (its ``base_layer``) is never a target itself.
+
+    Raises ``ValueError`` when nothing matches (listing the names that exist) and ``TypeError`` when a
+    matched module is of a type the method cannot wrap.
+    """
+    if isinstance(target_modules, str):
+        if not target_modules:
+            raise ValueError("target_modules must not be an empty string")
+        try:
+            re.compile(target_modules)
+        except re.error as exc:
+            raise ValueError(f"target_modules={target_modules!r} is not a valid regular expression: {exc}") from None
+    else:
+        target_modules = list(target_modules) if target_modules is not None else []
+        if not target_modules:
+            raise ValueError("target_modules must name at least one module, e.g. ['query', 'value']")
+        bad = [t for t in target_modules if not isinstance(t, str) or not t]
+        if bad:
+            raise TypeError(f"target_modules entries must be non-empty strings, got {bad!r}")
+
+    inside_wrapper: set[str] = set()
+    for name, mod in model.named_modules():
+        if wrapped and isinstance(mod, wrapped):
+            inside_wrapper.update(f"{name}.{sub}" if name else sub for sub, _ in mod.named_modules() if sub)
+
+    names: list[str] = []
+    for name, mod in model.named_modules():
+        if not name or name in inside_wrapper or not _matches(name, target_modules):
+            continue
+        if isinstance(mod, allowed) or (wrapped and isinstance(mod, wrapped)):
+            names.append(name)
+        else:
+            kinds = ", ".join(k.__name__ for k in allowed)
+            raise TypeError(f"target module {name!r} is a {type(mod).__name__}; this method can only wrap {kinds}")
+    if not names:
+        existing = _leaf_suffixes(model, allowed + wrapped)
+        raise ValueError(
+            f"target_modules={target_modules!r} matched no module. "
+            f"Layers this method can wrap are named: {existing}"
+        )
+    return names
+
+
+def get_submodule_parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """``(parent, attribute)`` such that ``getattr(parent, attribute)`` is the module called ``name``."""
+    if "." in name:
+        parent_name, child = name.rsplit(".", 1)
+        return model.get_submodule(parent_name), child
+    return model, name
+
+
+def replace_modules(
+    model: nn.Module, names: Iterable[str], factory: Callable[[str, nn.Module], nn.Module]
+) -> dict[str, nn.Module]:
+    """Replace each named module by ``factory(name, old_module)``; all-or-nothing.
+
+    Every replacement is built before the first one is swapped in: if ``factory`` raises for any layer,
+    the model is unchanged.
+    """
+    names = list(names)
+    built = {name: factory(name, model.get_submodule(name)) for name in names}
+    for name, new in built.items():
+        parent, attr = get_submodule_parent(model, name)
+        setattr(parent, attr, new)
+    return built
+
+
+def freeze_except(model: nn.Module, keep: Callable[[str, nn.Parameter], bool]) -> None:
+    """Set ``requires_grad = keep(name, param)`` for every parameter of ``model``."""
+    for name, param in model.named_parameters():
+        param.requires_grad_(bool(keep(name, param)))
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    """Trainable and total parameter counts of a model."""
+
+    trainable: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.trainable / self.total if self.total else 0.0
+
+    def __str__(self) -> str:
+        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.percent:.4f}"
+
+
+def count_parameters(model: nn.Module) -> ParameterCount:
+    """Count parameters once each (shared tensors, e.g. a tied embedding or a shared bank, count once)."""
+    seen: set[int] = set()
+    trainable = total = 0
+    for param in model.parameters():
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        if param.requires_grad:
+            trainable += param.numel()
+    return ParameterCount(trainable=trainable, total=total)

@@ -1,0 +1,30 @@
+"""Small models and utilities shared by the unit tests (no downloads)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(seed: int = 0) -> nn.Module:
+    """The 12 → 20 → 6 MLP of METHODS.md §0."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 6))
+
+
+def tiny_bert(seed: int = 0, num_labels: int = 2):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=48, max_position_embeddings=32, num_labels=num_labels)
+    return BertForSequenceClassification(cfg).eval()
+
+
+def randomize_lora(model: nn.Module, seed: int = 1, std: float = 0.1) -> None:
+    """Give every LoRA B (peft's or peftlab's) random values so adapters change the output."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)

@@ -1,0 +1,130 @@
+"""peft's adapter format, both ways: peft → peftlab and peftlab → peft, outputs identical."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from helpers import mlp, randomize_lora, tiny_bert
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+
+import peftlab
+from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME
+from peftlab.lora import lora_layers
+
+IDS = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(0))
+
+
+def _peft_adapter(tmp_path, use_rslora=False, task_type="SEQ_CLS"):
+    base = tiny_bert()
+    cfg = LoraConfig(task_type=task_type, r=4, lora_alpha=8, target_modules=["query", "value"], use_rslora=use_rslora)
+    theirs = get_peft_model(copy.deepcopy(base), cfg)
+    randomize_lora(theirs)
+    with torch.no_grad():  # the new classification head is trained too: make it differ from base
+        for n, p in theirs.named_parameters():
+            if "modules_to_save" in n:
+                p.add_(0.5)
+    theirs.save_pretrained(tmp_path / "peft")
+    return base, theirs.eval()
+
+
+@pytest.mark.parametrize("use_rslora", [False, True])
+def test_peft_to_peftlab(tmp_path, use_rslora):
+    base, theirs = _peft_adapter(tmp_path, use_rslora)
+    ours = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "peft").eval()
+    assert len(lora_layers(ours)) == 4
+    assert torch.allclose(ours(input_ids=IDS).logits, theirs(input_ids=IDS).logits, atol=1e-5)
+    assert ours.peftlab_config["default"].use_rslora == use_rslora
+    assert sorted(ours.peftlab_config["default"].modules_to_save) == ["classifier"]
+
+
+@pytest.mark.parametrize("use_rslora", [False, True])
+def test_peftlab_to_peft(tmp_path, use_rslora):
+    base = tiny_bert()
+    ours = peftlab.apply_lora(copy.deepcopy(base), r=4, alpha=8, target_modules=["query", "value"],
+                              use_rslora=use_rslora, modules_to_save=["classifier"])
+    randomize_lora(ours)
+    with torch.no_grad():
+        ours.classifier.weight.add_(0.5)
+    peftlab.save_peft_adapter(ours, tmp_path / "ours", base_model_name_or_path="tiny-bert")
+    theirs = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "ours").eval()
+    assert torch.allclose(theirs(input_ids=IDS).logits, ours.eval()(input_ids=IDS).logits, atol=1e-5)
+    # and the file round-trips into peftlab again
+    again = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "ours").eval()
+    assert torch.equal(again(input_ids=IDS).logits, ours(input_ids=IDS).logits)
+
+
+def test_saved_files_are_safetensors_and_json(tmp_path):
+    ours = peftlab.apply_lora(mlp(), r=2, alpha=4, target_modules=["0"])
+    folder = peftlab.save_peft_adapter(ours, tmp_path / "a")
+    assert sorted(p.name for p in folder.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    cfg = json.loads((folder / CONFIG_NAME).read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["r"] == 2 and cfg["lora_alpha"] == 4.0
+    assert sorted(load_file(folder / WEIGHTS_NAME)) == ["base_model.model.0.lora_A.weight", "base_model.model.0.lora_B.weight"]
+
+
+def _assert_untouched(model, before):
+    assert not lora_layers(model) and not hasattr(model, "peftlab_config")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_shape_mismatch_names_the_tensor(tmp_path):
+    _, _ = _peft_adapter(tmp_path)
+    other = tiny_bert()
+    other.bert.encoder.layer[1].attention.self.value = torch.nn.Linear(32, 16)  # different shape
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match=r"layer\.1\.attention\.self\.value\.lora_B\.weight has shape"):
+        peftlab.load_peft_adapter(other, tmp_path / "peft")
+    _assert_untouched(other, before)
+
+
+def test_wrong_base_model(tmp_path):
+    _peft_adapter(tmp_path)
+    model = mlp()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="which the model does not have"):
+        peftlab.load_peft_adapter(model, tmp_path / "peft")
+    _assert_untouched(model, before)
+
+
+def test_corrupt_safetensors(tmp_path):
+    _peft_adapter(tmp_path)
+    path = tmp_path / "peft" / WEIGHTS_NAME
+    path.write_bytes(path.read_bytes()[:100])
+    model = tiny_bert()
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        peftlab.load_peft_adapter(model, tmp_path / "peft")
+    assert not lora_layers(model)
+
+
+def test_missing_half_of_a_pair(tmp_path):
+    _peft_adapter(tmp_path)
+    path = tmp_path / "peft" / WEIGHTS_NAME
+    tensors = load_file(path)
+    del tensors["base_model.model.bert.encoder.layer.0.attention.self.query.lora_B.weight"]
+    save_file(tensors, path)
+    with pytest.raises(ValueError, match=r"query\.lora_B\.weight is missing"):
+        peftlab.load_peft_adapter(tiny_bert(), tmp_path / "peft")
+
+
+@pytest.mark.parametrize("edit, words", [
+    ({"peft_type": "IA3"}, "peft_type='IA3'"),
+    ({"use_dora": True}, "use_dora"),
+    ({"rank_pattern": {"query": 2}}, "rank_pattern"),
+])
+def test_unsupported_configs(tmp_path, edit, words):
+    _peft_adapter(tmp_path)
+    path = tmp_path / "peft" / CONFIG_NAME
+    cfg = json.loads(path.read_text())
+    cfg.update(edit)
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=words):
+        peftlab.load_peft_adapter(tiny_bert(), tmp_path / "peft")
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
+        peftlab.load_peft_adapter(mlp(), tmp_path / "nothing")
