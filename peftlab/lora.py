@@ -283,7 +283,7 @@ def apply_lora(
         _check_hparams(base.in_features, base.out_features, r, alpha, dropout, adapter_name)
         if isinstance(mod, LoRALinear) and adapter_name in mod.lora_A:
             raise ValueError(f"layer {name!r} already has an adapter named {adapter_name!r}")
-        if not torch.isfinite(base.weight).all():
+        if not base.weight.is_meta and not torch.isfinite(base.weight).all():
             raise ValueError(f"the weight of {name!r} contains NaN or Inf; refusing to add an adapter to it")
     for key in modules_to_save:
         if not any(n == key or n.endswith("." + key) for n, _ in model.named_modules()):

@@ -1,0 +1,206 @@
+"""Checks for Week 01 — LoRA review (``solutions/01_lora_review.ipynb``).
+
+Exercises (the student writes code):
+  E1  ``lora_forward(x, W0, b, A, B, scaling)``          → compared with peftlab and peft
+  E2  ``MyLoRALinear(base_layer, r, alpha)``              → init, freezing, forward, gradients vs peft
+  E3  ``energy_captured(delta_w, r)``                     → compared with an SVD reference
+Checkpoint questions of the lecture's LoRA part:
+  1.1 why low rank (choice, backed by the student's own SVD experiment)
+  1.2 parameter reduction for 1024×1024, r = 16
+  1.3 what happens to inference speed (choice + extra FLOPs of an unmerged adapter)
+  1.4 trainable parameters of LoRA r = 8 on q/v of Llama-2-7B (the "4.2M" of the lecture's source)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from peftlab.checks._core import checkpoint, expect
+
+WEEK = "01"
+
+__all__ = ["lora_forward", "lora_linear", "energy_captured", "q1_1", "q1_2", "q1_3", "q1_4"]
+
+
+def _close(a, b, atol=1e-5, rtol=1e-5) -> bool:
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=rtol)
+
+
+def _peft_linear(W0, b, A, B, alpha, r):
+    """A peft LoRA layer holding exactly these weights."""
+    from peft import LoraConfig, get_peft_model
+
+    base = nn.Sequential(nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype))
+    with torch.no_grad():
+        base[0].weight.copy_(W0)
+        base[0].bias.copy_(b)
+    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"]))
+    layer = model.base_model.model[0]
+    with torch.no_grad():
+        layer.lora_A["default"].weight.copy_(A)
+        layer.lora_B["default"].weight.copy_(B)
+    return model.eval()
+
+
+def _reference_layer(W0, b, A, B, alpha, r):
+    from peftlab.lora import LoRALinear
+
+    base = nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype)
+    with torch.no_grad():
+        base.weight.copy_(W0)
+        base.bias.copy_(b)
+    layer = LoRALinear(base, r=r, alpha=alpha)
+    with torch.no_grad():
+        layer.lora_A["default"].copy_(A)
+        layer.lora_B["default"].copy_(B)
+    return layer.eval()
+
+
+def _random_case(out_f, in_f, r, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    W0 = torch.randn(out_f, in_f, generator=g, dtype=dtype) / math.sqrt(in_f)
+    b = torch.randn(out_f, generator=g, dtype=dtype) * 0.1
+    A = torch.randn(r, in_f, generator=g, dtype=dtype) / math.sqrt(in_f)
+    B = torch.randn(out_f, r, generator=g, dtype=dtype) * 0.3
+    return W0, b, A, B
+
+
+@checkpoint(WEEK, "E1", points=2, title="LoRA forward: y = x W0ᵀ + b + s·(x Aᵀ) Bᵀ")
+def lora_forward(fn, hidden: bool = False) -> None:
+    """Compare the student's ``fn(x, W0, b, A, B, scaling)`` with peftlab's and peft's LoRA layer."""
+    cases = [(6, 10, 3, 4.0, (4, 10), torch.float32)]
+    if hidden:
+        cases += [(8, 5, 1, 1.0, (2, 3, 5), torch.float32), (7, 9, 4, 16.0, (3, 9), torch.float64)]
+    for i, (out_f, in_f, r, alpha, xshape, dtype) in enumerate(cases):
+        W0, b, A, B = _random_case(out_f, in_f, r, dtype, seed=10 + i)
+        x = torch.randn(*xshape, generator=torch.Generator().manual_seed(20 + i), dtype=dtype)
+        scaling = alpha / r
+        y = fn(x, W0, b, A, B, scaling)
+        expect(isinstance(y, torch.Tensor), f"torch.Tensor를 반환해야 합니다 (받은 것: {type(y).__name__})")
+        expected_shape = (*xshape[:-1], out_f)
+        expect(tuple(y.shape) == expected_shape, f"출력 shape는 {expected_shape}여야 합니다 (받은 것: {tuple(y.shape)})")
+        with torch.no_grad():
+            ours = _reference_layer(W0, b, A, B, alpha, r)(x)
+            theirs = _peft_linear(W0, b, A, B, alpha, r)(x)
+        base = x @ W0.T + b
+        expect(not _close(y, base), "기본 출력 x W0ᵀ + b만 계산했습니다: LoRA 항 s·(x Aᵀ)Bᵀ를 더하세요")
+        expect(not _close(y, base + (x @ A.T) @ B.T) or scaling == 1.0,
+               "LoRA 항에 scaling(= α/r)을 곱하지 않았습니다")
+        expect(not _close(y, x @ (W0 + scaling * B @ A).T),
+               "bias b가 빠졌습니다")
+        expect(_close(y, ours), "peftlab의 LoRALinear와 값이 다릅니다. 곱하는 순서 x → Aᵀ (r차원) → Bᵀ (out차원)를 확인하세요")
+        expect(_close(y, theirs), "Hugging Face peft의 LoRA 레이어와 값이 다릅니다")
+
+
+@checkpoint(WEEK, "E2", points=2, title="MyLoRALinear: init, freezing, forward and gradients match peft")
+def lora_linear(cls, hidden: bool = False) -> None:
+    """Build the student's layer around a Linear and compare it with peft's LoRA layer."""
+    shapes = [(10, 6, 3, 6.0)] + ([(32, 16, 8, 16.0), (7, 5, 1, 2.0)] if hidden else [])
+    for in_f, out_f, r, alpha in shapes:
+        torch.manual_seed(0)
+        base = nn.Linear(in_f, out_f)
+        reference = copy.deepcopy(base)
+        layer = cls(base, r=r, alpha=alpha)
+        expect(isinstance(layer, nn.Module), "nn.Module을 상속해야 합니다")
+        A, B = getattr(layer, "lora_A", None), getattr(layer, "lora_B", None)
+        expect(isinstance(A, nn.Parameter) and isinstance(B, nn.Parameter),
+               "self.lora_A와 self.lora_B는 nn.Parameter여야 합니다")
+        expect(tuple(A.shape) == (r, in_f), f"lora_A의 shape는 (r, in) = {(r, in_f)}여야 합니다 (받은 것: {tuple(A.shape)})")
+        expect(tuple(B.shape) == (out_f, r), f"lora_B의 shape는 (out, r) = {(out_f, r)}여야 합니다 (받은 것: {tuple(B.shape)})")
+        expect(bool(torch.all(B == 0)), "B는 0으로 초기화해야 합니다: 그래야 학습 시작 시 모델이 기본 모델과 같습니다")
+        bound = 1 / math.sqrt(in_f)
+        expect(bool(A.abs().max() > 0) and bool(A.abs().max() <= bound + 1e-6),
+               f"A는 U(-1/√in, 1/√in) = ±{bound:.3f} 범위로 초기화하세요 (kaiming_uniform_(a=√5))")
+        expect(math.isclose(float(getattr(layer, "scaling", float("nan"))), alpha / r, rel_tol=1e-6),
+               f"self.scaling은 α/r = {alpha / r:g}여야 합니다")
+        trainable = {id(p) for p in layer.parameters() if p.requires_grad}
+        expect(trainable == {id(A), id(B)}, "학습 가능한 파라미터는 lora_A와 lora_B뿐이어야 합니다 (기본 가중치는 고정)")
+        x = torch.randn(5, in_f, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            expect(_close(layer(x), reference(x)), "초기 상태(B = 0)의 출력이 기본 레이어의 출력과 같아야 합니다")
+            B.copy_(torch.randn(out_f, r, generator=torch.Generator().manual_seed(2)) * 0.3)
+        theirs = _peft_linear(reference.weight, reference.bias, A.detach(), B.detach(), alpha, r)
+        expect(_close(layer(x), theirs(x)), "B를 바꾼 뒤의 출력이 peft의 LoRA 레이어와 다릅니다")
+        layer.zero_grad()
+        layer(x).pow(2).sum().backward()
+        theirs.zero_grad()
+        theirs(x).pow(2).sum().backward()
+        peft_layer = theirs.base_model.model[0]
+        expect(A.grad is not None and B.grad is not None, "A와 B에 gradient가 흘러야 합니다")
+        expect(_close(A.grad, peft_layer.lora_A["default"].weight.grad, atol=1e-4, rtol=1e-4)
+               and _close(B.grad, peft_layer.lora_B["default"].weight.grad, atol=1e-4, rtol=1e-4),
+               "A, B의 gradient가 peft와 다릅니다")
+
+
+def _energy_reference(delta_w: torch.Tensor, r: int) -> float:
+    s = torch.linalg.svdvals(delta_w.double())
+    return float((s[:r] ** 2).sum() / (s**2).sum())
+
+
+@checkpoint(WEEK, "E3", points=1, title="energy_captured: share of ‖ΔW‖²_F in the top-r singular values")
+def energy_captured(fn, hidden: bool = False) -> None:
+    g = torch.Generator().manual_seed(3)
+    low = torch.randn(40, 3, generator=g) @ torch.randn(3, 24, generator=g)
+    cases = [(low + 0.05 * torch.randn(40, 24, generator=g), 3), (torch.randn(16, 16, generator=g), 4)]
+    if hidden:
+        cases += [(torch.randn(8, 30, generator=g), 8), (torch.randn(12, 5, generator=g), 1)]
+    for dw, r in cases:
+        got = fn(dw.clone(), r)
+        expect(isinstance(got, (float, int)) or (isinstance(got, torch.Tensor) and got.numel() == 1),
+               "실수 하나(float)를 반환해야 합니다")
+        got = float(got)
+        want = _energy_reference(dw, r)
+        expect(0.0 <= got <= 1.0 + 1e-6, f"비율은 0과 1 사이여야 합니다 (받은 것: {got:.4f})")
+        s = torch.linalg.svdvals(dw.double())
+        expect(not math.isclose(got, float(s[:r].sum() / s.sum()), rel_tol=1e-4) or math.isclose(got, want, rel_tol=1e-4),
+               "특이값 자체가 아니라 특이값의 제곱(에너지)으로 비율을 구하세요: ‖ΔW‖²_F = Σ σᵢ²")
+        expect(math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6),
+               f"{tuple(dw.shape)} 행렬, r={r}: 기대값과 다릅니다 (상위 r개 σᵢ²의 합 / 전체 σᵢ²의 합)")
+
+
+@checkpoint(WEEK, "1.1", points=1, title="Why low rank? (choice + your SVD measurement)")
+def q1_1(choice, energy_finetuned: float, energy_random: float) -> None:
+    expect(choice is not None, "답(choice)을 고르세요: 'a', 'b', 'c', 'd' 중 하나")
+    expect(isinstance(choice, str) and choice.strip().lower() in "abcd" and len(choice.strip()) == 1,
+           f"choice는 'a'~'d' 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
+    expect(all(isinstance(v, (int, float)) and 0 < v <= 1 for v in (energy_finetuned, energy_random)),
+           "energy_finetuned와 energy_random에는 위 실험에서 잰 비율(0~1)을 넣으세요")
+    expect(energy_finetuned > energy_random,
+           "실험값을 다시 보세요: 미세조정으로 생긴 ΔW와 무작위 행렬 중 상위 r개에 에너지가 더 몰린 쪽은?")
+    expect(choice.strip().lower() == "a",
+           "여러분의 실험이 보여 준 것과 맞는 보기를 고르세요. W0가 아니라 ΔW의 스펙트럼에 관한 질문입니다")
+
+
+@checkpoint(WEEK, "1.2", points=1, title="Parameter reduction, 1024×1024, r = 16")
+def q1_2(lora_params, reduction_percent) -> None:
+    d = k = 1024
+    r = 16
+    expect(lora_params is not None and reduction_percent is not None, "두 값을 모두 채우세요")
+    expect(int(lora_params) == r * (d + k), "LoRA 파라미터 수가 다릅니다: A (r×k)와 B (d×r)의 원소 수를 더하세요")
+    expect(math.isclose(float(reduction_percent), 100 * (1 - r * (d + k) / (d * k)), abs_tol=0.01),
+           "감소율(%) = 100 × (1 − LoRA 파라미터 / 전체 파라미터)")
+
+
+@checkpoint(WEEK, "1.3", points=1, title="Inference speed with a LoRA adapter")
+def q1_3(choice, extra_flops_fraction) -> None:
+    expect(choice is not None and extra_flops_fraction is not None, "두 값을 모두 채우세요")
+    expect(isinstance(choice, str) and choice.strip().lower() in "abcd" and len(choice.strip()) == 1,
+           f"choice는 'a'~'d' 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
+    d = k = 4096
+    r = 16
+    expect(math.isclose(float(extra_flops_fraction), r * (d + k) / (d * k), rel_tol=1e-3),
+           "병합하지 않은 어댑터가 토큰당 더하는 곱셈 수는 r·(in + out), 기본 레이어는 in·out입니다")
+    expect(choice.strip().lower() == "c", "병합(merge) 전과 후를 나눠서 생각해 보세요: 측정한 지연 시간 표를 다시 보세요")
+
+
+@checkpoint(WEEK, "1.4", points=1, title="LoRA r = 8 on q_proj/v_proj of Llama-2-7B")
+def q1_4(trainable_params) -> None:
+    expect(trainable_params is not None, "값을 채우세요")
+    hidden, layers, r = 4096, 32, 8
+    expected = layers * 2 * r * (hidden + hidden)
+    expect(int(trainable_params) == expected,
+           "레이어 수 × 타깃 모듈 수 × r·(in + out)을 계산하세요 (Llama-2-7B: hidden 4096, 32 layers)")

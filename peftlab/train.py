@@ -1,0 +1,139 @@
+"""A small, explicit training loop for sequence classification (the loop the course teaches).
+
+The loop is the textbook one — tokenize once, shuffle with a seeded generator, AdamW on the
+parameters that require grad, cross-entropy, optional linear warm-up/decay — so that two models
+with the same trainable weights, the same seed and the same data see exactly the same batches. That
+is what lets Week 01 train the same LoRA once with peftlab and once with peft and overlay the loss
+curves. On the Colab profile the same function runs on the GPU with autocast (bf16 where supported,
+else fp16 with a GradScaler).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peftlab.device import pick_device, pick_dtype
+
+__all__ = ["EncodedSplit", "TrainResult", "encode", "evaluate_accuracy", "predict_logits", "train_classifier"]
+
+
+@dataclass
+class EncodedSplit:
+    """A tokenized split: ``input_ids``/``attention_mask`` (N, L) and ``labels`` (N,)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+def encode(split, tokenizer, max_length: int = 64) -> EncodedSplit:
+    """Tokenize a split with ``text``/``label`` columns (a ``datasets.Dataset`` or a dict of lists)."""
+    texts, labels = list(split["text"]), list(split["label"])
+    if len(texts) != len(labels):
+        raise ValueError(f"split has {len(texts)} texts but {len(labels)} labels")
+    enc = tokenizer(texts, truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
+    return EncodedSplit(enc["input_ids"], enc["attention_mask"], torch.tensor(labels, dtype=torch.long))
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)  # one per optimizer step
+    valid_accuracy: list[float] = field(default_factory=list)  # one per epoch (if a valid split is given)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _trim(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop padding columns that no sequence in the batch uses (faster on CPU)."""
+    length = int(mask.sum(dim=1).max())
+    return ids[:, :length], mask[:, :length]
+
+
+def train_classifier(
+    model: nn.Module,
+    train: EncodedSplit,
+    valid: EncodedSplit | None = None,
+    epochs: int = 3,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    weight_decay: float = 0.0,
+    warmup_ratio: float = 0.0,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> TrainResult:
+    """Train every parameter with ``requires_grad`` of a ``…ForSequenceClassification`` model."""
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs ≥ 1, batch_size ≥ 1, lr > 0; got epochs={epochs}, batch_size={batch_size}, lr={lr}")
+    device = torch.device(device) if device is not None else pick_device()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters (did you freeze everything?)")
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    total = epochs * ((len(train) + batch_size - 1) // batch_size)
+    warmup = int(warmup_ratio * total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / max(warmup, 1), max(0.0, (total - step) / max(total - warmup, 1)))
+    )
+    amp_dtype = pick_dtype(device) if device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    generator = torch.Generator().manual_seed(seed)  # batch order
+    torch.manual_seed(seed)  # dropout masks: same seed, same model → same masks
+    result = TrainResult()
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for idx in _batches(len(train), batch_size, generator):
+            ids, mask = _trim(train.input_ids[idx], train.attention_mask[idx])
+            ids, mask, labels = ids.to(device), mask.to(device), train.labels[idx].to(device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            scheduler.step()
+            result.losses.append(loss.item())
+            result.steps += 1
+        if valid is not None:
+            result.valid_accuracy.append(evaluate_accuracy(model, valid, device=device))
+    result.seconds = time.perf_counter() - t0
+    model.eval()
+    return result
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> torch.Tensor:
+    """Logits for every example of ``split`` (eval mode), on the CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    out = []
+    for idx in _batches(len(split), batch_size, None):
+        ids, mask = _trim(split.input_ids[idx], split.attention_mask[idx])
+        out.append(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu())
+    return torch.cat(out)
+
+
+def evaluate_accuracy(model: nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> float:
+    """Fraction of ``split`` classified correctly."""
+    logits = predict_logits(model, split, batch_size=batch_size, device=device)
+    return (logits.argmax(dim=-1) == split.labels).float().mean().item()

@@ -1,0 +1,80 @@
+"""device, env, spectrum, train: small units the notebooks lean on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import tiny_bert
+
+import peftlab
+from peftlab import device, env, spectrum
+from peftlab.cli import main as cli_main
+from peftlab.train import EncodedSplit, evaluate_accuracy, train_classifier
+
+
+def test_pick_device_and_dtype_on_cpu(monkeypatch):
+    monkeypatch.delenv("PEFTLAB_DEVICE", raising=False)
+    if not torch.cuda.is_available():
+        assert device.pick_dtype("cpu") == torch.float32
+        assert device.bf16_supported("cpu") is False
+    monkeypatch.setenv("PEFTLAB_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="PEFTLAB_DEVICE"):
+        device.pick_device()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            device.pick_device("cuda")
+
+
+def test_env_check_prints_ok_lines(capsys):
+    assert env.check() is True
+    out = capsys.readouterr().out
+    assert "[OK] torch" in out and "[OK] peft" in out and "profile" in out
+
+
+def test_cli_env(capsys):
+    assert cli_main(["env"]) == 0
+    assert "[OK]" in capsys.readouterr().out
+
+
+def test_spectrum_energy():
+    g = torch.Generator().manual_seed(0)
+    low = torch.randn(30, 2, generator=g) @ torch.randn(2, 20, generator=g)
+    assert spectrum.energy_captured(low, 2) == pytest.approx(1.0, abs=1e-9)
+    assert spectrum.energy_captured(spectrum.random_like(low), 2) < 0.5
+    curve = spectrum.energy_curve(torch.randn(6, 4, generator=g))
+    assert curve.shape == (4,) and torch.all(curve[1:] >= curve[:-1]) and curve[-1] == pytest.approx(1.0)
+    rnd = spectrum.random_like(low)
+    assert rnd.norm().item() == pytest.approx(low.double().norm().item())
+    with pytest.raises(ValueError, match="r must be an int in"):
+        spectrum.energy_captured(low, 0)
+    with pytest.raises(ValueError, match="2-D"):
+        spectrum.singular_values(torch.ones(3))
+    with pytest.raises(ValueError, match="all zeros"):
+        spectrum.energy_curve(torch.zeros(3, 3))
+
+
+def _toy_split(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 64, (n, 8), generator=g)
+    labels = (ids[:, 0] > 34).long()  # learnable from the first token
+    return EncodedSplit(ids, torch.ones_like(ids), labels)
+
+
+def test_train_classifier_learns_and_is_deterministic():
+    data = _toy_split()
+    m1 = peftlab.apply_lora(tiny_bert(), r=4, alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"])
+    m2 = peftlab.apply_lora(tiny_bert(), r=4, alpha=8, target_modules=["query", "value"], modules_to_save=["classifier"])
+    r1 = train_classifier(m1, data, data, epochs=2, lr=1e-2, batch_size=16, device="cpu")
+    r2 = train_classifier(m2, data, data, epochs=2, lr=1e-2, batch_size=16, device="cpu")
+    assert r1.losses == r2.losses and len(r1.losses) == 8 and len(r1.valid_accuracy) == 2
+    assert 0.0 <= evaluate_accuracy(m1, data) <= 1.0
+
+
+def test_train_classifier_bad_input():
+    with pytest.raises(ValueError, match="epochs"):
+        train_classifier(tiny_bert(), _toy_split(), epochs=0)
+    frozen = tiny_bert()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train_classifier(frozen, _toy_split())
