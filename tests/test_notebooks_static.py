@@ -1,0 +1,83 @@
+"""Static checks of solutions/ and notebooks/ (no execution): markers, badges, paths, week metadata.
+
+The fixture week (``tests/fixtures/pipeline``) goes through the same checks so that they always
+exercise something, even before ``solutions/`` has notebooks.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from peftlab.instructor.notebook import (
+    colab_url,
+    find_machine_paths,
+    list_notebooks,
+    notebook_week,
+    read_notebook,
+    week_from_filename,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "pipeline" / "99_fixture.ipynb"
+
+_COLAB_LINK = re.compile(r"https?://colab\.research\.google\.com/github/[^\s)\"'<>\]]+")
+_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "END HIDDEN")
+
+
+def _params(folder: str) -> list:
+    paths = list_notebooks(REPO / folder)
+    if not paths:
+        return [pytest.param(None, id=folder, marks=pytest.mark.skip(reason=f"no {folder}/NN_*.ipynb yet"))]
+    return [pytest.param(p, id=f"{folder}/{p.name}") for p in paths]
+
+
+FIXTURE_PARAM = pytest.param(FIXTURE, id="fixture/99_fixture.ipynb")
+SOLUTIONS = _params("solutions")
+STUDENT = _params("notebooks")
+
+
+@pytest.mark.parametrize("path", STUDENT)
+def test_student_notebook_has_no_solution_or_hidden_markers(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    found = [m for m in _MARKERS if m in text]
+    assert not found, f"{path.name} contains {found}: notebooks/ must come from `peftlab build-student`"
+
+
+@pytest.mark.parametrize("path", [FIXTURE_PARAM, *SOLUTIONS, *STUDENT])
+def test_colab_badge_points_to_the_student_notebook(path: Path) -> None:
+    nb = read_notebook(path)
+    links = [
+        m.group(0) for cell in nb.cells if cell.cell_type == "markdown" for m in _COLAB_LINK.finditer(cell.source)
+    ]
+    expected = colab_url(path.name)
+    assert links, f"{path.name} has no 'Open in Colab' badge (expected a link to {expected})"
+    wrong = sorted({link for link in links if link != expected})
+    assert not wrong, f"{path.name}: Colab links {wrong} should be {expected}"
+
+
+@pytest.mark.parametrize("path", [FIXTURE_PARAM, *SOLUTIONS, *STUDENT])
+def test_no_machine_paths_in_stored_outputs(path: Path) -> None:
+    found = find_machine_paths(read_notebook(path))
+    assert not found, f"{path.name} shows machine paths in outputs (cell, path): {found[:10]}"
+
+
+@pytest.mark.parametrize("path", [FIXTURE_PARAM, *SOLUTIONS, *STUDENT])
+def test_week_metadata_matches_file_name(path: Path) -> None:
+    assert notebook_week(read_notebook(path), path.name) == week_from_filename(path)
+
+
+def test_machine_path_detection() -> None:
+    """The path finder used above catches what it should and nothing else."""
+    cell = new_code_cell("x", outputs=[
+        new_output("stream", name="stdout", text="saved to /tmp/run1/adapter.safetensors\nsee docs/x.md\n"),
+        new_output("execute_result", data={"text/plain": "PosixPath('/home/kim/peftlab/data')"}, execution_count=1),
+        new_output("error", ename="OSError", evalue="", traceback=['File "/root/.venv/lib/x.py", line 1']),
+    ])
+    found = find_machine_paths(new_notebook(cells=[cell]))
+    assert [p for _, p in found] == ["/tmp/run1/adapter.safetensors", "/home/kim/peftlab/data", "/root/.venv/lib/x.py"]
+    clean = new_code_cell("x", outputs=[new_output("stream", name="stdout", text="a/tmp/b ./home/x 1/2\n")])
+    assert find_machine_paths(new_notebook(cells=[clean])) == []
