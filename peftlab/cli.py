@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cell-timeout", type=float, default=120.0, help="seconds per cell")
     s.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook")
     s.add_argument("--memory-mb", type=int, default=4096, help="memory limit per notebook (MiB)")
+    s.add_argument("--force", action="store_true", help="regrade students already in grades.csv")
     s.set_defaults(func=_cmd_grade)
     return p
 

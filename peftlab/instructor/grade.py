@@ -1,0 +1,354 @@
+"""``peftlab grade WEEK SUBMISSIONS --out DIR``: score a class's notebooks for one week.
+
+For every ``SUBMISSIONS/<student>.ipynb``:
+
+1. read it (``invalid`` if it is not a notebook, ``wrong-week`` if its metadata names another week);
+2. assemble the graded notebook: the solution's cells, with the student's exercise/answer cells
+   (:mod:`peftlab.instructor._grade_assemble`);
+3. run it in a fresh sandboxed kernel, cell by cell, with per-cell and total timeouts and a memory
+   limit; each check cell is scored by the kernel guard over a private signed channel
+   (:mod:`peftlab.instructor._grade_run`, :mod:`peftlab.instructor._kernel_guard`);
+4. write its row to ``DIR/grades.csv`` (rewritten atomically after every submission), its feedback
+   to ``DIR/feedback/<student>.md`` and the executed notebook to ``DIR/executed/<student>.ipynb``.
+
+A rerun skips students already in ``grades.csv`` unless ``force`` is set. See ``docs/grading.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import io
+import json
+import os
+import pkgutil
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbformat import NotebookNode
+
+from peftlab.instructor._grade_assemble import InvalidSubmission, WrongWeek, assemble, read_submission
+from peftlab.instructor._grade_run import GraderSetupError, Limits, run_graded, sandbox_plan, sweep_cgroups
+from peftlab.instructor.notebook import (
+    CHECK,
+    list_notebooks,
+    read_notebook,
+    role_cells,
+    validate_notebook,
+    week_from_filename,
+    write_notebook,
+)
+
+__all__ = ["GradeRow", "GradingError", "Week", "grade", "grade_cli", "load_week"]
+
+STATUSES = ("ok", "timeout", "crashed", "invalid", "wrong-week")
+
+
+class GradingError(RuntimeError):
+    """A problem with the grader's inputs (unknown week, missing folder, unregistered check)."""
+
+
+@dataclass(frozen=True)
+class Week:
+    """What grading one week needs: the solution notebook, its checks in order, their points."""
+
+    week: str
+    solution_path: Path
+    solution: NotebookNode
+    check_ids: tuple[str, ...]
+    points: dict[str, float]
+    check_modules: tuple[str, ...]
+    pythonpath: tuple[str, ...] = ()
+
+    @property
+    def max_points(self) -> float:
+        return sum(self.points.values())
+
+
+@dataclass
+class GradeRow:
+    """One student's result."""
+
+    student: str
+    status: str
+    points: dict[str, float]
+    max_points: float
+    feedback: list[str] = field(default_factory=list)  # failed checks, one line each
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.points.values())
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+# --- the week --------------------------------------------------------------------------------------
+
+
+def _find_solution(week: str, solutions: Path) -> Path:
+    if not solutions.is_dir():
+        raise GradingError(f"solutions folder {str(solutions)!r} does not exist")
+    available = list_notebooks(solutions)
+    for path in available:
+        if week in (path.stem, path.name, week_from_filename(path)) or week.zfill(2) == week_from_filename(path):
+            return path
+    names = ", ".join(f"{week_from_filename(p)} ({p.stem})" for p in available) or "none"
+    raise GradingError(f"unknown week {week!r}: no solutions/NN_*.ipynb for it in {str(solutions)!r}; "
+                       f"available weeks: {names}")
+
+
+def _default_check_modules() -> list[str]:
+    import peftlab.checks as pkg
+
+    return [f"peftlab.checks.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")]
+
+
+def load_week(week: str, solutions: Path, check_modules: Sequence[str] | None = None,
+              pythonpath: Sequence[Path] = ()) -> Week:
+    """Find and validate the week's solution and the registered points of its checks."""
+    path = _find_solution(week, Path(solutions))
+    nb = read_notebook(path)
+    nb_week = validate_notebook(nb, path.name)
+    check_ids = tuple(rc.id for rc in role_cells(nb, CHECK))
+    paths = tuple(str(Path(p).resolve()) for p in pythonpath)
+    for p in reversed(paths):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    modules = list(check_modules) if check_modules is not None else _default_check_modules()
+    from peftlab.checks import REGISTRY
+
+    used: list[str] = []
+    for name in modules:
+        try:
+            mod = importlib.import_module(name)
+        except Exception as exc:
+            raise GradingError(f"cannot import check module {name!r}: {type(exc).__name__}: {exc}") from exc
+        if any(getattr(getattr(v, "check_info", None), "week", None) == nb_week for v in vars(mod).values()):
+            used.append(name)
+    points: dict[str, float] = {}
+    for cid in check_ids:
+        info = REGISTRY.get(f"{nb_week}:{cid}")
+        if info is None:
+            raise GradingError(f"{path.name}: check cell {cid!r} has no registered check {nb_week}:{cid} "
+                               f"in {', '.join(modules) or 'no modules'}")
+        points[cid] = info.points
+    return Week(nb_week, path, nb, check_ids, points, tuple(used), paths)
+
+
+# --- grades.csv, feedback ------------------------------------------------------------------------
+
+
+def _columns(week: Week) -> list[str]:
+    return ["student", *week.check_ids, "total", "max", "status"]
+
+
+def _read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
+    if not csv_path.is_file():
+        return {}
+    with csv_path.open(newline="", encoding="utf-8") as f:
+        return {row["student"]: row for row in csv.DictReader(f) if row.get("student")}
+
+
+def _write_rows(csv_path: Path, columns: list[str], rows: dict[str, dict[str, str]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for student in sorted(rows):
+        writer.writerow({c: rows[student].get(c, "") for c in columns})
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, csv_path)
+
+
+def _csv_row(row: GradeRow, week: Week) -> dict[str, str]:
+    out = {"student": row.student, "total": _fmt(row.total), "max": _fmt(week.max_points), "status": row.status}
+    out.update({cid: _fmt(row.points.get(cid, 0.0)) for cid in week.check_ids})
+    return out
+
+
+def feedback_text(row: GradeRow, week: Week) -> str:
+    """The Markdown feedback for one student (Korean with English terms)."""
+    lines = [f"# {week.week}주차 채점 결과 (feedback) — {row.student}", "",
+             f"- 점수 (score): **{_fmt(row.total)} / {_fmt(week.max_points)}**",
+             f"- 상태 (status): `{row.status}`", ""]
+    if row.notes:
+        lines += ["## 참고 (notes)", "", *[f"- {n}" for n in row.notes], ""]
+    lines += ["## 체크별 점수 (points per check)", "", "| 체크 | 점수 | 결과 |", "|---|---|---|"]
+    for cid in week.check_ids:
+        got = row.points.get(cid, 0.0)
+        mark = "✅ 통과" if got >= week.points[cid] else "❌ 실패"
+        lines.append(f"| {cid} | {_fmt(got)} / {_fmt(week.points[cid])} | {mark} |")
+    lines.append("")
+    if row.feedback:
+        lines += ["## 실패한 체크와 힌트 (failed checks and hints)", "", *row.feedback, ""]
+    elif row.status == "ok":
+        lines += ["모든 자동 채점 체크를 통과했습니다. 서술형 답(answer)은 강사가 따로 채점합니다.", ""]
+    return "\n".join(lines)
+
+
+# --- grading one submission ------------------------------------------------------------------------
+
+
+def _grade_one(path: Path, week: Week, workroot: Path, cfg: dict, limits: Limits,
+               cancel: threading.Event) -> tuple[GradeRow, NotebookNode | None, dict]:
+    student = path.stem
+    zero = {cid: 0.0 for cid in week.check_ids}
+    try:
+        submission = read_submission(path, week.week)
+    except InvalidSubmission as exc:
+        return GradeRow(student, "invalid", zero, week.max_points, notes=[str(exc)]), None, {}
+    except WrongWeek as exc:
+        return GradeRow(student, "wrong-week", zero, week.max_points, notes=[str(exc)]), None, {}
+    assembled = assemble(week.solution, submission, week.solution_path.name)
+    if cancel.is_set():
+        raise KeyboardInterrupt
+    run_cfg = dict(cfg, week=week.week, check_modules=list(week.check_modules), pythonpath=list(week.pythonpath))
+    outcome = run_graded(assembled.nb, workroot, run_cfg, limits, list(week.check_ids), cancel=cancel)
+    points, feedback = {}, []
+    for cid in week.check_ids:
+        result = outcome.checks[cid]
+        points[cid] = week.points[cid] if result.passed else 0.0
+        if not result.passed:
+            feedback.append(f"- **{cid}** (0 / {_fmt(week.points[cid])}): {result.hint}")
+    row = GradeRow(student, outcome.status, points, week.max_points, feedback,
+                   assembled.notes + outcome.notes, outcome.seconds)
+    return row, outcome.executed, outcome.sandbox
+
+
+# --- the whole class ---------------------------------------------------------------------------------
+
+
+def _secret_paths(week: Week, submissions: Path, out: Path) -> list[Path]:
+    """Folders the kernel must not see: answers, other students' work, grades, the repository's history."""
+    paths = [week.solution_path.parent, submissions, out]
+    repo = Path(__file__).resolve().parents[2]
+    paths += [repo / "solutions", repo / ".git", repo / "build"]
+    return [p.resolve() for p in paths if p.exists()]
+
+
+def grade(week: str, submissions: Path, out: Path, *, solutions: Path = Path("solutions"), jobs: int = 1,
+          cell_timeout: float = 120.0, timeout: float = 600.0, memory_mb: int = 4096, force: bool = False,
+          check_modules: Sequence[str] | None = None, pythonpath: Sequence[Path] = (),
+          progress: bool = True) -> list[GradeRow]:
+    """Grade every ``submissions/*.ipynb`` for ``week``; return the rows graded in this call.
+
+    ``grades.csv`` is rewritten after each submission, so an interrupted run keeps what finished and
+    a rerun skips students already in it (``force=True`` regrades everyone).
+    """
+    submissions, out = Path(submissions), Path(out)
+    if not submissions.is_dir():
+        raise GradingError(f"submissions folder {str(submissions)!r} does not exist")
+    wk = load_week(week, Path(solutions), check_modules, pythonpath)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feedback").mkdir(exist_ok=True)
+    (out / "executed").mkdir(exist_ok=True)
+    csv_path = out / "grades.csv"
+    rows = {} if force else _read_rows(csv_path)
+    rows = {s: r for s, r in rows.items() if r.get("status") in STATUSES}
+    columns = _columns(wk)
+    todo = [p for p in sorted(submissions.iterdir()) if p.suffix == ".ipynb" and p.is_file() and p.stem not in rows]
+    _write_rows(csv_path, columns, rows)
+
+    limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
+    sweep_cgroups()
+    cfg = sandbox_plan(_secret_paths(wk, submissions, out), extra_keep=wk.pythonpath)
+    _sweep_workroots()
+    workroot = Path(tempfile.mkdtemp(prefix="peftlab-grade-"))
+    os.chmod(workroot, 0o711)
+    (workroot / "grader.pid").write_text(str(os.getpid()))
+    cancel = threading.Event()
+    graded: list[GradeRow] = []
+    errors: list[str] = []
+    bar = _progress(len(todo), progress)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            pending: dict[Future, Path] = {
+                pool.submit(_grade_one, p, wk, workroot, cfg, limits, cancel): p for p in todo
+            }
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        path = pending.pop(fut)
+                        try:
+                            row, executed, sandbox = fut.result()
+                        except GraderSetupError as exc:
+                            errors.append(f"{path.name}: {exc}")
+                            bar.update(1)
+                            continue
+                        rows[row.student] = _csv_row(row, wk)
+                        _write_rows(csv_path, columns, rows)
+                        (out / "feedback" / f"{row.student}.md").write_text(feedback_text(row, wk), encoding="utf-8")
+                        if executed is not None:
+                            write_notebook(executed, out / "executed" / f"{row.student}.ipynb")
+                        if sandbox and not (out / "sandbox.json").exists():
+                            (out / "sandbox.json").write_text(json.dumps(sandbox, indent=1, ensure_ascii=False))
+                        graded.append(row)
+                        bar.set_postfix_str(f"{row.student}: {row.status}")
+                        bar.update(1)
+            except BaseException:
+                cancel.set()
+                for fut in pending:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
+        if not os.environ.get("PEFTLAB_GRADE_KEEP_LOGS"):
+            shutil.rmtree(workroot, ignore_errors=True)
+    if errors:
+        raise GradingError("the grader could not grade some submissions (they are not in grades.csv; "
+                           "rerun to retry):\n" + "\n".join(errors))
+    return graded
+
+
+def _sweep_workroots() -> None:
+    """Remove temporary folders left by graders that were killed (their pid is gone)."""
+    for folder in Path(tempfile.gettempdir()).glob("peftlab-grade-*"):
+        try:
+            pid = int((folder / "grader.pid").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="nb", desc="grading", disable=not enabled, file=sys.stderr)
+
+
+def _summary(rows: Iterable[GradeRow]) -> str:
+    rows = list(rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "nothing to grade"
+
+
+def grade_cli(args: argparse.Namespace) -> int:
+    """Entry point of ``peftlab grade``."""
+    try:
+        rows = grade(args.week, Path(args.submissions), Path(args.out), solutions=Path(args.solutions),
+                     jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout,
+                     memory_mb=args.memory_mb, force=getattr(args, "force", False))
+    except GradingError as exc:
+        print(f"peftlab grade: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("peftlab grade: interrupted; finished rows are in grades.csv, rerun to continue", file=sys.stderr)
+        return 130
+    print(f"graded {len(rows)} notebooks ({_summary(rows)}); results in {Path(args.out) / 'grades.csv'}")
+    return 0
