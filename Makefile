@@ -9,6 +9,9 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND ?= Agg
+# torch's OpenMP threads spin while they wait; when two processes share the cores (pytest + a
+# notebook kernel, two grading workers) spinning makes small models ~50× slower. Passive waiting avoids it.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run test test-fast lab student execute data bench lint env clean
 
