@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab.inject import count_parameters, find_targets, freeze_except, replace_modules
+from peftlab.inject import find_targets, freeze_except, replace_modules
 
 __all__ = [
     "LoRAConfig",

@@ -12,7 +12,14 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 import peftlab
-from peftlab.lora import LoRALinear, disable_adapters, lora_layers, merge_lora, set_active_adapters, unmerge_lora
+from peftlab.lora import (
+    LoRALinear,
+    disable_adapters,
+    lora_layers,
+    merge_lora,
+    set_active_adapters,
+    unmerge_lora,
+)
 
 ATOL = 1e-5
 

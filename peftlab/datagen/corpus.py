@@ -1,0 +1,109 @@
+"""The unlabeled pretraining corpus: one sentence per line.
+
+Movie talk uses the review grammar of :mod:`peftlab.datagen.reviews` with a flat (uniform) predicate
+distribution, so every predicate is seen often, and its sentences are mostly *coherent*: all clauses
+of a sentence share one polarity (연기가 훌륭했고 음악도 아름다웠다; 지루하지 않고 재미있었다), which is
+what lets a masked-LM learn which words carry which sentiment. The rest is everyday language
+(coherent opinions about food, trips, classes), neutral diary sentences, and simple facts
+(capitals, antonyms, sums) that the instruction set asks about.
+"""
+
+from __future__ import annotations
+
+import random
+
+from . import lexicon as L
+from .korean import particle
+from .reviews import REGISTERS, ReviewGenerator
+
+
+def _movie_sentence(gen: ReviewGenerator) -> str:
+    r = gen.rng
+    gen._used = set()
+    reg = r.choice(REGISTERS)
+    pol = r.choice((1, -1))
+    shape = r.choices(["single", "coord", "coord3", "contrast", "filler"], [0.2, 0.4, 0.1, 0.15, 0.15])[0]
+    if shape == "single":
+        return gen.clause(pol, end="final", register=reg) + "."
+    if shape == "coord":
+        conn = r.choice(["고", "고", "서"])
+        return (gen.clause(pol, end=conn, register=reg) + " "
+                + gen.clause(pol, end="final", register=reg, also=r.random() < 0.5) + ".")
+    if shape == "coord3":
+        return (gen.clause(pol, end="고", register=reg) + " " + gen.clause(pol, end="고", register=reg, also=True)
+                + " " + gen.clause(pol, end="final", register=reg, also=r.random() < 0.5) + ".")
+    if shape == "contrast":
+        return (gen.clause(-pol, end=r.choice(["지만", "는데"]), register=reg, topic=True) + " "
+                + gen.clause(pol, end="final", register=reg, topic=True) + ".")
+    return gen.filler(reg, connective=True) + " " + gen.clause(pol, end="final", register=reg) + "."
+
+
+def _everyday_sentence(rng: random.Random) -> str:
+    reg = rng.choice(REGISTERS)
+    pol = rng.choice((1, -1))
+    if rng.random() < 0.3:
+        subj = rng.sample(L.FOOD_SUBJECTS, 2)
+        preds = [p for p in L.FOOD_PREDICATES if p.polarity == pol]
+    else:
+        subj = rng.sample(L.EVERYDAY_SUBJECTS, 2)
+        preds = [p for p in L.EVERYDAY_PREDICATES if p.polarity == pol]
+    p1, p2 = rng.sample(preds, 2)
+    time = rng.choice(L.TIMES[:8])
+    if rng.random() < 0.5:
+        return f"{time} {particle(subj[0], '이/가')} {p1.final(reg, 'past')}."
+    return f"{particle(subj[0], '이/가')} {p1.connective('고')} {subj[1]}도 {p2.final(reg, 'past')}."
+
+
+def _neutral_sentence(rng: random.Random) -> str:
+    who = rng.choice(L.PEOPLE)
+    time = rng.choice(L.TIMES)
+    past, present = rng.choice(L.ACTIVITIES)
+    if time == "내일":
+        return f"{who} {time} {present}."
+    reg = rng.choice(REGISTERS)
+    return f"{who} {time} {past}" + {"plain": "다.", "polite": "어요.", "formal": "습니다."}[reg]
+
+
+def _fact_sentence(rng: random.Random) -> str:
+    kind = rng.randrange(4)
+    if kind == 0:
+        country, capital = rng.choice(L.CAPITALS)
+        return f"{country}의 수도는 {capital}이다."
+    if kind == 1:
+        a, b = rng.choice(L.ANTONYMS)
+        if rng.random() < 0.5:
+            a, b = b, a
+        return f"'{a}'의 반대말은 '{b}'이다."
+    x, y = rng.randrange(0, 50), rng.randrange(0, 50)
+    if kind == 2:
+        return f"{x} 더하기 {particle(str(y), '은/는')} {x + y}이다."
+    x, y = max(x, y), min(x, y)
+    return f"{x} 빼기 {particle(str(y), '은/는')} {x - y}이다."
+
+
+def make_corpus(n_lines: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
+    """``n_lines`` distinct sentences; any sentence in ``exclude`` (the test reviews' sentences) is
+    skipped, so the corpus never contains a test sentence verbatim."""
+    rng = random.Random(seed)
+    gen = ReviewGenerator(seed + 1, zipf=0.0)
+    seen: set[str] = set()
+    lines: list[str] = []
+    attempts = 0
+    while len(lines) < n_lines:
+        attempts += 1
+        if attempts > 50 * n_lines:
+            raise RuntimeError(f"n_lines={n_lines}: could not draw that many distinct sentences")
+        u = rng.random()
+        if u < 0.62:
+            s = _movie_sentence(gen)
+        elif u < 0.80:
+            s = _everyday_sentence(rng)
+        elif u < 0.92:
+            s = _neutral_sentence(rng)
+        else:
+            s = _fact_sentence(rng)
+        if s in seen or s in exclude:
+            continue
+        seen.add(s)
+        lines.append(s)
+    return lines

@@ -1,0 +1,30 @@
+"""The benchmark harness runs end to end and its two sides compute the same thing."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_rows_agree_and_print_ratios(capsys):
+    bench = _load()
+    for row in bench.ROWS:
+        result = bench.bench(row, torch.device("cpu"), repeats=2, warmup=1)
+        assert result["max_abs_diff"] < 1e-5, row.name
+        assert result["ratio"] > 0 and result["mem_ours"] > 0 and result["mem_theirs"] > 0
+    assert bench.main(["--quick", "--rows", "4096"]) == 0
+    out = capsys.readouterr().out
+    assert "worst median ratio peftlab/peft" in out
