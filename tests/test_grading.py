@@ -468,3 +468,19 @@ def test_release_leak_scan(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.ipynb").write_text('{"source": "### BEGIN HIDDEN TESTS"}')
     assert find_leaks(tmp_path) == ["sub/b.ipynb: BEGIN HIDDEN"]
+
+
+def test_unreadable_course_data_is_refused_before_grading(tmp_path, monkeypatch):
+    """Kernels run as a throw-away uid: a data file only root can read must stop grading up front."""
+    from peftlab import data as data_mod
+    from peftlab.instructor import grade as grade_mod
+
+    (tmp_path / "models").mkdir()
+    secret = tmp_path / "models" / "model.safetensors"
+    secret.write_bytes(b"x")
+    secret.chmod(0o600)
+    monkeypatch.setattr(data_mod, "data_root", lambda: tmp_path)
+    with pytest.raises(grade_mod.GradingError, match="chmod -R a\\+rX"):
+        grade_mod._check_data_readable()
+    secret.chmod(0o644)
+    grade_mod._check_data_readable()

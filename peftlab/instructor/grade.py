@@ -24,6 +24,7 @@ import json
 import os
 import pkgutil
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -237,6 +238,22 @@ def _secret_paths(week: Week, submissions: Path, out: Path) -> list[Path]:
     return [p.resolve() for p in paths if p.exists()]
 
 
+def _check_data_readable() -> None:
+    """Kernels run as a throw-away uid: every file of the course data must be world-readable."""
+    from peftlab.data import data_root
+
+    try:
+        root = data_root()
+    except Exception:  # no data folder: the notebooks will say so themselves
+        return
+    unreadable = [p for p in root.rglob("*") if not p.stat().st_mode & stat.S_IROTH]
+    if unreadable:
+        raise GradingError(
+            f"grading kernels run as an unprivileged user and cannot read {len(unreadable)} path(s) under "
+            f"{root}, e.g. {unreadable[0]}; make them readable first: chmod -R a+rX {root}"
+        )
+
+
 def grade(week: str, submissions: Path, out: Path, *, solutions: Path = Path("solutions"), jobs: int = 1,
           cell_timeout: float = 120.0, timeout: float = 600.0, memory_mb: int = 4096, force: bool = False,
           check_modules: Sequence[str] | None = None, pythonpath: Sequence[Path] = (),
@@ -263,6 +280,8 @@ def grade(week: str, submissions: Path, out: Path, *, solutions: Path = Path("so
     limits = Limits(cell_timeout=cell_timeout, timeout=timeout, memory_mb=memory_mb)
     sweep_cgroups()
     cfg = sandbox_plan(_secret_paths(wk, submissions, out), extra_keep=wk.pythonpath)
+    if "uid" in cfg:
+        _check_data_readable()
     _sweep_workroots()
     workroot = Path(tempfile.mkdtemp(prefix="peftlab-grade-"))
     os.chmod(workroot, 0o711)
