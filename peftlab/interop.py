@@ -25,13 +25,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from peftlab.lora import LoRAConfig, LoRALinear, apply_lora, lora_layers
+from peftlab.lora import LoRAConfig, LoRAEmbedding, LoRALinear, apply_lora, lora_layers
 
 __all__ = ["load_peft_adapter", "save_peft_adapter", "CONFIG_NAME", "WEIGHTS_NAME"]
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 _PREFIX = "base_model.model."
+# how peft names each factor in the file (Linear factors are nn.Linear modules, embedding factors bare tensors)
+_KEY_SUFFIX = {
+    "lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight",
+    "lora_embedding_A": ".lora_embedding_A", "lora_embedding_B": ".lora_embedding_B",
+}
+_PAIRS = {"lora_A": "lora_B", "lora_embedding_A": "lora_embedding_B"}
 
 
 def _module_state(model: nn.Module, key: str) -> dict[str, torch.Tensor]:
@@ -72,9 +78,9 @@ def save_peft_adapter(
 
     tensors: dict[str, torch.Tensor] = {}
     for name, layer in lora_layers(model).items():
-        if adapter_name in layer.lora_A:
-            tensors[f"{_PREFIX}{name}.lora_A.weight"] = layer.lora_A[adapter_name].detach()
-            tensors[f"{_PREFIX}{name}.lora_B.weight"] = layer.lora_B[adapter_name].detach()
+        if adapter_name in layer._A:
+            for part, store in ((layer._A_NAME, layer._A), (layer._B_NAME, layer._B)):
+                tensors[f"{_PREFIX}{name}{_KEY_SUFFIX[part]}"] = store[adapter_name].detach()
     for key in cfg.modules_to_save:
         for pname, param in _module_state(model, key).items():
             tensors[f"{_PREFIX}{pname}"] = param.detach()
@@ -157,8 +163,7 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     other: dict[str, torch.Tensor] = {}
     for key, value in tensors.items():
         name = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
-        for part in ("lora_A", "lora_B"):
-            suffix = f".{part}.weight"
+        for part, suffix in _KEY_SUFFIX.items():
             if name.endswith(suffix):
                 lora.setdefault(name[: -len(suffix)], {})[part] = value
                 break
@@ -170,21 +175,26 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     modules = dict(model.named_modules())
     params = dict(model.named_parameters())
     for name, pair in sorted(lora.items()):
-        for part in ("lora_A", "lora_B"):
+        a_part = next((p for p in _PAIRS if p in pair), None) or next(a for a, b in _PAIRS.items() if b in pair)
+        b_part = _PAIRS[a_part]
+        for part in (a_part, b_part):
             if part not in pair:
-                raise ValueError(f"tensor {_PREFIX}{name}.{part}.weight is missing from {folder / WEIGHTS_NAME}")
+                raise ValueError(f"tensor {_PREFIX}{name}{_KEY_SUFFIX[part]} is missing from {folder / WEIGHTS_NAME}")
+        first = f"{_PREFIX}{name}{_KEY_SUFFIX[a_part]}"
         mod = modules.get(name)
         if mod is None:
-            raise ValueError(f"tensor {_PREFIX}{name}.lora_A.weight names module {name!r}, which the model does not have")
+            raise ValueError(f"tensor {first} names module {name!r}, which the model does not have")
         base = mod.base_layer if isinstance(mod, LoRALinear) else mod
-        if not isinstance(base, nn.Linear):
-            raise ValueError(f"tensor {_PREFIX}{name}.lora_A.weight targets {name!r}, a {type(base).__name__}, not a Linear")
-        expected = {"lora_A": (r, base.in_features), "lora_B": (base.out_features, r)}
-        for part, shape in expected.items():
+        kind = nn.Embedding if a_part == "lora_embedding_A" else nn.Linear
+        if not isinstance(base, kind):
+            raise ValueError(f"tensor {first} targets {name!r}, a {type(base).__name__}, not an nn.{kind.__name__}")
+        layer_cls = LoRAEmbedding if kind is nn.Embedding else LoRALinear
+        n_in, n_out = layer_cls._dims(base)
+        for part, shape in ((a_part, (r, n_in)), (b_part, (n_out, r))):
             if tuple(pair[part].shape) != shape:
                 raise ValueError(
-                    f"tensor {_PREFIX}{name}.{part}.weight has shape {tuple(pair[part].shape)}, "
-                    f"but layer {name!r} ({base.out_features}×{base.in_features}, r={r}) needs {shape}"
+                    f"tensor {_PREFIX}{name}{_KEY_SUFFIX[part]} has shape {tuple(pair[part].shape)}, "
+                    f"but layer {name!r} ({n_out}×{n_in}, r={r}) needs {shape}"
                 )
     for pname, value in other.items():
         target = params.get(pname)
@@ -204,8 +214,8 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     with torch.no_grad():
         for name, pair in lora.items():
             layer = model.get_submodule(name)
-            layer.lora_A[adapter_name].copy_(pair["lora_A"])
-            layer.lora_B[adapter_name].copy_(pair["lora_B"])
+            layer._A[adapter_name].copy_(pair[layer._A_NAME])
+            layer._B[adapter_name].copy_(pair[layer._B_NAME])
         params = dict(model.named_parameters())
         for pname, value in other.items():
             params[pname].copy_(value)

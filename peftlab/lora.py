@@ -39,6 +39,7 @@ from peftlab.inject import find_targets, freeze_except, replace_modules
 
 __all__ = [
     "LoRAConfig",
+    "LoRAEmbedding",
     "LoRALinear",
     "apply_lora",
     "disable_adapters",
@@ -84,13 +85,12 @@ class LoRALinear(nn.Module):
         init: str = "kaiming",
     ):
         super().__init__()
-        if not isinstance(base_layer, nn.Linear):
-            raise TypeError(f"base_layer must be an nn.Linear, got {type(base_layer).__name__}")
+        if not isinstance(base_layer, self._BASE):
+            raise TypeError(f"base_layer must be an nn.{self._BASE.__name__}, got {type(base_layer).__name__}")
         self.base_layer = base_layer
-        self.in_features = base_layer.in_features
-        self.out_features = base_layer.out_features
-        self.lora_A = nn.ParameterDict()
-        self.lora_B = nn.ParameterDict()
+        self.in_features, self.out_features = self._dims(base_layer)
+        setattr(self, self._A_NAME, nn.ParameterDict())
+        setattr(self, self._B_NAME, nn.ParameterDict())
         self.lora_dropout = nn.ModuleDict()
         self.r: dict[str, int] = {}
         self.lora_alpha: dict[str, float] = {}
@@ -99,10 +99,35 @@ class LoRALinear(nn.Module):
         self.active_adapters: list[str] = []
         self.merged_adapters: list[str] = []
         self.adapters_enabled = True
-        base_layer.weight.requires_grad_(False)
-        if base_layer.bias is not None:
-            base_layer.bias.requires_grad_(False)
+        for param in base_layer.parameters():
+            param.requires_grad_(False)
         self.add_adapter(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
+
+    _BASE: type = nn.Linear
+    _A_NAME, _B_NAME = "lora_A", "lora_B"
+
+    @staticmethod
+    def _dims(base_layer: nn.Module) -> tuple[int, int]:
+        return base_layer.in_features, base_layer.out_features
+
+    @property
+    def _A(self) -> nn.ParameterDict:
+        return getattr(self, self._A_NAME)
+
+    @property
+    def _B(self) -> nn.ParameterDict:
+        return getattr(self, self._B_NAME)
+
+    def _new_pair(self, r: int, init: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Initial (A, B): A (r, in) kaiming-uniform (or N(0, 1/r²) with init='gaussian'), B (out, r) zero."""
+        weight = self.base_layer.weight
+        A = torch.empty(r, self.in_features, dtype=weight.dtype, device=weight.device)
+        if init == "kaiming":
+            nn.init.kaiming_uniform_(A, a=math.sqrt(5))  # U(-1/sqrt(in), 1/sqrt(in))
+        else:
+            nn.init.normal_(A, std=1.0 / r)
+        B = torch.zeros(self.out_features, r, dtype=weight.dtype, device=weight.device)
+        return A, B
 
     # ------------------------------------------------------------------ adapters
     def add_adapter(
@@ -116,19 +141,13 @@ class LoRALinear(nn.Module):
     ) -> None:
         """Add a new adapter and make it active (alongside those already active)."""
         _check_hparams(self.in_features, self.out_features, r, alpha, dropout, adapter_name)
-        if adapter_name in self.lora_A:
+        if adapter_name in self._A:
             raise ValueError(f"adapter {adapter_name!r} already exists on this layer; pick another adapter_name")
         if init not in ("kaiming", "gaussian"):
             raise ValueError(f"init must be 'kaiming' or 'gaussian', got {init!r}")
-        weight = self.base_layer.weight
-        A = torch.empty(r, self.in_features, dtype=weight.dtype, device=weight.device)
-        if init == "kaiming":
-            nn.init.kaiming_uniform_(A, a=math.sqrt(5))  # U(-1/sqrt(in), 1/sqrt(in))
-        else:
-            nn.init.normal_(A, std=1.0 / r)
-        B = torch.zeros(self.out_features, r, dtype=weight.dtype, device=weight.device)
-        self.lora_A[adapter_name] = nn.Parameter(A)
-        self.lora_B[adapter_name] = nn.Parameter(B)
+        A, B = self._new_pair(r, init)
+        self._A[adapter_name] = nn.Parameter(A)
+        self._B[adapter_name] = nn.Parameter(B)
         self.lora_dropout[adapter_name] = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.r[adapter_name] = r
         self.lora_alpha[adapter_name] = float(alpha)
@@ -139,17 +158,17 @@ class LoRALinear(nn.Module):
     def set_adapter(self, names: str | Sequence[str]) -> None:
         """Make exactly ``names`` active; their contributions add up."""
         names = [names] if isinstance(names, str) else list(names)
-        unknown = [n for n in names if n not in self.lora_A]
+        unknown = [n for n in names if n not in self._A]
         if unknown:
-            raise ValueError(f"unknown adapter(s) {unknown}; this layer has {list(self.lora_A)}")
+            raise ValueError(f"unknown adapter(s) {unknown}; this layer has {list(self._A)}")
         self.active_adapters = names
 
     def delete_adapter(self, adapter_name: str) -> None:
-        if adapter_name not in self.lora_A:
-            raise ValueError(f"unknown adapter {adapter_name!r}; this layer has {list(self.lora_A)}")
+        if adapter_name not in self._A:
+            raise ValueError(f"unknown adapter {adapter_name!r}; this layer has {list(self._A)}")
         if adapter_name in self.merged_adapters:
             raise RuntimeError(f"adapter {adapter_name!r} is merged; unmerge() before deleting it")
-        for store in (self.lora_A, self.lora_B, self.lora_dropout):
+        for store in (self._A, self._B, self.lora_dropout):
             del store[adapter_name]
         for store in (self.r, self.lora_alpha, self.use_rslora, self.scaling):
             store.pop(adapter_name)
@@ -190,8 +209,8 @@ class LoRALinear(nn.Module):
         """
         names = list(self.active_adapters if adapter_names is None else adapter_names)
         for name in names:
-            if name not in self.lora_A:
-                raise ValueError(f"unknown adapter {name!r}; this layer has {list(self.lora_A)}")
+            if name not in self._A:
+                raise ValueError(f"unknown adapter {name!r}; this layer has {list(self._A)}")
             if name in self.merged_adapters:
                 raise RuntimeError(f"adapter {name!r} is already merged; call unmerge() before merging again")
         weight = self.base_layer.weight
@@ -217,8 +236,61 @@ class LoRALinear(nn.Module):
         return bool(self.merged_adapters)
 
     def extra_repr(self) -> str:
-        parts = [f"{n}: r={self.r[n]}, alpha={self.lora_alpha[n]:g}, scaling={self.scaling[n]:g}" for n in self.lora_A]
+        parts = [f"{n}: r={self.r[n]}, alpha={self.lora_alpha[n]:g}, scaling={self.scaling[n]:g}" for n in self._A]
         return f"in={self.in_features}, out={self.out_features}, adapters=[{'; '.join(parts)}]"
+
+
+class LoRAEmbedding(LoRALinear):
+    r"""A frozen ``nn.Embedding`` (table ``E ∈ R^{V×d}``) plus named LoRA adapters, as peft does it.
+
+    ``out = E[x] + s · (Aᵀ[x]) Bᵀ`` with ``A = lora_embedding_A[a] ∈ R^{r×V}`` (init **0**) and
+    ``B = lora_embedding_B[a] ∈ R^{d×r}`` (init N(0, 1)): the roles of the zero and random factor are
+    swapped compared with a Linear, because a row lookup in a zero A already makes the update zero.
+    ``ΔE = s · (B A)ᵀ ∈ R^{V×d}``; trainable parameters ``r·(V + d)``. No dropout (peft has none here).
+    """
+
+    _BASE = nn.Embedding
+    _A_NAME, _B_NAME = "lora_embedding_A", "lora_embedding_B"
+
+    @staticmethod
+    def _dims(base_layer: nn.Module) -> tuple[int, int]:
+        return base_layer.num_embeddings, base_layer.embedding_dim
+
+    def _new_pair(self, r: int, init: str) -> tuple[torch.Tensor, torch.Tensor]:
+        weight = self.base_layer.weight
+        A = torch.zeros(r, self.in_features, dtype=weight.dtype, device=weight.device)
+        B = torch.empty(self.out_features, r, dtype=weight.dtype, device=weight.device)
+        nn.init.normal_(B)
+        return A, B
+
+    def add_adapter(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+                    use_rslora: bool = False, init: str = "kaiming") -> None:
+        if dropout:
+            raise ValueError(f"dropout must be 0 for an embedding adapter (peft applies none), got {dropout!r}")
+        super().add_adapter(adapter_name, r=r, alpha=alpha, dropout=0.0, use_rslora=use_rslora, init=init)
+
+    def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``ΔE = s · (B A)ᵀ`` with the table's shape (V, d)."""
+        A, B = self._A[adapter_name], self._B[adapter_name]
+        dtype = self.base_layer.weight.dtype
+        if A.device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
+            return (self.scaling[adapter_name] * (B.float() @ A.float()).T).to(dtype)
+        return (self.scaling[adapter_name] * (B @ A).T).to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        result = self.base_layer(x)
+        if not self.adapters_enabled:
+            return result
+        base = self.base_layer
+        for name in self.active_adapters:
+            if name in self.merged_adapters:
+                continue
+            A, B = self._A[name], self._B[name]
+            rows = F.embedding(x, A.T, padding_idx=base.padding_idx, max_norm=base.max_norm,
+                               norm_type=base.norm_type, scale_grad_by_freq=base.scale_grad_by_freq,
+                               sparse=base.sparse)  # (..., r): the columns of A picked by the token ids
+            result = result + (self.scaling[name] * (rows @ B.T)).to(result.dtype)
+        return result
 
 
 # ---------------------------------------------------------------------- model level
@@ -239,12 +311,12 @@ class LoRAConfig:
 
 
 def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
-    """Every :class:`LoRALinear` of ``model`` by module name."""
+    """Every LoRA layer of ``model`` (:class:`LoRALinear` and :class:`LoRAEmbedding`) by module name."""
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, LoRALinear)}
 
 
 def _is_trainable(name: str, modules_to_save: Sequence[str]) -> bool:
-    if ".lora_A." in f".{name}" or ".lora_B." in f".{name}":
+    if any(f".{part}." in f".{name}" for part in ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B")):
         return True
     parts = name.split(".")
     return any(
@@ -276,12 +348,16 @@ def apply_lora(
     "α = 2r" choice for r = 8.
     """
     modules_to_save = list(modules_to_save or [])
-    names = find_targets(model, target_modules, allowed=(nn.Linear,), wrapped=(LoRALinear,))
+    names = find_targets(model, target_modules, allowed=(nn.Linear, nn.Embedding), wrapped=(LoRALinear,))
     for name in names:  # validate every layer before touching any
         mod = model.get_submodule(name)
         base = mod.base_layer if isinstance(mod, LoRALinear) else mod
-        _check_hparams(base.in_features, base.out_features, r, alpha, dropout, adapter_name)
-        if isinstance(mod, LoRALinear) and adapter_name in mod.lora_A:
+        layer_cls = LoRAEmbedding if isinstance(base, nn.Embedding) else LoRALinear
+        _check_hparams(*layer_cls._dims(base), r, alpha, dropout, adapter_name)
+        if layer_cls is LoRAEmbedding and dropout:
+            raise ValueError(f"dropout={dropout} cannot apply to embedding target {name!r}: peft uses none there; "
+                             "use dropout=0.0 or leave embeddings out of target_modules")
+        if isinstance(mod, LoRALinear) and adapter_name in mod._A:
             raise ValueError(f"layer {name!r} already has an adapter named {adapter_name!r}")
         if not base.weight.is_meta and not torch.isfinite(base.weight).all():
             raise ValueError(f"the weight of {name!r} contains NaN or Inf; refusing to add an adapter to it")
@@ -293,8 +369,9 @@ def apply_lora(
         if isinstance(mod, LoRALinear):
             mod.add_adapter(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
             return mod
-        return LoRALinear(mod, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora,
-                          adapter_name=adapter_name, init=init)
+        layer_cls = LoRAEmbedding if isinstance(mod, nn.Embedding) else LoRALinear
+        return layer_cls(mod, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora,
+                         adapter_name=adapter_name, init=init)
 
     replace_modules(model, names, wrap)
     configs = dict(getattr(model, "peftlab_config", {}) or {})
@@ -316,7 +393,7 @@ def set_active_adapters(model: nn.Module, names: str | Sequence[str]) -> None:
     if not layers:
         raise ValueError("model has no LoRA layers; call apply_lora first")
     for layer in layers.values():
-        layer.set_adapter([n for n in names if n in layer.lora_A])
+        layer.set_adapter([n for n in names if n in layer._A])
 
 
 def merge_lora(model: nn.Module, safe_merge: bool = False) -> nn.Module:

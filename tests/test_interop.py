@@ -128,3 +128,20 @@ def test_unsupported_configs(tmp_path, edit, words):
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=CONFIG_NAME):
         peftlab.load_peft_adapter(mlp(), tmp_path / "nothing")
+
+
+def test_embedding_adapter_both_ways(tmp_path):
+    base = tiny_bert()
+    targets = ["word_embeddings", "query", "value"]
+    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=targets))
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if "lora_embedding_A" in name or "lora_B" in name:
+                p.normal_(std=0.1)
+    theirs.save_pretrained(tmp_path / "peft")
+    ours = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "peft").eval()
+    assert torch.allclose(ours(input_ids=IDS).logits, theirs.eval()(input_ids=IDS).logits, atol=1e-5)
+    peftlab.save_peft_adapter(ours, tmp_path / "ours")
+    assert sorted(load_file(tmp_path / "ours" / WEIGHTS_NAME)) == sorted(load_file(tmp_path / "peft" / WEIGHTS_NAME))
+    back = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "ours").eval()
+    assert torch.allclose(back(input_ids=IDS).logits, ours(input_ids=IDS).logits, atol=1e-5)

@@ -286,3 +286,59 @@ def test_duplicate_adapter_name():
 def test_base_layer_type_checked():
     with pytest.raises(TypeError, match="nn.Linear"):
         LoRALinear(nn.Conv1d(3, 3, 1))
+
+
+# --------------------------------------------------------------------------- embeddings (peft's lora.Embedding)
+def test_embedding_adapter_init_and_formula():
+    from peftlab.lora import LoRAEmbedding
+
+    torch.manual_seed(0)
+    emb = nn.Embedding(20, 6, padding_idx=0)
+    layer = LoRAEmbedding(emb, r=3, alpha=6)
+    A, B = layer.lora_embedding_A["default"], layer.lora_embedding_B["default"]
+    assert A.shape == (3, 20) and B.shape == (6, 3) and torch.all(A == 0) and B.abs().sum() > 0
+    ids = torch.tensor([[0, 3, 7], [19, 3, 1]])
+    assert torch.equal(layer(ids), emb(ids))
+    with torch.no_grad():
+        A.normal_()
+    assert layer.delta_weight().shape == (20, 6)
+    assert torch.allclose(layer(ids), emb(ids) + (emb.weight + layer.delta_weight())[ids] - emb.weight[ids], atol=1e-6)
+
+
+@pytest.mark.parametrize("use_rslora", [False, True])
+def test_parity_with_peft_embedding_targets(use_rslora):
+    base = tiny_bert()
+    targets = ["word_embeddings", "query", "value"]
+    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=targets, use_rslora=use_rslora))
+    ours = peftlab.apply_lora(copy.deepcopy(base), r=4, alpha=8, target_modules=targets, use_rslora=use_rslora)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if "lora_embedding_A" in name or "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    params = dict(theirs.named_parameters())
+    with torch.no_grad():
+        for name, layer in lora_layers(ours).items():
+            layer._A["default"].copy_(params[f"base_model.model.{name}.{layer._A_NAME}.default" + ("" if "embedding" in layer._A_NAME else ".weight")])
+            layer._B["default"].copy_(params[f"base_model.model.{name}.{layer._B_NAME}.default" + ("" if "embedding" in layer._B_NAME else ".weight")])
+    ids = torch.randint(0, 64, (3, 9), generator=gen)
+    theirs.eval(), ours.eval()
+    y_t, y_o = theirs(input_ids=ids).logits, ours(input_ids=ids).logits
+    assert torch.allclose(y_o, y_t, atol=ATOL)
+    y_t.pow(2).sum().backward()
+    y_o.pow(2).sum().backward()
+    emb = ours.bert.embeddings.word_embeddings
+    g_t = params["base_model.model.bert.embeddings.word_embeddings.lora_embedding_A.default"].grad
+    assert torch.allclose(emb.lora_embedding_A["default"].grad, g_t, atol=1e-5)
+    assert peftlab.count_parameters(ours).trainable == theirs.get_nb_trainable_parameters()[0]
+    theirs.merge_adapter()
+    merge_lora(ours)
+    w_t = theirs.get_submodule("base_model.model.bert.embeddings.word_embeddings").base_layer.weight
+    assert torch.allclose(emb.base_layer.weight, w_t, atol=1e-6)
+    unmerge_lora(ours)
+    assert torch.allclose(ours(input_ids=ids).logits, y_o, atol=ATOL)
+
+
+def test_embedding_dropout_refused():
+    with pytest.raises(ValueError, match="embedding target"):
+        peftlab.apply_lora(tiny_bert(), r=2, alpha=2, target_modules=["word_embeddings"], dropout=0.1)

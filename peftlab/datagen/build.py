@@ -31,6 +31,9 @@ class BuildConfig:
 
     sentiment_sizes: dict = field(default_factory=lambda: {"train": 3000, "valid": 500, "test": 1000})
     corpus_lines: int = 28000
+    #: share of movie talk in the corpus, and share of it that carries a verdict (추천합니다. / 별점 1점.)
+    corpus_movie_share: float = 0.75
+    corpus_verdict_share: float = 0.6
     heldout_lines: int = 1000
     instruction_sizes: dict = field(default_factory=lambda: {"train": 1800, "test": 200})
     vocab_size: int = 3000
@@ -43,10 +46,12 @@ class BuildConfig:
     causal_lm: dict = field(default_factory=lambda: {
         "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
         "intermediate_size": 256, "max_position_embeddings": 256})
-    mlm: dict = field(default_factory=lambda: {"steps": 2500, "batch_size": 128, "lr": 1e-3})
+    mlm: dict = field(default_factory=lambda: {"steps": 2500, "batch_size": 128, "lr": 1e-3, "mask_prob": 0.2})
     clm: dict = field(default_factory=lambda: {"steps": 1200, "batch_size": 32, "lr": 2e-3, "block": 64})
     probe_seeds: tuple = (0, 1, 2)
     probe_recipe: dict | None = None  # None: probe.RECIPE
+    probe_lora: dict | None = None  # None: probe.LORA
+    low_label_n: int = 1000
     #: torch intra-op threads. 1 keeps results identical across machines and avoids the
     #: oversubscription slow-down (10x+) of 2 threads on a busy 2-core machine.
     threads: int = 1
@@ -62,6 +67,7 @@ class BuildConfig:
                        "intermediate_size": 64, "max_position_embeddings": 128},
             mlm={"steps": 20, "batch_size": 32, "lr": 1e-3}, clm={"steps": 20, "batch_size": 8, "lr": 2e-3, "block": 32},
             probe_seeds=(0,), probe_recipe={"epochs": 1, "lr": 1e-3, "batch_size": 32, "max_length": 32},
+            low_label_n=100,
         )
 
 
@@ -101,7 +107,8 @@ def generate_text(cfg: BuildConfig) -> dict:
         for rev in splits[name]:
             protected.add(rev.text)
             protected.update(split_sentences(rev.text))
-    corpus = make_corpus(cfg.corpus_lines, seed=cfg.seeds["corpus"], exclude=protected)
+    corpus = make_corpus(cfg.corpus_lines, seed=cfg.seeds["corpus"], exclude=protected,
+                         movie_share=cfg.corpus_movie_share, verdict_share=cfg.corpus_verdict_share)
     test_texts = {rev.text for name in ("valid", "test") for rev in splits[name]}
     instructions = make_instructions(cfg.instruction_sizes, seed=cfg.seeds["instructions"], exclude=test_texts)
     return {"sentiment": splits, "corpus": corpus, "instructions": instructions}
@@ -129,7 +136,6 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
     )
 
     from .pretrain import evaluate_clm, evaluate_mlm, pack_blocks, pretrain_clm, pretrain_mlm
-    from .probe import RECIPE, finetune_classifier
     from .tokenizer import causal_tokenizer, encoder_tokenizer, train_wordpiece
 
     cfg = cfg or (BuildConfig.quick() if quick else BuildConfig())
@@ -160,9 +166,11 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
     torch.manual_seed(cfg.seeds["mlm"])
     bert_cfg = BertConfig(vocab_size=len(enc_tok), pad_token_id=enc_tok.pad_token_id, **cfg.encoder)
     bert = BertForMaskedLM(bert_cfg)
-    start = evaluate_mlm(bert, enc_tok, held_lines)
-    run = pretrain_mlm(bert, enc_tok, train_lines, seed=cfg.seeds["mlm"], log=log, **cfg.mlm)
-    end = evaluate_mlm(bert, enc_tok, held_lines)
+    mask_prob = cfg.mlm.get("mask_prob", 0.15)
+    start = evaluate_mlm(bert, enc_tok, held_lines, mask_prob=mask_prob)
+    run = pretrain_mlm(bert, enc_tok, train_lines, seed=cfg.seeds["mlm"], log=log,
+                       **{"mask_prob": mask_prob, **cfg.mlm})
+    end = evaluate_mlm(bert, enc_tok, held_lines, mask_prob=mask_prob)
     metrics["mlm"] = {"heldout_lines": len(held_lines), "start": start, "end": end, **run}
     log(f"  MLM held-out: loss {start['loss']} → {end['loss']}, accuracy {start['accuracy']} → {end['accuracy']}")
     enc_dir = out / "models" / "tiny-ko-bert"
@@ -189,28 +197,61 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
     llama.save_pretrained(lm_dir)
     lm_tok.save_pretrained(lm_dir)
 
-    log("[5/6] proof: fine-tune pretrained vs from scratch")
+    log("[5/6] proof: fine-tune pretrained vs from scratch, and LoRA on the frozen pretrained encoder")
+    from .probe import LORA, RECIPE, finetune_classifier, lora_model
+
     recipe = dict(cfg.probe_recipe or RECIPE)
+    lora = dict(cfg.probe_lora or LORA)
     train = [(r.text, r.label) for r in text["sentiment"]["train"]]
     test = [(r.text, r.label) for r in text["sentiment"]["test"]]
-    runs = []
+    low = train[: cfg.low_label_n]
+
+    def pretrained():
+        return BertForSequenceClassification.from_pretrained(enc_dir, num_labels=2)
+
+    def scratch():
+        return BertForSequenceClassification(BertConfig.from_pretrained(enc_dir, num_labels=2))
+
+    def run_one(make, rows, seed, **over):
+        torch.manual_seed(seed)
+        model = make()
+        return finetune_classifier(model, enc_tok, rows, test, seed=seed, **{**recipe, **over})
+
+    runs, low_runs, lora_runs = [], [], []
     for seed in cfg.probe_seeds:
-        torch.manual_seed(seed)
-        pre = BertForSequenceClassification.from_pretrained(enc_dir, num_labels=2)
-        r_pre = finetune_classifier(pre, enc_tok, train, test, seed=seed, **recipe)
-        torch.manual_seed(seed)
-        scratch = BertForSequenceClassification(BertConfig.from_pretrained(enc_dir, num_labels=2))
-        r_scr = finetune_classifier(scratch, enc_tok, train, test, seed=seed, **recipe)
+        r_pre, r_scr = run_one(pretrained, train, seed), run_one(scratch, train, seed)
+        r_lora = run_one(lambda: lora_model(pretrained(), lora), train, seed, lr=lora["lr"])
+        l_pre, l_scr = run_one(pretrained, low, seed), run_one(scratch, low, seed)
         runs.append({"seed": seed, "pretrained": r_pre, "scratch": r_scr})
+        lora_runs.append({"seed": seed, **r_lora})
+        low_runs.append({"seed": seed, "pretrained": l_pre, "scratch": l_scr})
         log(f"  seed {seed}: pretrained {r_pre['accuracy']:.3f} ({r_pre['train_seconds']}s)  "
-            f"scratch {r_scr['accuracy']:.3f} ({r_scr['train_seconds']}s)")
-    mean = lambda k: round(sum(r[k]["accuracy"] for r in runs) / len(runs), 4)  # noqa: E731
+            f"scratch {r_scr['accuracy']:.3f} ({r_scr['train_seconds']}s)  "
+            f"LoRA {r_lora['accuracy']:.3f} ({r_lora['train_seconds']}s)  "
+            f"| {len(low)} train: pretrained {l_pre['accuracy']:.3f} scratch {l_scr['accuracy']:.3f}")
+
+    def mean(rs, k=None):
+        return round(sum((r[k] if k else r)["accuracy"] for r in rs) / len(rs), 4)
+
     metrics["finetune_proof"] = {
         "task": "sentiment train → test accuracy, full fine-tuning of tiny-ko-bert (pooler+classifier new)",
-        "recipe": recipe, "runs": runs, "mean_pretrained": mean("pretrained"), "mean_scratch": mean("scratch"),
-        "gap_points": round(100 * (mean("pretrained") - mean("scratch")), 1),
+        "recipe": recipe, "runs": runs, "mean_pretrained": mean(runs, "pretrained"),
+        "mean_scratch": mean(runs, "scratch"),
+        "gap_points": round(100 * (mean(runs, "pretrained") - mean(runs, "scratch")), 1),
+        "low_label": {
+            "train_examples": len(low), "runs": low_runs, "mean_pretrained": mean(low_runs, "pretrained"),
+            "mean_scratch": mean(low_runs, "scratch"),
+            "gap_points": round(100 * (mean(low_runs, "pretrained") - mean(low_runs, "scratch")), 1),
+        },
+        "lora": {
+            "task": "same data and recipe; LoRA adapters on the frozen pretrained encoder, classifier trained",
+            "config": lora, "runs": lora_runs, "mean": mean(lora_runs),
+        },
     }
-    log(f"  mean: pretrained {mean('pretrained'):.3f} vs scratch {mean('scratch'):.3f}")
+    p = metrics["finetune_proof"]
+    log(f"  mean: pretrained {p['mean_pretrained']:.3f} vs scratch {p['mean_scratch']:.3f}; "
+        f"LoRA {p['lora']['mean']:.3f}; {len(low)} train: {p['low_label']['mean_pretrained']:.3f} vs "
+        f"{p['low_label']['mean_scratch']:.3f}")
 
     log("[6/6] README + MANIFEST")
     metrics["wall_seconds"] = round(time.perf_counter() - t_all, 1)
@@ -218,6 +259,8 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
 
     (out / "README.md").write_text(README, encoding="utf-8", newline="\n")
     manifest = make_manifest(out, cfg, metrics, quick)
+    for path in [out, *out.rglob("*")]:  # save_pretrained writes 0600 files; graders read them as another uid
+        path.chmod(0o755 if path.is_dir() else 0o644)
     log(f"done in {metrics['wall_seconds']} s; {manifest['total_bytes'] / 1e6:.2f} MB in {len(manifest['files'])} files")
     return manifest
 

@@ -11,17 +11,31 @@ what lets a masked-LM learn which words carry which sentiment. The rest is every
 from __future__ import annotations
 
 import random
+import re
 
 from . import lexicon as L
 from .korean import particle
 from .reviews import REGISTERS, ReviewGenerator
 
 
-def _movie_sentence(gen: ReviewGenerator) -> str:
+def _movie_sentence(gen: ReviewGenerator, verdict_share: float = 0.0) -> str:
+    """Movie talk. With probability ``verdict_share``: a whole review in the labelled set's grammar
+    (contrasts, negation and all), opened by a verdict that states its polarity (추천합니다. /
+    별점 1점.) — as a review site shows the rating first. To fill a masked verdict, a masked-LM must
+    read the polarity of the review, i.e. of its last evaluative clause. Otherwise a coherent
+    sentence (all clauses share one polarity)."""
+    r = gen.rng
+    pol = r.choice((1, -1))
+    if r.random() < verdict_share:
+        v = r.choice([t for t, p in L.VERDICTS if p == pol])
+        return f"{v} {gen.review(1 if pol == 1 else 0).text}"
+    return _movie_core(gen, pol)
+
+
+def _movie_core(gen: ReviewGenerator, pol: int) -> str:
     r = gen.rng
     gen._used = set()
     reg = r.choice(REGISTERS)
-    pol = r.choice((1, -1))
     shape = r.choices(["single", "coord", "coord3", "contrast", "filler"], [0.2, 0.4, 0.1, 0.15, 0.15])[0]
     if shape == "single":
         return gen.clause(pol, end="final", register=reg) + "."
@@ -81,9 +95,16 @@ def _fact_sentence(rng: random.Random) -> str:
     return f"{x} 빼기 {particle(str(y), '은/는')} {x - y}이다."
 
 
-def make_corpus(n_lines: int, seed: int, exclude: set[str] = frozenset()) -> list[str]:
+def _parts(line: str) -> list[str]:
+    return [p.strip() for p in re.split(r"(?<=[.!~])\s+", line) if p.strip()]
+
+
+def make_corpus(n_lines: int, seed: int, exclude: set[str] = frozenset(), movie_share: float = 0.62,
+                verdict_share: float = 0.0) -> list[str]:
     """``n_lines`` distinct sentences; any sentence in ``exclude`` (the test reviews' sentences) is
-    skipped, so the corpus never contains a test sentence verbatim."""
+    skipped, so the corpus never contains a test sentence verbatim. ``movie_share`` of the lines are
+    movie talk, ``verdict_share`` of those carry a verdict (see :data:`lexicon.VERDICTS`); the rest is
+    split 18 : 12 : 8 between everyday opinions, neutral diary sentences and facts."""
     rng = random.Random(seed)
     gen = ReviewGenerator(seed + 1, zipf=0.0)
     seen: set[str] = set()
@@ -94,15 +115,16 @@ def make_corpus(n_lines: int, seed: int, exclude: set[str] = frozenset()) -> lis
         if attempts > 50 * n_lines:
             raise RuntimeError(f"n_lines={n_lines}: could not draw that many distinct sentences")
         u = rng.random()
-        if u < 0.62:
-            s = _movie_sentence(gen)
-        elif u < 0.80:
+        rest = (u - movie_share) / (1 - movie_share)
+        if u < movie_share:
+            s = _movie_sentence(gen, verdict_share)
+        elif rest < 18 / 38:
             s = _everyday_sentence(rng)
-        elif u < 0.92:
+        elif rest < 30 / 38:
             s = _neutral_sentence(rng)
         else:
             s = _fact_sentence(rng)
-        if s in seen or s in exclude:
+        if s in seen or s in exclude or any(part in exclude for part in _parts(s)):
             continue
         seen.add(s)
         lines.append(s)

@@ -155,6 +155,22 @@ RATINGS = (
        ("별 한 개도 아깝다.", NEG), ("별 하나 반.", NEG), ("평점 1점 드립니다.", NEG), ("★☆☆☆☆", NEG)]
 )
 
+# Whole-review verdicts for the pretraining corpus: (text, polarity). A corpus review that carries one
+# states its overall polarity outright, so a masked verdict is predictable only from the polarity of
+# the review (its last evaluative clause) and a masked polar word partly from the verdict.
+VERDICTS = (
+    [(v, POS) for v in [
+        "추천합니다.", "강력 추천!", "꼭 보세요.", "별점 5점.", "또 보고 싶다.", "웃으면서 봤다.", "최고의 영화.",
+        "재관람 의사 있음.", "인생 영화 등극.", "박수가 나왔다.", "돈이 전혀 아깝지 않다.", "만점 드립니다.",
+        "두 번 보세요.", "강추합니다.",
+    ]]
+    + [(v, NEG) for v in [
+        "비추천합니다.", "절대 비추!", "보지 마세요.", "별점 1점.", "시간이 아깝다.", "졸면서 봤다.", "최악의 영화.",
+        "재관람 의사 없음.", "올해의 망작.", "한숨이 나왔다.", "돈이 너무 아깝다.", "빵점 드립니다.",
+        "중간에 나왔다.", "비추합니다.",
+    ]]
+)
+
 # ---- everyday language for the corpus ----------------------------------------------------------
 EVERYDAY_SUBJECTS = [
     "수업", "여행", "숙소", "공연", "책", "강의", "노래", "게임", "서비스", "방", "경치", "산책", "전시회",

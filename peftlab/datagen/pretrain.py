@@ -37,8 +37,8 @@ def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.opti
 
 
 # ---- masked LM ------------------------------------------------------------------------------------
-def mask_tokens(ids: torch.Tensor, attn: torch.Tensor, tokenizer, gen: torch.Generator, prob: float = 0.25):
-    """BERT masking (25 % rate: better for tiny models and short sentences): choose ``prob`` of the real tokens; 80 % → [MASK], 10 % → random, 10 % kept."""
+def mask_tokens(ids: torch.Tensor, attn: torch.Tensor, tokenizer, gen: torch.Generator, prob: float = 0.15):
+    """BERT masking: choose ``prob`` of the real tokens; 80 % → [MASK], 10 % → random, 10 % kept."""
     special = torch.tensor(tokenizer.all_special_ids)
     can = attn.bool() & ~torch.isin(ids, special)
     chosen = (torch.rand(ids.shape, generator=gen) < prob) & can
@@ -52,7 +52,8 @@ def mask_tokens(ids: torch.Tensor, attn: torch.Tensor, tokenizer, gen: torch.Gen
 
 
 @torch.no_grad()
-def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, batch: int = 256) -> dict:
+def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, batch: int = 256,
+                 mask_prob: float = 0.15) -> dict:
     """Masked-token loss and accuracy on ``lines`` with a fixed masking seed."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -60,7 +61,7 @@ def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, b
     tot_loss, tot_n, correct = 0.0, 0, 0
     for i in range(0, len(enc), batch):
         ids, attn = _pad(enc[i: i + batch], tokenizer.pad_token_id)
-        inputs, labels = mask_tokens(ids, attn, tokenizer, gen)
+        inputs, labels = mask_tokens(ids, attn, tokenizer, gen, mask_prob)
         logits = model(input_ids=inputs, attention_mask=attn).logits
         sel = labels != -100
         tot_loss += nn.functional.cross_entropy(logits[sel], labels[sel], reduction="sum").item()
@@ -70,7 +71,7 @@ def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, b
 
 
 def pretrain_mlm(model: nn.Module, tokenizer, lines: list[str], *, steps: int, batch_size: int, lr: float,
-                 seed: int, log=print) -> dict:
+                 seed: int, mask_prob: float = 0.15, log=print) -> dict:
     """Masked-LM pretraining with AdamW, linear warm-up and cosine decay."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -86,7 +87,7 @@ def pretrain_mlm(model: nn.Module, tokenizer, lines: list[str], *, steps: int, b
             order, pos = torch.randperm(len(enc), generator=gen).tolist(), 0
         ids, attn = _pad([enc[j] for j in order[pos: pos + batch_size]], tokenizer.pad_token_id)
         pos += batch_size
-        inputs, labels = mask_tokens(ids, attn, tokenizer, gen)
+        inputs, labels = mask_tokens(ids, attn, tokenizer, gen, mask_prob)
         loss = model(input_ids=inputs, attention_mask=attn, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

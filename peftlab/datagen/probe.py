@@ -14,6 +14,18 @@ from .pretrain import _pad
 
 #: Fine-tuning recipe for the tiny encoder on the sentiment set (full fine-tuning, AdamW).
 RECIPE = {"epochs": 6, "lr": 1e-3, "batch_size": 32, "max_length": 32, "weight_decay": 0.01, "warmup_ratio": 0.1}
+#: LoRA on the frozen pretrained encoder (embeddings, LayerNorms frozen; new classifier trained); same
+#: recipe as ``RECIPE`` except the learning rate.
+LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "key", "value", "dense"], "modules_to_save": ["classifier"],
+        "lr": 3e-3}
+
+
+def lora_model(model: nn.Module, lora: dict | None = None) -> nn.Module:
+    """``model`` with LoRA adapters (``LORA`` without ``lr``), everything else frozen."""
+    from peftlab.lora import apply_lora
+
+    kw = {k: v for k, v in (lora or LORA).items() if k != "lr"}
+    return apply_lora(model, **kw)
 
 
 def finetune_classifier(model: nn.Module, tokenizer, train: list[tuple[str, int]], test: list[tuple[str, int]],
@@ -24,7 +36,7 @@ def finetune_classifier(model: nn.Module, tokenizer, train: list[tuple[str, int]
     gen = torch.Generator().manual_seed(seed)
     enc = tokenizer([t for t, _ in train], truncation=True, max_length=max_length)["input_ids"]
     y = torch.tensor([lab for _, lab in train])
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(enc) + batch_size - 1) // batch_size)
     warm = max(1, int(warmup_ratio * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -10,17 +10,17 @@ CPU에서 모든 노트북을 실행하기 위한 기본(`tiny`) 프로필이며
 notebook runs offline on a CPU (the default `tiny` profile). Rebuild everything from scratch with:
 
 ```
-make data            # = python -m peftlab.datagen --out data   (about 10 min on 2 CPU cores)
+make data            # = python -m peftlab.datagen --out data   (about 12 min on 2 CPU cores)
 ```
 
 | path | 내용 / contents |
 |---|---|
 | `sentiment/{train,valid,test}.jsonl` | 한국어 영화 리뷰 감성 분류 `{"text", "label"}` (1 = 긍정, 0 = 부정), 3000/500/1000, 균형. Generated Korean movie reviews with negation (안/못/-지 않다), contrast (-지만/-는데) and intensifiers. **Label rule**: the polarity of the *last evaluative clause* after negation (see `peftlab/datagen/reviews.py`). |
-| `corpus/ko_corpus.txt` | 사전학습용 말뭉치, 한 줄에 한 문장. Unlabeled pretraining corpus: movie talk whose sentiment is coherent within a sentence, everyday sentences, simple facts. Contains no valid/test review sentence verbatim. The last 1000 lines are held out from pretraining (metrics in MANIFEST). |
+| `corpus/ko_corpus.txt` | 사전학습용 말뭉치, 한 줄에 한 문장. Unlabeled pretraining corpus: movie talk whose sentiment is coherent within a sentence, whole reviews opened by a verdict that states their polarity (추천합니다. / 별점 1점.), everyday sentences, simple facts. Contains no valid/test review sentence verbatim. The last 1000 lines are held out from pretraining (metrics in MANIFEST). |
 | `instructions/{train,test}.jsonl` | 인과 언어모델 미세조정용 지시문 `{"instruction", "output", "task"}`: 덧셈/뺄셈, 반대말, 리뷰 감성, 따라 쓰기, 거꾸로 나열, 수도. Short, exact-match answers. Prompt format: `질문: {instruction}\\n답: {output}`. |
 | `models/tiny-ko-bert/` | BERT 스타일 인코더 (BertForMaskedLM), masked-LM 사전학습. Load with `AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)` (pooler + classifier are new). |
 | `models/tiny-ko-llama/` | Llama 스타일 인과 언어모델 (LlamaForCausalLM, q/k/v/o/gate/up/down_proj), next-token 사전학습 on corpus + instruction train text. |
-| `MANIFEST.json` | 모든 파일의 크기와 sha256, 명령, 시드, 라이브러리 버전, 측정값 (MLM loss/accuracy, LM perplexity, pretrained-vs-scratch fine-tuning accuracy, wall seconds). |
+| `MANIFEST.json` | 모든 파일의 크기와 sha256, 명령, 시드, 라이브러리 버전, 측정값 (MLM loss/accuracy, LM perplexity, pretrained-vs-scratch fine-tuning accuracy with all / 1000 labelled reviews, LoRA accuracy on the frozen encoder, wall seconds). |
 
 Both model folders contain a WordPiece tokenizer (`tokenizer.json`, trained on the corpus + instructions;
 special tokens `[PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS]`): `AutoTokenizer.from_pretrained(path)` works offline.
