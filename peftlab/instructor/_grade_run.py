@@ -170,6 +170,11 @@ def sandbox_plan(mask: list[Path], extra_keep: Sequence[str] = ()) -> dict[str, 
         cfg["hide"] = hide
         cfg["keep"] = sorted({str(Path(k).resolve()) for k in needed
                               if any(str(Path(k).resolve()).startswith(h + "/") for h in hide)})
+        # a checkout or virtualenv under /tmp (or another scratch folder) must stay visible there too
+        under_scratch = sorted({str(Path(k).resolve()) for k in needed
+                                if any(str(Path(k).resolve()).startswith(d + "/") for d in cfg["scratch"])})
+        cfg["keep_scratch"] = [k for k in under_scratch
+                               if not any(k != o and k.startswith(o + "/") for o in under_scratch)]
         uid = 2_000_000 + secrets.randbelow(1_000_000)  # a throw-away uid no file on disk belongs to
         cfg.update(uid=uid, gid=uid)
     return cfg

@@ -55,6 +55,7 @@ _MS_PRIVATE = 1 << 18
 _MS_REMOUNT = 32
 _MS_BIND = 4096
 _MNT_DETACH = 2
+_MS_MOVE = 8192
 _PR_SET_DUMPABLE = 4
 _PR_SET_PDEATHSIG = 1
 
@@ -151,12 +152,37 @@ class Sandbox:
         """Fresh private tmpfs over /tmp, /var/tmp, /dev/shm; HOME, TMPDIR and cwd move there."""
         size = self.cfg.get("scratch_mb", 256)
         done = []
+        keep = [k for k in self.cfg.get("keep_scratch", []) if os.path.isdir(k)]
         for path in self.cfg.get("scratch", []):
             if not os.path.isdir(path):
                 continue
             opts = f"size={size}m,mode=1777".encode()
-            if libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts) == 0:
+            under = [k for k in keep if k.startswith(path + "/")]
+            if not under:
+                if libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts) == 0:
+                    done.append(path)
+                continue
+            # Build the fresh tmpfs aside, bind the kept trees (e.g. a checkout in /tmp) into it,
+            # then move it over `path` in one step: the kept trees stay reachable at their own paths.
+            stage = os.path.join(os.getcwd(), f".scratch{len(done)}")
+            os.makedirs(stage, exist_ok=True)
+            if libc.mount(b"tmpfs", stage.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts) != 0:
+                self.applied[f"scratch:{path}"] = f"failed: errno {ctypes.get_errno()}"
+                continue
+            for kept in under:
+                target = stage + kept[len(path):]
+                os.makedirs(target, mode=0o755, exist_ok=True)
+                libc.mount(kept.encode(), target.encode(), None, _MS_BIND | _MS_REC, None)
+            for parent in {os.path.dirname(stage + k[len(path):]) for k in under}:
+                while parent != stage:  # folders leading to a kept tree: traversable, not listable
+                    os.chmod(parent, 0o711)
+                    parent = os.path.dirname(parent)
+            os.chmod(stage, 0o1777)
+            if libc.mount(stage.encode(), path.encode(), None, _MS_MOVE, None) == 0:
                 done.append(path)
+            else:
+                self.applied[f"scratch:{path}"] = f"failed to move: errno {ctypes.get_errno()}"
+                libc.umount2(stage.encode(), _MNT_DETACH)
         if "/tmp" not in done:
             return
         uid, gid = self.cfg.get("uid"), self.cfg.get("gid")
