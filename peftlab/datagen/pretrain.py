@@ -70,6 +70,17 @@ def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, b
     return {"loss": round(tot_loss / tot_n, 4), "accuracy": round(correct / tot_n, 4)}
 
 
+def _update(model, loss, opt, sched, step: int, steps: int, t0: float, log, tag: str) -> None:
+    """One optimizer step with gradient clipping at 1.0, and a log line every tenth of the run."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
+        log(f"  {tag} step {step:5d}/{steps}  loss {loss.item():.3f}  {time.perf_counter() - t0:6.1f}s")
+
+
 def pretrain_mlm(model: nn.Module, tokenizer, lines: list[str], *, steps: int, batch_size: int, lr: float,
                  seed: int, mask_prob: float = 0.15, log=print) -> dict:
     """Masked-LM pretraining with AdamW, linear warm-up and cosine decay."""
@@ -89,13 +100,7 @@ def pretrain_mlm(model: nn.Module, tokenizer, lines: list[str], *, steps: int, b
         pos += batch_size
         inputs, labels = mask_tokens(ids, attn, tokenizer, gen, mask_prob)
         loss = model(input_ids=inputs, attention_mask=attn, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
-            log(f"  mlm step {step:5d}/{steps}  loss {loss.item():.3f}  {time.perf_counter() - t0:6.1f}s")
+        _update(model, loss, opt, sched, step, steps, t0, log, "mlm")
     model.eval()
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -142,12 +147,6 @@ def pretrain_clm(model: nn.Module, blocks: torch.Tensor, *, steps: int, batch_si
         x = blocks[order[pos: pos + batch_size]]
         pos += batch_size
         loss = model(input_ids=x, labels=x).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
-            log(f"  clm step {step:5d}/{steps}  loss {loss.item():.3f}  {time.perf_counter() - t0:6.1f}s")
+        _update(model, loss, opt, sched, step, steps, t0, log, "clm")
     model.eval()
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
