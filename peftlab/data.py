@@ -9,17 +9,15 @@ Data root: ``$PEFTLAB_DATA`` if set, else the repository's ``data/`` folder.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from peftlab.datagen.instructions import PROMPT_TEMPLATE, format_instruction
+from peftlab.profile import DATA_ENV, data_root, get_profile
 
 __all__ = [
     "DATA_ENV", "NSMC_HUB_ID", "NSMC_REVISION", "PROMPT_TEMPLATE", "data_root", "format_instruction",
     "load_corpus", "load_instructions", "load_sentiment", "read_jsonl", "tokenize_sentiment",
 ]
 
-DATA_ENV = "PEFTLAB_DATA"
 #: NSMC (Naver sentiment movie corpus) on the Hub; its parquet conversion loads without a script.
 NSMC_HUB_ID = "e9t/nsmc"
 NSMC_REVISION = "refs/convert/parquet"
@@ -28,23 +26,17 @@ NSMC_SIZES = {"train": 20_000, "validation": 2_000, "test": 5_000}
 SPLITS = {"train": "train", "validation": "valid", "test": "test"}
 
 
-def data_root() -> Path:
-    """The folder holding the embedded data; a clear error when it is missing."""
-    env = os.environ.get(DATA_ENV)
-    root = Path(env).expanduser() if env else Path(__file__).resolve().parents[1] / "data"
-    if not (root / "MANIFEST.json").is_file():
-        source = f"${DATA_ENV}={env!r}" if env else "the repository's data/ folder"
-        raise FileNotFoundError(
-            f"No peftlab data at {root} ({source}): MANIFEST.json is missing. "
-            "Build it with `make data` (python -m peftlab.datagen --out data), "
-            f"or point ${DATA_ENV} at a folder built by that command."
-        )
-    return root
+#: How an instruction becomes model text: the prompt, then " " + the answer when training.
+PROMPT_TEMPLATE = "질문: {instruction}\n답:"
+
+
+def format_instruction(instruction: str, output: str | None = None) -> str:
+    """The prompt for ``instruction``; with ``output`` the full training text (prompt + " " + output)."""
+    prompt = PROMPT_TEMPLATE.format(instruction=instruction)
+    return prompt if output is None else f"{prompt} {output}"
 
 
 def _resolve(profile: str | None) -> str:
-    from peftlab.models import get_profile
-
     return get_profile(profile)
 
 

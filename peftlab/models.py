@@ -11,32 +11,20 @@ The profile comes from the argument, else ``$PEFTLAB_PROFILE``, else ``"tiny"``.
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
+
+from peftlab.profile import PROFILE_ENV, PROFILES, data_root, get_profile
 
 __all__ = [
     "HUB_MODELS", "PROFILE_ENV", "PROFILES", "TINY_MODELS", "get_profile", "load_causal_lm",
     "load_encoder_classifier", "load_tokenizer", "model_path",
 ]
 
-PROFILE_ENV = "PEFTLAB_PROFILE"
-PROFILES = ("tiny", "colab")
 KINDS = ("encoder", "causal_lm")
 #: Folder names under ``data/models`` for the tiny profile.
 TINY_MODELS = {"encoder": "tiny-ko-bert", "causal_lm": "tiny-ko-llama"}
 #: Hub ids for the colab profile.
 HUB_MODELS = {"encoder": "klue/bert-base", "causal_lm": "Qwen/Qwen2.5-0.5B"}
-
-
-def get_profile(profile: str | None = None) -> str:
-    """``profile`` if given, else ``$PEFTLAB_PROFILE``, else ``"tiny"``; anything else is a ValueError."""
-    if profile is not None:
-        source, value = "profile", profile
-    else:
-        source, value = PROFILE_ENV, os.environ.get(PROFILE_ENV, "tiny")
-    if value not in PROFILES:
-        raise ValueError(f"{source}={value!r}: unknown profile; allowed: {', '.join(map(repr, PROFILES))}")
-    return value
 
 
 def model_path(kind: str, profile: str | None = None) -> str:
@@ -45,8 +33,6 @@ def model_path(kind: str, profile: str | None = None) -> str:
         raise ValueError(f"kind={kind!r}: unknown model kind; allowed: {', '.join(map(repr, KINDS))}")
     if get_profile(profile) == "colab":
         return HUB_MODELS[kind]
-    from peftlab.data import data_root
-
     folder = data_root() / "models" / TINY_MODELS[kind]
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"kind={kind!r}: no model at {folder}; rebuild the data with `make data`")

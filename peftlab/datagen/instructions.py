@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import random
 
+from peftlab.data import format_instruction  # noqa: F401  (re-exported; the template lives with the data API)
+
 from . import lexicon as L
 from .korean import particle
 from .reviews import ReviewGenerator
-
-#: How an instruction pair is shown to a causal LM (pretraining and fine-tuning use the same).
-PROMPT_TEMPLATE = "질문: {instruction}\n답:"
-
-
-def format_instruction(instruction: str, output: str | None = None) -> str:
-    """The prompt for ``instruction``; with ``output`` the full training text (prompt + " " + output)."""
-    prompt = PROMPT_TEMPLATE.format(instruction=instruction)
-    return prompt if output is None else f"{prompt} {output}"
-
 
 def _task(rng: random.Random, reviews: ReviewGenerator) -> tuple[str, str, str]:
     kind = rng.choices(["add", "sub", "antonym", "sentiment", "copy", "reverse", "capital"],
