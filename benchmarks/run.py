@@ -26,7 +26,6 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 import peftlab
-from peftlab.lora import lora_layers
 
 
 @dataclass
@@ -36,14 +35,11 @@ class Row:
 
 
 def _copy_lora(theirs: nn.Module, ours: nn.Module) -> None:
-    params = dict(theirs.named_parameters())
     with torch.no_grad():
-        for name, layer in lora_layers(ours).items():
-            for part in ("lora_A", "lora_B"):
-                src = params[f"base_model.model.{name}.{part}.default.weight"]
-                if part == "lora_B":
-                    src.normal_(std=0.02)
-                getattr(layer, part)["default"].copy_(src)
+        for name, param in theirs.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.02)
+    peftlab.copy_from_peft(theirs, ours)
 
 
 def _lora_pair(base: nn.Module, targets, r: int, alpha: int):

@@ -1,30 +1,71 @@
 """peftlab: from-scratch reference implementations of parameter-efficient fine-tuning methods.
 
-Each method lives in its own module and is checked against Hugging Face ``peft``::
+Each method lives in one file under :mod:`peftlab.methods`, on a shared core (:mod:`peftlab.layer`,
+:mod:`peftlab.tuner`), and is checked against Hugging Face ``peft``::
 
     import peftlab
     model = peftlab.apply_lora(model, r=8, alpha=16, target_modules=["query", "value"])
     print(peftlab.count_parameters(model))
+    peftlab.merge_and_unload(model)        # plain nn.Linear layers with merged weights
+
+The model-level operations are named after peft's ``PeftModel`` methods.
 """
 
 from peftlab._quiet import quiet_third_party
-from peftlab.inject import ParameterCount, count_parameters, find_targets
-from peftlab.interop import load_peft_adapter, save_peft_adapter
-from peftlab.lora import LoRAConfig, LoRALinear, apply_lora, merge_lora, unmerge_lora
 
 quiet_third_party()  # before peft / bitsandbytes are imported anywhere
+
+from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
+from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
+from peftlab.layer import AdapterLayer  # noqa: E402
+from peftlab.methods.lora import (  # noqa: E402
+    LoRAConfig,
+    LoRAEmbedding,
+    LoRALinear,
+    apply_lora,
+    merge_lora,
+    unmerge_lora,
+)
+from peftlab.tuner import (  # noqa: E402
+    active_adapters,
+    adapter_layers,
+    delete_adapter,
+    disable_adapter,
+    inject,
+    merge_adapter,
+    merge_and_unload,
+    registry,
+    set_adapter,
+    unload,
+    unmerge_adapter,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdapterLayer",
     "LoRAConfig",
+    "LoRAEmbedding",
     "LoRALinear",
     "ParameterCount",
+    "active_adapters",
+    "adapter_layers",
     "apply_lora",
+    "copy_from_peft",
     "count_parameters",
+    "delete_adapter",
+    "disable_adapter",
     "find_targets",
+    "inject",
+    "load_adapter_state",
     "load_peft_adapter",
+    "merge_adapter",
+    "merge_and_unload",
     "merge_lora",
+    "registry",
     "save_peft_adapter",
+    "set_adapter",
+    "unload",
+    "unmerge_adapter",
     "unmerge_lora",
 ]

@@ -16,18 +16,13 @@ from packaging.version import Version
 
 __all__ = ["check", "requirements"]
 
-_FALLBACK = [
-    "torch>=2.4,<2.14", "transformers>=4.56,<6", "peft>=0.17,<0.22", "bitsandbytes>=0.45,<0.51",
-    "datasets>=3.0,<6", "pywavelets>=1.6,<2", "matplotlib>=3.8,<4", "safetensors>=0.4,<1", "tqdm>=4.66,<5",
-]
-
-
 def requirements(include_dev: bool = False) -> list[Requirement]:
-    """peftlab's declared runtime requirements (plus ``dev`` extras if asked)."""
+    """peftlab's declared runtime requirements (plus ``dev`` extras if asked), read from the installed
+    package's metadata (``pyproject.toml`` is their one source). Empty when peftlab is not installed."""
     try:
         raw = metadata.requires("peftlab") or []
     except metadata.PackageNotFoundError:
-        raw = _FALLBACK
+        return []
     reqs = []
     for line in raw:
         req = Requirement(line)
@@ -49,6 +44,10 @@ def check(verbose: bool = True, include_dev: bool = False) -> bool:
     """Print one line per dependency and the device; return True when every requirement is met."""
     ok_all = True
     lines = [f"python      {platform.python_version()} ({platform.system()} {platform.machine()})"]
+    if _installed("peftlab") is None:
+        ok_all = False
+        lines.append("[FAIL] peftlab is not installed as a package, so its requirements are unknown: "
+                     "run `pip install -e .` in the repository (make setup does it)")
     for req in requirements(include_dev):
         version = _installed(req.name)
         if version is None:

@@ -9,15 +9,22 @@ A peft adapter folder holds two files:
   (``modules_to_save``, such as a classification head) are saved under their own names
   (``base_model.model.classifier.weight``).
 
-:func:`save_peft_adapter` writes that format from a peftlab model, so ``PeftModel.from_pretrained``
-loads it; :func:`load_peft_adapter` reads it into peftlab layers. Never pickle: safetensors + JSON only.
+The format is generic; what differs per method is small and lives in one :class:`Codec` each: which
+``peft_type`` (and flags such as ``use_dora``) it reads, how its config maps to peft's fields, and how
+peft names each of its tensors in the file. :func:`save_peft_adapter` writes a folder that
+``PeftModel.from_pretrained`` loads; :func:`load_peft_adapter` reads one into peftlab layers, validating
+every tensor against the model before anything changes. :func:`copy_from_peft` takes the adapter of a
+live peft model. Never pickle: safetensors + JSON only, written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,31 +32,114 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from peftlab.lora import LoRAConfig, LoRAEmbedding, LoRALinear, apply_lora, lora_layers
+from peftlab.targets import modules_matching
+from peftlab.layer import AdapterLayer, check_adapter_name
+from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
+from peftlab.tuner import adapter_layers, get_method, inject, method_for_config
 
-__all__ = ["load_peft_adapter", "save_peft_adapter", "CONFIG_NAME", "WEIGHTS_NAME"]
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "Codec",
+    "adapter_state_dict",
+    "codecs",
+    "copy_from_peft",
+    "load_adapter_state",
+    "load_peft_adapter",
+    "save_peft_adapter",
+]
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
-_PREFIX = "base_model.model."
-# how peft names each factor in the file (Linear factors are nn.Linear modules, embedding factors bare tensors)
-_KEY_SUFFIX = {
-    "lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight",
-    "lora_embedding_A": ".lora_embedding_A", "lora_embedding_B": ".lora_embedding_B",
-}
-_PAIRS = {"lora_A": "lora_B", "lora_embedding_A": "lora_embedding_B"}
+PREFIX = "base_model.model."
 
 
-def _module_state(model: nn.Module, key: str) -> dict[str, torch.Tensor]:
-    """Parameters of every module named ``key`` or ending in ``.key``, by full parameter name."""
-    out = {}
-    for name, mod in model.named_modules():
-        if name == key or name.endswith("." + key):
-            for pname, param in mod.named_parameters():
-                out[f"{name}.{pname}"] = param
-    return out
+# ---------------------------------------------------------------------- codecs
+@dataclass(frozen=True)
+class Codec:
+    """How one peftlab method maps onto peft's adapter format.
+
+    ``tensor_keys``: per layer class, peftlab's tensor attribute → the suffix peft uses in the file.
+    ``accepts(cfg)``: whether a peft ``adapter_config.json`` dict is this method's.
+    ``to_peft(config)``: peft's config fields (without ``target_modules``/``modules_to_save``).
+    ``from_peft(cfg, where)``: keyword arguments of the method's config class; raises ``ValueError``
+    naming ``where`` for settings peftlab does not implement.
+    """
+
+    method: str
+    peft_type: str
+    tensor_keys: dict[type[AdapterLayer], dict[str, str]]
+    accepts: Callable[[dict], bool]
+    to_peft: Callable[[object], dict]
+    from_peft: Callable[[dict, str], dict]
 
 
+def _lora_to_peft(cfg: LoRAConfig) -> dict:
+    return {
+        "r": cfg.r, "lora_alpha": cfg.alpha, "lora_dropout": cfg.dropout, "use_rslora": cfg.use_rslora,
+        "rank_pattern": dict(cfg.rank_pattern), "alpha_pattern": dict(cfg.alpha_pattern),
+        "bias": "none", "lora_bias": False, "fan_in_fan_out": False, "use_dora": False,
+        "init_lora_weights": True if cfg.init == "kaiming" else "gaussian",
+    }
+
+
+def _lora_from_peft(cfg: dict, where: str) -> dict:
+    for key in ("r", "lora_alpha"):
+        if key not in cfg:
+            raise ValueError(f"{where}: missing required field {key!r}")
+    if cfg.get("bias", "none") != "none" or cfg.get("lora_bias"):
+        raise ValueError(f"{where}: bias={cfg.get('bias')!r} / lora_bias={cfg.get('lora_bias')!r} are not "
+                         "implemented in peftlab; it reads bias='none', lora_bias=false")
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    init = cfg.get("init_lora_weights", True)
+    return {
+        "r": int(cfg["r"]), "alpha": float(cfg["lora_alpha"]), "dropout": float(cfg.get("lora_dropout") or 0.0),
+        "use_rslora": bool(cfg.get("use_rslora", False)),
+        "rank_pattern": {k: int(v) for k, v in (cfg.get("rank_pattern") or {}).items()},
+        "alpha_pattern": {k: float(v) for k, v in (cfg.get("alpha_pattern") or {}).items()},
+        "init": "gaussian" if init == "gaussian" else "kaiming",
+    }
+
+
+_CODECS: list[Codec] = [
+    Codec(
+        method="lora", peft_type="LORA",
+        tensor_keys={LoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"},
+                     LoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
+                                     "lora_embedding_B": ".lora_embedding_B"}},
+        accepts=lambda cfg: cfg.get("peft_type") == "LORA" and not cfg.get("use_dora"),
+        to_peft=_lora_to_peft, from_peft=_lora_from_peft,
+    ),
+]
+
+
+def codecs() -> dict[str, Codec]:
+    """The codec of every method peftlab can exchange with peft, by method name."""
+    return {c.method: c for c in _CODECS}
+
+
+def _supported() -> str:
+    return ", ".join(f"{c.peft_type}" + (" (use_dora=false)" if c.method == "lora" else "") for c in _CODECS)
+
+
+def _codec_for_file(cfg: dict, where: str) -> Codec:
+    for codec in _CODECS:
+        if codec.accepts(cfg):
+            return codec
+    flags = " with use_dora=true" if cfg.get("use_dora") else ""
+    raise ValueError(f"{where}: peft_type={cfg.get('peft_type')!r}{flags} is not supported by peftlab; "
+                     f"supported: {_supported()}")
+
+
+def _codec_for_method(method: str) -> Codec:
+    for codec in _CODECS:
+        if codec.method == method:
+            return codec
+    raise ValueError(f"method {method!r} has no peft adapter format in peftlab; supported: {_supported()}")
+
+
+# ---------------------------------------------------------------------- writing
 def _atomic_write(path: Path, write) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
@@ -61,6 +151,32 @@ def _atomic_write(path: Path, write) -> None:
             os.remove(tmp)
 
 
+def _config_of(model: nn.Module, adapter_name: str):
+    configs = getattr(model, "peftlab_config", None) or {}
+    if adapter_name not in configs:
+        raise ValueError(f"adapter_name={adapter_name!r}: the model has no peftlab adapter of that name; "
+                         f"it has {sorted(configs)}")
+    return configs[adapter_name]
+
+
+def adapter_state_dict(model: nn.Module, adapter_name: str = "default") -> dict[str, torch.Tensor]:
+    """The tensors of ``adapter_name`` named as peft names them in ``adapter_model.safetensors``."""
+    config = _config_of(model, adapter_name)
+    codec = _codec_for_method(method_for_config(config).name)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, layer in adapter_layers(model).items():
+        if not layer.has_adapter(adapter_name):
+            continue
+        keys = codec.tensor_keys[type(layer)]
+        for attr, param in layer.adapter_parameters(adapter_name).items():
+            tensors[f"{PREFIX}{name}{keys[attr]}"] = param.detach()
+    for key in config.modules_to_save:
+        for mod_name in modules_matching(model, key):
+            for pname, param in model.get_submodule(mod_name).named_parameters():
+                tensors[f"{PREFIX}{mod_name}.{pname}"] = param.detach()
+    return {k: v.contiguous().cpu().clone() for k, v in tensors.items()}
+
+
 def save_peft_adapter(
     model: nn.Module,
     folder: str | os.PathLike,
@@ -68,73 +184,40 @@ def save_peft_adapter(
     base_model_name_or_path: str | None = None,
     task_type: str | None = None,
 ) -> Path:
-    """Write ``adapter_name`` of a peftlab LoRA model as a peft adapter folder; returns the folder."""
-    configs = getattr(model, "peftlab_config", None) or {}
-    if adapter_name not in configs:
-        raise ValueError(f"model has no peftlab adapter named {adapter_name!r}; it has {sorted(configs)}")
-    cfg: LoRAConfig = configs[adapter_name]
-    if cfg.method != "lora":
-        raise ValueError(f"save_peft_adapter writes LoRA adapters; adapter {adapter_name!r} is {cfg.method!r}")
+    """Write ``adapter_name`` as a peft adapter folder (config JSON + safetensors); returns the folder.
 
-    tensors: dict[str, torch.Tensor] = {}
-    for name, layer in lora_layers(model).items():
-        if adapter_name in layer._A:
-            for part, store in ((layer._A_NAME, layer._A), (layer._B_NAME, layer._B)):
-                tensors[f"{_PREFIX}{name}{_KEY_SUFFIX[part]}"] = store[adapter_name].detach()
-    for key in cfg.modules_to_save:
-        for pname, param in _module_state(model, key).items():
-            tensors[f"{_PREFIX}{pname}"] = param.detach()
-    tensors = {k: v.contiguous().cpu().clone() for k, v in tensors.items()}
-
-    config = {
-        "peft_type": "LORA",
+    A merged adapter is saved as its own tensors (the file never holds base weights).
+    """
+    config = _config_of(model, adapter_name)
+    codec = _codec_for_method(method_for_config(config).name)
+    tensors = adapter_state_dict(model, adapter_name)
+    peft_config = {
+        "peft_type": codec.peft_type,
         "task_type": task_type,
         "base_model_name_or_path": base_model_name_or_path,
-        "r": cfg.r,
-        "lora_alpha": cfg.alpha,
-        "lora_dropout": cfg.dropout,
-        "use_rslora": cfg.use_rslora,
-        "target_modules": cfg.target_modules,
-        "modules_to_save": list(cfg.modules_to_save) or None,
-        "bias": "none",
-        "fan_in_fan_out": False,
-        "init_lora_weights": True,
-        "use_dora": False,
-        "rank_pattern": {},
-        "alpha_pattern": {},
+        **codec.to_peft(config),
+        "target_modules": config.target_modules,
+        "modules_to_save": list(config.modules_to_save) or None,
         "inference_mode": True,
     }
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+    _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
     return folder
 
 
+# ---------------------------------------------------------------------- reading
 def _read_config(folder: Path) -> dict:
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    peft_type = config.get("peft_type")
-    if peft_type != "LORA":
-        raise ValueError(f"{path}: peft_type={peft_type!r} is not supported here; load_peft_adapter reads 'LORA'")
-    for key in ("use_dora",):
-        if config.get(key):
-            raise ValueError(f"{path}: {key}=true is not a plain LoRA adapter")
-    for key in ("rank_pattern", "alpha_pattern"):
-        if config.get(key):
-            raise ValueError(f"{path}: per-layer {key} is not supported by peftlab")
-    if config.get("bias", "none") != "none" or config.get("lora_bias"):
-        raise ValueError(f"{path}: bias={config.get('bias')!r} / lora_bias are not supported; use bias='none'")
-    if config.get("fan_in_fan_out"):
-        raise ValueError(f"{path}: fan_in_fan_out=true (Conv1D layers) is not supported by peftlab")
-    for key in ("r", "lora_alpha"):
-        if key not in config:
-            raise ValueError(f"{path}: missing required field {key!r}")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
 
 
@@ -148,75 +231,165 @@ def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is not a readable safetensors file: {exc}") from None
 
 
-def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name: str = "default") -> nn.Module:
-    """Load a peft LoRA adapter folder into ``model`` as peftlab layers (in place); returns ``model``.
+@dataclass
+class _Plan:
+    adapters: dict[str, dict[str, torch.Tensor]]  # module name → {attr: tensor}
+    others: dict[str, torch.Tensor]                 # parameter name → tensor (modules_to_save)
+    keys: dict[tuple[str, str], str]                # (module, attr) → key in the file
 
-    Every tensor is checked against the model before anything changes: a missing module, a layer of the
-    wrong kind or a shape that does not fit raises an error naming the tensor, and leaves ``model`` as it was.
-    """
-    folder = Path(folder)
-    config = _read_config(folder)
-    tensors = _read_tensors(folder)
-    r, alpha = int(config["r"]), float(config["lora_alpha"])
 
-    lora: dict[str, dict[str, torch.Tensor]] = {}
-    other: dict[str, torch.Tensor] = {}
-    for key, value in tensors.items():
-        name = key[len(_PREFIX):] if key.startswith(_PREFIX) else key
-        for part, suffix in _KEY_SUFFIX.items():
+def _split(state: dict[str, torch.Tensor], codec: Codec) -> _Plan:
+    suffixes = [(suffix, attr) for keys in codec.tensor_keys.values() for attr, suffix in keys.items()]
+    suffixes.sort(key=lambda item: -len(item[0]))  # longest first, so no suffix shadows another
+    plan = _Plan({}, {}, {})
+    for key, value in state.items():
+        name = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        for suffix, attr in suffixes:
             if name.endswith(suffix):
-                lora.setdefault(name[: -len(suffix)], {})[part] = value
+                module = name[: -len(suffix)]
+                plan.adapters.setdefault(module, {})[attr] = value
+                plan.keys[(module, attr)] = key
                 break
         else:
-            other[name] = value
-    if not lora:
-        raise ValueError(f"{folder / WEIGHTS_NAME} holds no lora_A/lora_B tensors")
+            plan.others[name] = value
+    return plan
 
+
+def _validate(model: nn.Module, plan: _Plan, config, codec: Codec, where: str, adapter_name: str) -> None:
+    """Every check that loading could fail, run before the model is touched."""
+    spec = get_method(codec.method)
     modules = dict(model.named_modules())
-    params = dict(model.named_parameters())
-    for name, pair in sorted(lora.items()):
-        a_part = next((p for p in _PAIRS if p in pair), None) or next(a for a, b in _PAIRS.items() if b in pair)
-        b_part = _PAIRS[a_part]
-        for part in (a_part, b_part):
-            if part not in pair:
-                raise ValueError(f"tensor {_PREFIX}{name}{_KEY_SUFFIX[part]} is missing from {folder / WEIGHTS_NAME}")
-        first = f"{_PREFIX}{name}{_KEY_SUFFIX[a_part]}"
+    if not plan.adapters:
+        raise ValueError(f"{where} holds no {codec.method} adapter tensors")
+    for name, parts in sorted(plan.adapters.items()):
+        first = plan.keys[(name, next(iter(parts)))]
         mod = modules.get(name)
         if mod is None:
-            raise ValueError(f"tensor {first} names module {name!r}, which the model does not have")
-        base = mod.base_layer if isinstance(mod, LoRALinear) else mod
-        kind = nn.Embedding if a_part == "lora_embedding_A" else nn.Linear
-        if not isinstance(base, kind):
-            raise ValueError(f"tensor {first} targets {name!r}, a {type(base).__name__}, not an nn.{kind.__name__}")
-        layer_cls = LoRAEmbedding if kind is nn.Embedding else LoRALinear
-        n_in, n_out = layer_cls._dims(base)
-        for part, shape in ((a_part, (r, n_in)), (b_part, (n_out, r))):
-            if tuple(pair[part].shape) != shape:
-                raise ValueError(
-                    f"tensor {_PREFIX}{name}{_KEY_SUFFIX[part]} has shape {tuple(pair[part].shape)}, "
-                    f"but layer {name!r} ({n_out}×{n_in}, r={r}) needs {shape}"
-                )
-    for pname, value in other.items():
+            raise ValueError(f"{where}: tensor {first} names module {name!r}, which the model does not have")
+        if isinstance(mod, AdapterLayer):
+            if mod.has_adapter(adapter_name):
+                raise ValueError(f"layer {name!r} already has an adapter named {adapter_name!r}; "
+                                 "load under another adapter_name")
+            base = mod.base_layer
+        else:
+            base = mod
+        try:
+            layer_cls = spec.layer_for(base)
+        except TypeError:
+            raise ValueError(f"{where}: tensor {first} targets {name!r}, a {type(base).__name__}, which "
+                             f"{codec.method} cannot wrap") from None
+        expected_attrs = codec.tensor_keys[layer_cls]
+        stray = [a for a in parts if a not in expected_attrs]
+        if stray:
+            raise ValueError(f"{where}: tensor {plan.keys[(name, stray[0])]} does not fit layer {name!r}, a "
+                             f"{type(base).__name__} (it takes {sorted(expected_attrs.values())})")
+        hparams = config.layer_hparams(name, base)
+        for attr, shape in layer_cls.param_shapes(base, **hparams).items():
+            key = f"{PREFIX}{name}{expected_attrs[attr]}"
+            if attr not in parts:
+                raise ValueError(f"{where}: tensor {key} is missing")
+            tensor = parts[attr]
+            if tuple(tensor.shape) != tuple(shape):
+                n_in, n_out = layer_cls.dims(base)
+                raise ValueError(f"{where}: tensor {key} has shape {tuple(tensor.shape)}, but layer {name!r} "
+                                 f"({n_out}×{n_in}, {hparams}) needs {tuple(shape)}")
+            if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+                raise ValueError(f"{where}: tensor {key} is not a finite floating-point tensor")
+    params = dict(model.named_parameters())
+    for pname, value in plan.others.items():
         target = params.get(pname)
         if target is None:
-            raise ValueError(f"tensor {_PREFIX}{pname} matches no parameter of the model")
+            raise ValueError(f"{where}: tensor {PREFIX}{pname} matches no parameter of the model")
         if tuple(target.shape) != tuple(value.shape):
-            raise ValueError(
-                f"tensor {_PREFIX}{pname} has shape {tuple(value.shape)}, the model's parameter has {tuple(target.shape)}"
-            )
+            raise ValueError(f"{where}: tensor {PREFIX}{pname} has shape {tuple(value.shape)}, the model's "
+                             f"parameter has {tuple(target.shape)}")
 
-    saved = [k for k in (config.get("modules_to_save") or []) if any(n == k or n.endswith("." + k) for n in modules)]
-    apply_lora(
-        model, r=r, alpha=alpha, target_modules=sorted(lora), dropout=float(config.get("lora_dropout", 0.0)),
-        use_rslora=bool(config.get("use_rslora", False)), modules_to_save=saved, adapter_name=adapter_name,
-    )
-    model.peftlab_config[adapter_name].target_modules = config.get("target_modules") or sorted(lora)
+
+def _copy_in(model: nn.Module, plan: _Plan, adapter_name: str) -> None:
     with torch.no_grad():
-        for name, pair in lora.items():
+        for name, parts in plan.adapters.items():
             layer = model.get_submodule(name)
-            layer._A[adapter_name].copy_(pair[layer._A_NAME])
-            layer._B[adapter_name].copy_(pair[layer._B_NAME])
+            own = layer.adapter_parameters(adapter_name)
+            for attr, tensor in parts.items():
+                own[attr].copy_(tensor)
         params = dict(model.named_parameters())
-        for pname, value in other.items():
+        for pname, value in plan.others.items():
             params[pname].copy_(value)
+
+
+def _exact(names) -> str:
+    """A regex selecting exactly these module names (peft's regex form of target_modules)."""
+    return "(" + "|".join(re.escape(n) for n in sorted(names)) + ")"
+
+
+def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name: str = "default") -> nn.Module:
+    """Load a peft adapter folder into ``model`` as peftlab layers (in place); returns ``model``.
+
+    The file's ``peft_type`` picks the codec. Every tensor is checked against the model before anything
+    changes: a missing module, a layer of the wrong kind or a shape that does not fit raises an error
+    naming the file and the tensor, and leaves ``model`` as it was.
+    """
+    check_adapter_name(adapter_name)
+    folder = Path(folder)
+    cfg = _read_config(folder)
+    where_cfg = str(folder / CONFIG_NAME)
+    codec = _codec_for_file(cfg, where_cfg)
+    kwargs = codec.from_peft(cfg, where_cfg)
+    where = str(folder / WEIGHTS_NAME)
+    plan = _split(_read_tensors(folder), codec)
+    saved = [k for k in (cfg.get("modules_to_save") or []) if modules_matching(model, k)]
+    spec = get_method(codec.method)
+    if not plan.adapters:
+        raise ValueError(f"{where} holds no {codec.method} adapter tensors")
+    config = spec.config_cls(**kwargs, target_modules=_exact(plan.adapters), modules_to_save=saved)
+    _validate(model, plan, config, codec, where, adapter_name)
+    inject(model, config, adapter_name)
+    _copy_in(model, plan, adapter_name)
+    config.target_modules = cfg.get("target_modules") or sorted(plan.adapters)
     return model
+
+
+def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], adapter_name: str = "default") -> nn.Module:
+    """Copy peft-named tensors (as in ``adapter_model.safetensors``) into the existing adapter ``adapter_name``.
+
+    The model must already carry that adapter (same targets and shapes); everything is validated before
+    anything is copied.
+    """
+    config = _config_of(model, adapter_name)
+    codec = _codec_for_method(method_for_config(config).name)
+    plan = _split(state, codec)
+    spec = get_method(codec.method)
+    layers = adapter_layers(model)
+    where = "state dict"
+    for name, parts in plan.adapters.items():
+        layer = layers.get(name)
+        if layer is None or not layer.has_adapter(adapter_name):
+            raise ValueError(f"{where}: tensor {plan.keys[(name, next(iter(parts)))]} has no adapter "
+                             f"{adapter_name!r} at {name!r} in the model")
+        own = layer.adapter_parameters(adapter_name)
+        for attr, tensor in parts.items():
+            if attr not in own or own[attr].shape != tensor.shape:
+                raise ValueError(f"{where}: tensor {plan.keys[(name, attr)]} has shape {tuple(tensor.shape)}; "
+                                 f"the model's is {tuple(own[attr].shape) if attr in own else 'absent'}")
+    missing = [n for n, layer in layers.items() if layer.has_adapter(adapter_name) and n not in plan.adapters
+               and type(layer) in spec.layers]
+    if missing:
+        raise ValueError(f"{where}: no tensors for adapter layer(s) {missing[:3]}")
+    params = dict(model.named_parameters())
+    for pname, value in plan.others.items():
+        if pname not in params or params[pname].shape != value.shape:
+            raise ValueError(f"{where}: tensor {PREFIX}{pname} matches no parameter of that shape in the model")
+    _copy_in(model, plan, adapter_name)
+    return model
+
+
+def copy_from_peft(peft_model: nn.Module, model: nn.Module, adapter_name: str = "default") -> nn.Module:
+    """Give peftlab's adapter ``adapter_name`` the values of the same adapter in a live peft model.
+
+    Use it to start both from identical weights (peft's ``get_peft_model_state_dict`` names, no private
+    attributes). Both must target the same modules with the same shapes.
+    """
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(peft_model, adapter_name=adapter_name)
+    return load_adapter_state(model, state, adapter_name)

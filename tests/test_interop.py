@@ -113,7 +113,8 @@ def test_missing_half_of_a_pair(tmp_path):
 @pytest.mark.parametrize("edit, words", [
     ({"peft_type": "IA3"}, "peft_type='IA3'"),
     ({"use_dora": True}, "use_dora"),
-    ({"rank_pattern": {"query": 2}}, "rank_pattern"),
+    ({"bias": "all"}, "bias='all'"),
+    ({"fan_in_fan_out": True}, "fan_in_fan_out"),
 ])
 def test_unsupported_configs(tmp_path, edit, words):
     _peft_adapter(tmp_path)
@@ -121,8 +122,72 @@ def test_unsupported_configs(tmp_path, edit, words):
     cfg = json.loads(path.read_text())
     cfg.update(edit)
     path.write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match=words):
+    model = tiny_bert()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=words) as info:
+        peftlab.load_peft_adapter(model, tmp_path / "peft")
+    assert CONFIG_NAME in str(info.value)
+    _assert_untouched(model, before)
+
+
+def test_unknown_peft_type_lists_supported(tmp_path):
+    _peft_adapter(tmp_path)
+    path = tmp_path / "peft" / CONFIG_NAME
+    path.write_text(json.dumps({**json.loads(path.read_text()), "peft_type": "BOFT"}))
+    with pytest.raises(ValueError, match=r"supported: LORA"):
         peftlab.load_peft_adapter(tiny_bert(), tmp_path / "peft")
+
+
+def test_rank_and_alpha_pattern_both_ways(tmp_path):
+    """Per-layer ranks (QR-Adaptor's output) travel through peft's rank_pattern / alpha_pattern."""
+    base = tiny_bert()
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["query", "value"],
+                     rank_pattern={"layer.0.attention.self.value": 2, "query": 6}, alpha_pattern={"value": 3})
+    theirs = get_peft_model(copy.deepcopy(base), cfg)
+    randomize_lora(theirs)
+    theirs.save_pretrained(tmp_path / "peft")
+    ours = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "peft").eval()
+    layers = lora_layers(ours)
+    assert layers["bert.encoder.layer.0.attention.self.value"].r["default"] == 2
+    assert layers["bert.encoder.layer.1.attention.self.value"].r["default"] == 4
+    assert layers["bert.encoder.layer.1.attention.self.query"].r["default"] == 6
+    assert layers["bert.encoder.layer.1.attention.self.value"].scaling["default"] == 3 / 4
+    assert torch.allclose(ours(input_ids=IDS).logits, theirs.eval()(input_ids=IDS).logits, atol=1e-5)
+    peftlab.save_peft_adapter(ours, tmp_path / "ours")
+    back = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "ours").eval()
+    assert torch.allclose(back(input_ids=IDS).logits, ours(input_ids=IDS).logits, atol=1e-5)
+
+
+def test_embedding_target_with_dropout_loads(tmp_path):
+    """Regression: peft accepts lora_dropout with an embedding target (and applies none there)."""
+    base = tiny_bert()
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["word_embeddings", "query"], lora_dropout=0.1)
+    theirs = get_peft_model(copy.deepcopy(base), cfg)
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if "lora_embedding_A" in name or "lora_B" in name:
+                p.normal_(std=0.1)
+    theirs.save_pretrained(tmp_path / "peft")
+    ours = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "peft").eval()
+    assert ours.peftlab_config["default"].dropout == 0.1
+    assert torch.allclose(ours(input_ids=IDS).logits, theirs.eval()(input_ids=IDS).logits, atol=1e-5)
+
+
+def test_copy_from_peft_public_helper():
+    base = tiny_bert()
+    targets = ["word_embeddings", "query", "value"]
+    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8,
+                                                             target_modules=targets))
+    randomize_lora(theirs)
+    ours = peftlab.apply_lora(copy.deepcopy(base), r=4, alpha=8, target_modules=targets,
+                              modules_to_save=["classifier"])
+    peftlab.copy_from_peft(theirs, ours)
+    assert torch.allclose(ours.eval()(input_ids=IDS).logits, theirs.eval()(input_ids=IDS).logits, atol=1e-5)
+    other = peftlab.apply_lora(copy.deepcopy(base), r=2, alpha=8, target_modules=targets)
+    snapshot = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match="has shape"):
+        peftlab.copy_from_peft(theirs, other)
+    assert all(torch.equal(snapshot[k], v) for k, v in other.state_dict().items())
 
 
 def test_missing_folder(tmp_path):

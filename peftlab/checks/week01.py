@@ -47,7 +47,7 @@ def _peft_linear(W0, b, A, B, alpha, r):
 
 
 def _reference_layer(W0, b, A, B, alpha, r):
-    from peftlab.lora import LoRALinear
+    from peftlab.methods.lora import LoRALinear
 
     base = nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Find the layers an adapter targets, swap them for wrapped layers, freeze the rest.
+"""Find the layers an adapter targets, swap them for wrapped layers, freeze the rest, count parameters.
 
 This is the one mechanism every weight-space method in peftlab uses (LoRA, DoRA, WaveFT, VB-LoRA, IA³):
 
@@ -30,6 +30,9 @@ from torch import nn
 
 __all__ = [
     "ParameterCount",
+    "matches_suffix",
+    "modules_matching",
+    "pattern_key",
     "count_parameters",
     "find_targets",
     "freeze_except",
@@ -38,10 +41,37 @@ __all__ = [
 ]
 
 
+def matches_suffix(name: str, key: str) -> bool:
+    """The suffix rule (peft's): module ``name`` is ``key`` or ends with ``"." + key``.
+
+    ``"query"`` matches ``bert.encoder.layer.0.attention.self.query``; ``"layer.0.attention.self.query"``
+    matches it too; ``"uery"`` does not. Every place in peftlab that matches module names uses this.
+    """
+    return name == key or name.endswith("." + key)
+
+
 def _matches(name: str, target_modules: str | Sequence[str]) -> bool:
     if isinstance(target_modules, str):
         return re.fullmatch(target_modules, name) is not None
-    return any(name == key or name.endswith("." + key) for key in target_modules)
+    return any(matches_suffix(name, key) for key in target_modules)
+
+
+def pattern_key(pattern_keys: Iterable[str], name: str) -> str | None:
+    """The first key of a per-layer pattern (``rank_pattern``, ``alpha_pattern``) that selects ``name``.
+
+    As in peft, a key is a regular expression matched against the end of the module name at a ``.``
+    boundary: ``"value"`` selects ``…self.value``; ``"layer\\.0\\..*value"`` selects layer 0's value.
+    ``None`` when no key selects ``name`` (the config's global value applies).
+    """
+    for key in pattern_keys:
+        if re.match(rf"(.*\.)?({key})$", name):
+            return key
+    return None
+
+
+def modules_matching(model: nn.Module, key: str) -> list[str]:
+    """Names of the modules of ``model`` that ``key`` selects by the suffix rule."""
+    return [name for name, _ in model.named_modules() if name and matches_suffix(name, key)]
 
 
 def _leaf_suffixes(model: nn.Module, kinds: tuple[type, ...]) -> list[str]:

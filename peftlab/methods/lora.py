@@ -1,0 +1,365 @@
+r"""LoRA: Low-Rank Adaptation (Hu et al., 2021, arXiv 2106.09685), and rsLoRA (Kalajdzievski, 2023).
+
+Notation (PyTorch's, which is also peft's): a frozen ``nn.Linear`` holds ``W0 ∈ R^{out×in}`` and bias
+``b ∈ R^{out}``; an input ``x ∈ R^{…×in}`` gives ``x W0ᵀ + b``. LoRA learns
+
+    A ∈ R^{r×in}   (``lora_A[name]``, init U(−1/√in, 1/√in), i.e. kaiming_uniform(a=√5))
+    B ∈ R^{out×r}  (``lora_B[name]``, init 0, so a fresh adapter leaves the model unchanged)
+
+and adds the low-rank update ``ΔW = s · B A ∈ R^{out×in}`` with scale
+
+    s = α / r        (LoRA)
+    s = α / √r       (rsLoRA, ``use_rslora=True``: keeps the update's size stable as r grows)
+
+Forward, never forming ΔW (two thin matmuls, O(r·(in+out)) per token instead of O(in·out)):
+
+    y = x W0ᵀ + b + Σ_{a ∈ active} s_a · (dropout_a(x) A_aᵀ) B_aᵀ
+
+Dropout acts on the input of A only; the frozen path never sees it. Merging folds ``W0 ← W0 + s·B A``
+into the base weight so inference costs exactly what the base model costs; unmerging subtracts it again.
+Trainable parameters per layer: ``r·(in + out)``.
+
+Embeddings (peft's ``lora.Embedding``): a table ``E ∈ R^{V×d}`` gets ``A ∈ R^{r×V}`` (init **0**) and
+``B ∈ R^{d×r}`` (init N(0, 1)) — the zero and the random factor swap roles, because looking up a row of
+a zero A already makes the update zero — and ``ΔE = s · (B A)ᵀ ∈ R^{V×d}``; ``r·(V + d)`` parameters.
+peft applies no dropout to embeddings, so a config's dropout is ignored there.
+
+The lecture writes ``W0 ∈ R^{d×k}``, ``ΔW = A B`` with ``A ∈ R^{d×r}``: the same thing in the
+transposed (in×out) convention. Here, as in peft and the LoRA paper's code, ``A`` reads the input
+and ``B`` writes the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peftlab.targets import pattern_key
+from peftlab.layer import AdapterLayer
+from peftlab.tuner import (
+    adapter_layers,
+    disable_adapter,
+    inject,
+    merge_adapter,
+    register_method,
+    set_adapter,
+    unmerge_adapter,
+)
+
+__all__ = [
+    "LoRAConfig",
+    "LoRAEmbedding",
+    "LoRALayer",
+    "LoRALinear",
+    "apply_lora",
+    "disable_adapters",
+    "lora_layers",
+    "merge_lora",
+    "set_active_adapters",
+    "unmerge_lora",
+]
+
+INITS = ("kaiming", "gaussian")
+
+
+def _check_number(name: str, value, *, low: float, high: float | None = None, low_open: bool = True,
+                  allowed: str) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (high is None or value < high)
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
+
+
+def _check_rank(name: str, r) -> None:
+    if isinstance(r, bool) or not isinstance(r, int):
+        raise TypeError(f"{name} must be an int, got {type(r).__name__} ({r!r})")
+    if r <= 0:
+        raise ValueError(f"{name}={r} is not allowed: expected an int ≥ 1")
+
+
+# ---------------------------------------------------------------------- config
+@dataclass
+class LoRAConfig:
+    """A LoRA adapter's settings, validated at construction (peft's ``LoraConfig`` names in brackets).
+
+    ``r`` [r], ``alpha`` [lora_alpha], ``dropout`` [lora_dropout], ``use_rslora``, ``target_modules``
+    (list of name suffixes or one regex), ``modules_to_save`` (modules kept fully trainable and saved, e.g. a
+    new ``classifier``), ``rank_pattern`` / ``alpha_pattern`` (per-layer r and α: a key is a regex matched
+    at the end of the module name, first match wins, as in peft), ``init`` ("kaiming" or "gaussian").
+    """
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    use_rslora: bool = False
+    target_modules: list[str] | str = field(default_factory=lambda: ["query", "value"])
+    modules_to_save: list[str] = field(default_factory=list)
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    alpha_pattern: dict[str, float] = field(default_factory=dict)
+    init: str = "kaiming"
+
+    method = "lora"
+
+    def __post_init__(self) -> None:
+        _check_rank("r", self.r)
+        _check_number("alpha", self.alpha, low=0, allowed="a positive number")
+        self.alpha = float(self.alpha)
+        _check_number("dropout", self.dropout, low=0.0, high=1.0, low_open=False, allowed="a number in [0, 1)")
+        self.dropout = float(self.dropout)
+        if not isinstance(self.use_rslora, bool):
+            raise TypeError(f"use_rslora must be True or False, got {self.use_rslora!r}")
+        if isinstance(self.target_modules, (tuple, list)):
+            self.target_modules = list(self.target_modules)
+        elif not isinstance(self.target_modules, str):
+            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
+        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
+            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
+        self.modules_to_save = list(self.modules_to_save)
+        for attr, check in (("rank_pattern", lambda k, v: _check_rank(f"rank_pattern[{k!r}]", v)),
+                            ("alpha_pattern", lambda k, v: _check_number(f"alpha_pattern[{k!r}]", v, low=0,
+                                                                         allowed="a positive number"))):
+            pattern = getattr(self, attr)
+            if not isinstance(pattern, dict):
+                raise TypeError(f"{attr} must be a dict of module-name pattern → value, got {pattern!r}")
+            for key, value in pattern.items():
+                if not isinstance(key, str) or not key:
+                    raise TypeError(f"{attr} keys must be non-empty strings, got {key!r}")
+                check(key, value)
+        if self.init not in INITS:
+            raise ValueError(f"init={self.init!r} is not allowed: expected one of {INITS}")
+
+    def rank_for(self, module_name: str) -> int:
+        key = pattern_key(self.rank_pattern, module_name)
+        return self.r if key is None else self.rank_pattern[key]
+
+    def alpha_for(self, module_name: str) -> float:
+        key = pattern_key(self.alpha_pattern, module_name)
+        return self.alpha if key is None else float(self.alpha_pattern[key])
+
+    def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
+        """Keyword arguments of ``add_adapter`` for the layer called ``module_name``."""
+        return {"r": self.rank_for(module_name), "alpha": self.alpha_for(module_name), "dropout": self.dropout,
+                "use_rslora": self.use_rslora, "init": self.init}
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, "method": self.method}
+
+
+# ---------------------------------------------------------------------- layers
+class LoRALayer(AdapterLayer):
+    """What LoRA's two layer kinds share: the per-adapter rank, α and scale, and their validation."""
+
+    adapter_state_names = ("r", "lora_alpha", "use_rslora", "scaling")
+
+    @classmethod
+    def check(cls, base_layer: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+              use_rslora: bool = False, init: str = "kaiming") -> None:
+        n_in, n_out = cls.dims(base_layer)
+        _check_rank("r", r)
+        if r > min(n_in, n_out):
+            raise ValueError(f"r={r} is not allowed for a {n_out}×{n_in} layer: need 1 ≤ r ≤ min(in, out) = "
+                             f"{min(n_in, n_out)}")
+        _check_number("alpha", alpha, low=0, allowed="a positive number")
+        _check_number("dropout", dropout, low=0.0, high=1.0, low_open=False, allowed="a number in [0, 1)")
+        if init not in INITS:
+            raise ValueError(f"init={init!r} is not allowed: expected one of {INITS}")
+
+    @classmethod
+    def num_trainable(cls, base_layer: nn.Module, r: int = 8, **_) -> int:
+        """``r · (in + out)``."""
+        n_in, n_out = cls.dims(base_layer)
+        return r * (n_in + n_out)
+
+    def _set_scale(self, adapter_name: str, r: int, alpha: float, use_rslora: bool) -> None:
+        self.r[adapter_name] = r
+        self.lora_alpha[adapter_name] = float(alpha)
+        self.use_rslora[adapter_name] = bool(use_rslora)
+        self.scaling[adapter_name] = float(alpha) / (math.sqrt(r) if use_rslora else r)
+
+    def _product(self, adapter_name: str, B: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """``s · B A`` in the base weight's dtype (half precision on CPU is multiplied in fp32)."""
+        dtype = self.base_weight().dtype
+        if A.device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
+            B, A = B.float(), A.float()
+        return (self.scaling[adapter_name] * (B @ A)).to(dtype)
+
+    def extra_repr(self) -> str:
+        parts = [f"{n}: r={self.r[n]}, alpha={self.lora_alpha[n]:g}, scaling={self.scaling[n]:g}"
+                 for n in self.adapter_names]
+        return f"adapters=[{'; '.join(parts)}]"
+
+
+class LoRALinear(LoRALayer):
+    r"""A frozen ``nn.Linear`` plus one or more named LoRA adapters.
+
+    ``y = base_layer(x) + Σ_{a active, not merged} scaling[a] · (dropout_a(x) lora_A[a]ᵀ) lora_B[a]ᵀ``
+
+    Shapes: ``lora_A[a]``: (r, in), ``lora_B[a]``: (out, r), ``delta_weight(a)``: (out, in).
+    """
+
+    adapter_param_names = ("lora_A", "lora_B")
+    adapter_module_names = ("lora_dropout",)
+    base_types = (nn.Linear,)
+
+    def __init__(self, base_layer: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+                 use_rslora: bool = False, adapter_name: str | None = "default", init: str = "kaiming"):
+        super().__init__(base_layer)
+        self.in_features, self.out_features = self.dims(base_layer)
+        if adapter_name is not None:
+            self.add_adapter(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
+
+    @classmethod
+    def param_shapes(cls, base_layer: nn.Module, r: int = 8, **_) -> dict[str, tuple[int, ...]]:
+        n_in, n_out = cls.dims(base_layer)
+        return {"lora_A": (r, n_in), "lora_B": (n_out, r)}
+
+    def create(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+               use_rslora: bool = False, init: str = "kaiming") -> None:
+        """A (r, in): kaiming-uniform (or N(0, 1/r²) with ``init="gaussian"``); B (out, r): zero."""
+        weight = self.base_layer.weight
+        A = torch.empty(r, self.in_features, dtype=weight.dtype, device=weight.device)
+        if init == "kaiming":
+            nn.init.kaiming_uniform_(A, a=math.sqrt(5))  # U(-1/sqrt(in), 1/sqrt(in))
+        else:
+            nn.init.normal_(A, std=1.0 / r)
+        B = torch.zeros(self.out_features, r, dtype=weight.dtype, device=weight.device)
+        self.lora_A[adapter_name] = nn.Parameter(A)
+        self.lora_B[adapter_name] = nn.Parameter(B)
+        self.lora_dropout[adapter_name] = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self._set_scale(adapter_name, r, alpha, use_rslora)
+
+    def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``ΔW = s · B A`` with shape (out, in), in the base weight's dtype."""
+        return self._product(adapter_name, self.lora_B[adapter_name], self.lora_A[adapter_name])
+
+    def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+        A, B = self.lora_A[adapter_name], self.lora_B[adapter_name]
+        h = self.lora_dropout[adapter_name](x.to(A.dtype))
+        return result + (self.scaling[adapter_name] * F.linear(F.linear(h, A), B)).to(result.dtype)
+
+
+class LoRAEmbedding(LoRALayer):
+    r"""A frozen ``nn.Embedding`` (table ``E ∈ R^{V×d}``) plus named LoRA adapters, as peft does it.
+
+    ``out = E[x] + s · (Aᵀ[x]) Bᵀ`` with ``A = lora_embedding_A[a] ∈ R^{r×V}`` (init 0) and
+    ``B = lora_embedding_B[a] ∈ R^{d×r}`` (init N(0, 1)); ``ΔE = s · (B A)ᵀ ∈ R^{V×d}``.
+    ``dropout`` is accepted and not applied (peft applies none to embeddings).
+    """
+
+    adapter_param_names = ("lora_embedding_A", "lora_embedding_B")
+    base_types = (nn.Embedding,)
+
+    def __init__(self, base_layer: nn.Embedding, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+                 use_rslora: bool = False, adapter_name: str | None = "default", init: str = "kaiming"):
+        super().__init__(base_layer)
+        self.num_embeddings, self.embedding_dim = self.dims(base_layer)
+        if adapter_name is not None:
+            self.add_adapter(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
+
+    @classmethod
+    def param_shapes(cls, base_layer: nn.Module, r: int = 8, **_) -> dict[str, tuple[int, ...]]:
+        n_vocab, dim = cls.dims(base_layer)
+        return {"lora_embedding_A": (r, n_vocab), "lora_embedding_B": (dim, r)}
+
+    def create(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
+               use_rslora: bool = False, init: str = "kaiming") -> None:
+        """A (r, V): zero; B (d, r): N(0, 1)."""
+        weight = self.base_layer.weight
+        A = torch.zeros(r, self.num_embeddings, dtype=weight.dtype, device=weight.device)
+        B = torch.empty(self.embedding_dim, r, dtype=weight.dtype, device=weight.device)
+        nn.init.normal_(B)
+        self.lora_embedding_A[adapter_name] = nn.Parameter(A)
+        self.lora_embedding_B[adapter_name] = nn.Parameter(B)
+        self._set_scale(adapter_name, r, alpha, use_rslora)
+
+    def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``ΔE = s · (B A)ᵀ`` with the table's shape (V, d)."""
+        return self._product(adapter_name, self.lora_embedding_B[adapter_name],
+                             self.lora_embedding_A[adapter_name]).T
+
+    def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+        A, B = self.lora_embedding_A[adapter_name], self.lora_embedding_B[adapter_name]
+        base = self.base_layer
+        rows = F.embedding(x, A.T, padding_idx=base.padding_idx, max_norm=base.max_norm,
+                           norm_type=base.norm_type, scale_grad_by_freq=base.scale_grad_by_freq,
+                           sparse=base.sparse)  # (..., r): the columns of A picked by the token ids
+        return result + (self.scaling[adapter_name] * (rows @ B.T)).to(result.dtype)
+
+
+# ---------------------------------------------------------------------- model level
+def lora_layers(model: nn.Module) -> dict[str, LoRALayer]:
+    """Every LoRA layer of ``model`` (:class:`LoRALinear` and :class:`LoRAEmbedding`) by module name."""
+    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, LoRALayer)}
+
+
+def apply_lora(
+    model: nn.Module,
+    r: int = 8,
+    alpha: float = 16.0,
+    target_modules: str | Sequence[str] = ("query", "value"),
+    dropout: float = 0.0,
+    use_rslora: bool = False,
+    modules_to_save: Sequence[str] | None = None,
+    adapter_name: str = "default",
+    init: str = "kaiming",
+    rank_pattern: dict[str, int] | None = None,
+    alpha_pattern: dict[str, float] | None = None,
+) -> nn.Module:
+    """Wrap the target ``nn.Linear`` / ``nn.Embedding`` layers of ``model`` with LoRA, in place, and freeze
+    everything else; the convenient form of ``peftlab.inject(model, LoRAConfig(...), adapter_name)``.
+
+    ``target_modules``: a list of name suffixes or one regex (see :mod:`peftlab.targets`).
+    ``modules_to_save``: modules that stay fully trainable and are saved with the adapter, e.g. a new
+    ``classifier`` head. Calling it again with another ``adapter_name`` adds a second adapter. Nothing is
+    changed if any argument is invalid. Returns ``model``.
+
+    Note: peft's ``LoraConfig`` defaults to ``lora_alpha=8``; peftlab's default ``alpha=16`` is the common
+    "α = 2r" choice for r = 8.
+    """
+    config = LoRAConfig(r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora,
+                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+                        modules_to_save=list(modules_to_save or []), rank_pattern=dict(rank_pattern or {}),
+                        alpha_pattern=dict(alpha_pattern or {}), init=init)
+    return inject(model, config, adapter_name)
+
+
+# Earlier names, kept as thin aliases of the model-level operations (which work for every method).
+def set_active_adapters(model: nn.Module, names: str | Sequence[str]) -> nn.Module:
+    """Alias of :func:`peftlab.set_adapter`."""
+    return set_adapter(model, names)
+
+
+def merge_lora(model: nn.Module, safe_merge: bool = False) -> nn.Module:
+    """Alias of :func:`peftlab.merge_adapter`."""
+    return merge_adapter(model, safe_merge=safe_merge)
+
+
+def unmerge_lora(model: nn.Module) -> nn.Module:
+    """Alias of :func:`peftlab.unmerge_adapter`."""
+    return unmerge_adapter(model)
+
+
+@contextmanager
+def disable_adapters(model: nn.Module):
+    """Alias of :func:`peftlab.disable_adapter`."""
+    with disable_adapter(model) as m:
+        yield m
+
+
+register_method(
+    "lora", LoRAConfig, (LoRALinear, LoRAEmbedding),
+    examples=(
+        {"model": "mlp", "config": {"r": 4, "alpha": 8, "target_modules": ["0", "2"]}},
+        {"model": "mlp", "config": {"r": 2, "alpha": 8, "target_modules": ["0", "2"], "use_rslora": True,
+                                    "rank_pattern": {"2": 3}, "alpha_pattern": {"0": 4}}},
+        {"model": "bert", "config": {"r": 4, "alpha": 8, "target_modules": ["word_embeddings", "query", "value"],
+                                     "modules_to_save": ["classifier"]}},
+    ),
+)

@@ -1,0 +1,392 @@
+"""How a method's config becomes adapter layers, and the model-level operations every method shares.
+
+::
+
+    config (LoRAConfig, …) ──inject(model, config, name)──▶ find targets ─▶ validate every layer ─▶ wrap ─▶ freeze
+                                                              (suffix/regex)    (nothing changed yet)
+
+* **Registry.** A method registers once (:func:`register_method`): its name, its config class and its
+  layer classes (:class:`peftlab.layer.AdapterLayer` subclasses, each saying which base layer types it
+  wraps). :func:`inject` dispatches on the config's type.
+* **Config protocol.** A method's config is a validated dataclass with ``target_modules``,
+  ``modules_to_save`` and a method ``layer_hparams(module_name, base_layer) -> dict`` giving the keyword
+  arguments of ``AdapterLayer.add_adapter`` for that layer (per-layer values such as ``rank_pattern``
+  resolve there).
+* **Model-level operations**, named after peft's ``PeftModel`` methods so peft users recognise them:
+  :func:`set_adapter`, :func:`merge_adapter`, :func:`unmerge_adapter`, :func:`merge_and_unload`,
+  :func:`unload`, :func:`disable_adapter` (a context manager), :func:`delete_adapter`, and
+  :func:`count_parameters`. They work on every registered method because they only use the
+  ``AdapterLayer`` interface.
+* **Shared state.** :func:`shared_parameter` keeps one tensor per model that several layers use (VB-LoRA's
+  vector bank): registered once under ``peftlab_shared`` on the model, referenced by each layer.
+
+The configs of the adapters on a model are kept as ``model.peftlab_config`` (adapter name → config).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from peftlab.targets import (
+    ParameterCount,
+    count_parameters,
+    find_targets,
+    matches_suffix,
+    modules_matching,
+    replace_modules,
+)
+from peftlab.layer import AdapterLayer, check_adapter_name
+
+__all__ = [
+    "MethodSpec",
+    "active_adapters",
+    "adapter_layers",
+    "count_parameters",
+    "ParameterCount",
+    "delete_adapter",
+    "disable_adapter",
+    "get_method",
+    "inject",
+    "merge_adapter",
+    "merge_and_unload",
+    "method_for_config",
+    "register_method",
+    "registry",
+    "set_adapter",
+    "shared_parameter",
+    "unload",
+    "unmerge_adapter",
+]
+
+CONFIG_ATTR = "peftlab_config"
+SHARED_ATTR = "peftlab_shared"
+
+
+# ---------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class MethodSpec:
+    """What the tuner knows of a method.
+
+    ``examples`` are config keyword arguments the contract test (``tests/test_contract.py``) applies to
+    its small test models: ``{"model": "mlp" | "bert", "config": {...}}``. A method registers at least one,
+    so it gets every invariant checked by registering.
+    """
+
+    name: str
+    config_cls: type
+    layers: tuple[type[AdapterLayer], ...]
+    examples: tuple[dict, ...] = field(default_factory=tuple)
+
+    def layer_for(self, base_layer: nn.Module) -> type[AdapterLayer]:
+        for cls in self.layers:
+            if isinstance(base_layer, cls.base_types):
+                return cls
+        kinds = ", ".join(k.__name__ for cls in self.layers for k in cls.base_types)
+        raise TypeError(f"method {self.name!r} cannot wrap a {type(base_layer).__name__}; it wraps {kinds}")
+
+    @property
+    def base_types(self) -> tuple[type, ...]:
+        return tuple(k for cls in self.layers for k in cls.base_types)
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLayer]],
+                    examples: Sequence[dict] = ()) -> MethodSpec:
+    """Register a method (called once, at the bottom of its file in ``peftlab/methods/``)."""
+    if name in _REGISTRY and _REGISTRY[name].config_cls is not config_cls:
+        raise ValueError(f"a method named {name!r} is already registered")
+    for cls in layers:
+        if not (isinstance(cls, type) and issubclass(cls, AdapterLayer)):
+            raise TypeError(f"layers of {name!r} must be AdapterLayer subclasses, got {cls!r}")
+    spec = MethodSpec(name=name, config_cls=config_cls, layers=tuple(layers), examples=tuple(examples))
+    _REGISTRY[name] = spec
+    return spec
+
+
+def registry() -> dict[str, MethodSpec]:
+    """Every registered method by name (importing :mod:`peftlab` registers the built-in ones)."""
+    return dict(_REGISTRY)
+
+
+def get_method(name: str) -> MethodSpec:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; registered: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def method_for_config(config) -> MethodSpec:
+    for spec in _REGISTRY.values():
+        if type(config) is spec.config_cls:
+            return spec
+    known = ", ".join(spec.config_cls.__name__ for spec in _REGISTRY.values())
+    raise TypeError(f"config must be one of the method configs ({known}), got {type(config).__name__}")
+
+
+def _all_layer_types() -> tuple[type[AdapterLayer], ...]:
+    return tuple(cls for spec in _REGISTRY.values() for cls in spec.layers) or (AdapterLayer,)
+
+
+# ---------------------------------------------------------------------- inject
+def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer]:
+    """Every adapter layer of ``model`` by module name."""
+    return {name: mod for name, mod in model.named_modules() if isinstance(mod, AdapterLayer)}
+
+
+def _configs(model: nn.Module) -> dict:
+    return dict(getattr(model, CONFIG_ATTR, None) or {})
+
+
+def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module:
+    """Add adapter ``adapter_name`` described by ``config`` to ``model`` in place; returns ``model``.
+
+    1. targets: the modules ``config.target_modules`` selects (list of suffixes or one regex, as peft);
+    2. every target is validated (its hyper-parameters, finite weights, no other method on it) and
+       ``modules_to_save`` is resolved — before anything changes, so a bad argument leaves ``model`` as it was;
+    3. targets are wrapped (a layer this method already wraps gets a second adapter);
+    4. everything is frozen except the active adapters' tensors and ``modules_to_save``.
+    """
+    spec = method_for_config(config)
+    check_adapter_name(adapter_name)
+    configs = _configs(model)
+    if adapter_name in configs:
+        raise ValueError(f"model already has an adapter named {adapter_name!r}; pick another adapter_name "
+                         f"or delete_adapter(model, {adapter_name!r}) first")
+    names = find_targets(model, config.target_modules, allowed=spec.base_types, wrapped=_all_layer_types())
+    plan: dict[str, tuple[type[AdapterLayer], dict]] = {}
+    for name in names:
+        mod = model.get_submodule(name)
+        if isinstance(mod, AdapterLayer):
+            if type(mod) not in spec.layers:
+                raise ValueError(f"layer {name!r} already carries a {type(mod).__name__} adapter; peftlab does not "
+                                 f"mix methods on one layer (merge_and_unload it first)")
+            base, layer_cls = mod.base_layer, type(mod)
+        else:
+            base, layer_cls = mod, spec.layer_for(mod)
+        hparams = config.layer_hparams(name, base)
+        try:
+            layer_cls.check(base, **hparams)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"layer {name!r}: {exc}") from None
+        weight = getattr(base, "weight", None)
+        if isinstance(weight, torch.Tensor) and not weight.is_meta and weight.is_floating_point() \
+                and not torch.isfinite(weight).all():
+            raise ValueError(f"the weight of {name!r} contains NaN or Inf; refusing to add an adapter to it")
+        plan[name] = (layer_cls, hparams)
+    for key in config.modules_to_save:
+        if not modules_matching(model, key):
+            raise ValueError(f"modules_to_save entry {key!r} matches no module of the model")
+
+    def wrap(name: str, mod: nn.Module) -> nn.Module:
+        layer_cls, hparams = plan[name]
+        if isinstance(mod, AdapterLayer):
+            mod.add_adapter(adapter_name, **hparams)
+            return mod
+        return layer_cls(mod, adapter_name=adapter_name, **hparams)
+
+    replace_modules(model, names, wrap)
+    configs[adapter_name] = config
+    setattr(model, CONFIG_ATTR, configs)
+    _refreeze(model)
+    return model
+
+
+def _saved_modules(model: nn.Module) -> list[str]:
+    keys = sorted({k for cfg in _configs(model).values() for k in getattr(cfg, "modules_to_save", [])})
+    return [name for key in keys for name in modules_matching(model, key)]
+
+
+def _refreeze(model: nn.Module) -> None:
+    """Trainable: the active adapters' tensors, shared tensors, and ``modules_to_save``; frozen: the rest."""
+    keep: set[int] = set()
+    for layer in adapter_layers(model).values():
+        for name in layer.active_adapters:
+            keep.update(id(p) for p in layer.adapter_parameters(name).values())
+    shared = getattr(model, SHARED_ATTR, None)
+    if shared is not None:
+        keep.update(id(p) for p in shared.parameters())
+    for name in _saved_modules(model):
+        keep.update(id(p) for p in model.get_submodule(name).parameters())
+    for param in model.parameters():
+        param.requires_grad_(id(param) in keep)
+
+
+def shared_parameter(model: nn.Module, key: str, create: Callable[[], torch.Tensor]) -> nn.Parameter:
+    """The model's one shared tensor named ``key``, created by ``create()`` on first use.
+
+    It is registered once, as ``model.peftlab_shared[key]``, so ``parameters()`` and ``state_dict()`` hold
+    it once however many layers use it.
+    """
+    shared = getattr(model, SHARED_ATTR, None)
+    if shared is None:
+        shared = nn.ParameterDict()
+        model.add_module(SHARED_ATTR, shared)
+    if key not in shared:
+        shared[key] = nn.Parameter(create())
+    return shared[key]
+
+
+# ---------------------------------------------------------------------- model-level operations
+def _layers_or_raise(model: nn.Module) -> dict[str, AdapterLayer]:
+    layers = adapter_layers(model)
+    if not layers:
+        raise ValueError("model has no adapter layers; add one first (peftlab.apply_lora or peftlab.inject)")
+    return layers
+
+
+def _known(model: nn.Module, layers: dict[str, AdapterLayer]) -> list[str]:
+    seen: list[str] = []
+    for layer in layers.values():
+        seen += [n for n in layer.adapter_names if n not in seen]
+    return seen
+
+
+def _check_names(model: nn.Module, names: str | Sequence[str], arg: str) -> list[str]:
+    names = [names] if isinstance(names, str) else list(names)
+    layers = _layers_or_raise(model)
+    known = _known(model, layers)
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ValueError(f"{arg}: unknown adapter(s) {bad}; the model has {known}")
+    return names
+
+
+def active_adapters(model: nn.Module) -> list[str]:
+    """Names active in at least one layer, in first-seen order."""
+    out: list[str] = []
+    for layer in adapter_layers(model).values():
+        out += [n for n in layer.active_adapters if n not in out]
+    return out
+
+
+def set_adapter(model: nn.Module, names: str | Sequence[str]) -> nn.Module:
+    """Activate exactly ``names`` (one or several: their contributions add up) in every layer that has them.
+
+    Only active adapters stay trainable. A merged model is unmerged first (with a warning), as in peft.
+    """
+    names = _check_names(model, names, "names")
+    layers = adapter_layers(model)
+    if any(layer.merged for layer in layers.values()):
+        warnings.warn("the model has merged adapters; unmerging them before switching adapters", stacklevel=2)
+        unmerge_adapter(model)
+    for layer in layers.values():
+        layer.set_adapter([n for n in names if layer.has_adapter(n)])
+    _refreeze(model)
+    return model
+
+
+def merge_adapter(model: nn.Module, adapter_names: str | Sequence[str] | None = None,
+                  safe_merge: bool = False) -> nn.Module:
+    """Fold adapters into the base weights, in place: the active ones, or ``adapter_names``.
+
+    Each layer merges only the adapters it has (a layer without them is left alone) and skips those
+    already merged. With ``safe_merge`` a NaN/Inf anywhere stops the merge and undoes what this call merged.
+    """
+    layers = _layers_or_raise(model)
+    wanted = None if adapter_names is None else _check_names(model, adapter_names, "adapter_names")
+    done: list[tuple[AdapterLayer, int]] = []
+    try:
+        for layer in layers.values():
+            pool = layer.active_adapters if wanted is None else wanted
+            todo = [n for n in pool if layer.has_adapter(n) and n not in layer.merged_adapters]
+            if todo:
+                before = len(layer.merged_adapters)
+                layer.merge(todo, safe_merge=safe_merge)
+                done.append((layer, before))
+    except Exception:
+        with torch.no_grad():
+            for layer, before in reversed(done):
+                while len(layer.merged_adapters) > before:
+                    layer.unmerge_one(layer.merged_adapters[-1])
+                    layer.merged_adapters.pop()
+        raise
+    return model
+
+
+def unmerge_adapter(model: nn.Module) -> nn.Module:
+    """Undo every merge, in place: each layer subtracts exactly what it merged, newest first."""
+    for layer in _layers_or_raise(model).values():
+        layer.unmerge()
+    return model
+
+
+def _unwrap(model: nn.Module, merge: bool, safe_merge: bool, adapter_names) -> nn.Module:
+    from peftlab.targets import get_submodule_parent
+
+    layers = _layers_or_raise(model)
+    if merge:
+        merge_adapter(model, adapter_names, safe_merge=safe_merge)
+    else:
+        unmerge_adapter(model)
+    for name, layer in layers.items():
+        parent, attr = get_submodule_parent(model, name)
+        setattr(parent, attr, layer.base_layer)
+    for attr in (CONFIG_ATTR, SHARED_ATTR):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    return model
+
+
+def merge_and_unload(model: nn.Module, safe_merge: bool = False,
+                     adapter_names: str | Sequence[str] | None = None) -> nn.Module:
+    """Merge (the active, or ``adapter_names``) adapters and put the plain base layers back.
+
+    What is left is the original architecture (``nn.Linear`` / ``nn.Embedding``) with merged weights:
+    inference costs exactly what the base model costs. ``modules_to_save`` keep their trained values.
+    """
+    return _unwrap(model, True, safe_merge, adapter_names)
+
+
+def unload(model: nn.Module) -> nn.Module:
+    """Remove every adapter without merging: the base model with its original weights."""
+    return _unwrap(model, False, False, None)
+
+
+@contextmanager
+def disable_adapter(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block the model computes the base model's output (merged adapters are unmerged first
+    and merged again afterwards)."""
+    layers = list(_layers_or_raise(model).values())
+    remerge = {id(layer): list(layer.merged_adapters) for layer in layers}
+    for layer in layers:
+        layer.unmerge()
+        layer.adapters_enabled = False
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.adapters_enabled = True
+            if remerge[id(layer)]:
+                layer.merge(remerge[id(layer)])
+
+
+def delete_adapter(model: nn.Module, adapter_name: str) -> nn.Module:
+    """Remove ``adapter_name`` from every layer and from ``model.peftlab_config``. A merged adapter must be
+    unmerged first. Layers left with no adapter keep wrapping their base layer (they compute it unchanged)."""
+    _check_names(model, adapter_name, "adapter_name")
+    layers = adapter_layers(model)
+    merged = [name for name, layer in layers.items() if adapter_name in layer.merged_adapters]
+    if merged:
+        raise RuntimeError(f"adapter {adapter_name!r} is merged into {merged[:3]}…; unmerge_adapter(model) first")
+    for layer in layers.values():
+        if layer.has_adapter(adapter_name):
+            layer.delete_adapter(adapter_name)
+    configs = _configs(model)
+    configs.pop(adapter_name, None)
+    setattr(model, CONFIG_ATTR, configs)
+    _refreeze(model)
+    return model
+
+
+def module_is_saved(model: nn.Module, param_name: str) -> bool:
+    """Whether parameter ``param_name`` belongs to a ``modules_to_save`` module of any adapter."""
+    keys = {k for cfg in _configs(model).values() for k in getattr(cfg, "modules_to_save", [])}
+    parts = param_name.split(".")
+    return any(matches_suffix(".".join(parts[: i + 1]), key) for key in keys for i in range(len(parts)))

@@ -1,0 +1,106 @@
+"""Package structure: no import cycles inside peftlab; requirements come from package metadata only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import peftlab
+
+ROOT = Path(peftlab.__file__).resolve().parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
+    """Every peftlab module ``name`` imports, at module level or inside functions (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    out: set[str] = set()
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for n in ast.walk(node))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("peftlab"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = name if is_pkg else name.rsplit(".", 1)[0]
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                mod = f"{base}.{node.module}" if node.module else base
+            else:
+                mod = node.module or ""
+            if mod.startswith("peftlab"):
+                for a in node.names:  # `from pkg import sub` imports the submodule; `from mod import x`, mod
+                    out.add(f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        graph[name] = {m for m in _imports(path, name, set(files)) if m in files and m != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle, or None. Importing ``a.b`` also runs ``a/__init__``, but a package importing its
+    own submodules is not a cycle by itself, so only explicit edges count."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_inside_peftlab():
+    cycle = _cycle(_graph())
+    assert cycle is None, "import cycle: " + " → ".join(cycle)
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_only_datagen_imports_datagen():
+    graph = _graph()
+    users = sorted(m for m, deps in graph.items()
+                   if not m.startswith("peftlab.datagen") and any(d.startswith("peftlab.datagen") for d in deps))
+    assert users == [], f"modules importing the data generator at run time: {users}"
+
+
+def test_requirements_come_from_metadata_only():
+    from peftlab import env
+
+    source = Path(env.__file__).read_text(encoding="utf-8")
+    assert "_FALLBACK" not in source and "torch>=" not in source
+    names = {r.name for r in env.requirements()}
+    assert {"torch", "transformers", "peft"} <= names
