@@ -15,9 +15,9 @@ from peftlab._quiet import quiet_third_party
 
 quiet_third_party()  # before peft / bitsandbytes are imported anywhere
 
-from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
 from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
 from peftlab.layer import AdapterLayer  # noqa: E402
+from peftlab.methods.dora import DoRAConfig, DoRALinear, apply_dora  # noqa: E402
 from peftlab.methods.lora import (  # noqa: E402
     LoRAConfig,
     LoRAEmbedding,
@@ -26,6 +26,7 @@ from peftlab.methods.lora import (  # noqa: E402
     merge_lora,
     unmerge_lora,
 )
+from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
 from peftlab.tuner import (  # noqa: E402
     active_adapters,
     adapter_layers,
@@ -44,12 +45,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdapterLayer",
+    "DoRAConfig",
+    "DoRALinear",
     "LoRAConfig",
     "LoRAEmbedding",
     "LoRALinear",
     "ParameterCount",
     "active_adapters",
     "adapter_layers",
+    "apply_dora",
     "apply_lora",
     "copy_from_peft",
     "count_parameters",

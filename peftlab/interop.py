@@ -32,9 +32,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from peftlab.targets import modules_matching
 from peftlab.layer import AdapterLayer, check_adapter_name
+from peftlab.methods.dora import DoRAConfig, DoRALinear
 from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
+from peftlab.targets import modules_matching
 from peftlab.tuner import adapter_layers, get_method, inject, method_for_config
 
 __all__ = [
@@ -102,6 +103,10 @@ def _lora_from_peft(cfg: dict, where: str) -> dict:
     }
 
 
+def _dora_to_peft(cfg: DoRAConfig) -> dict:
+    return {**_lora_to_peft(cfg), "use_dora": True}
+
+
 _CODECS: list[Codec] = [
     Codec(
         method="lora", peft_type="LORA",
@@ -110,6 +115,15 @@ _CODECS: list[Codec] = [
                                      "lora_embedding_B": ".lora_embedding_B"}},
         accepts=lambda cfg: cfg.get("peft_type") == "LORA" and not cfg.get("use_dora"),
         to_peft=_lora_to_peft, from_peft=_lora_from_peft,
+    ),
+    # DoRA is peft's LoRA with use_dora=true; the magnitude is saved without peft's ".weight" suffix
+    # (peft strips it on save and appends it again on load).
+    Codec(
+        method="dora", peft_type="LORA",
+        tensor_keys={DoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight",
+                                  "lora_magnitude_vector": ".lora_magnitude_vector"}},
+        accepts=lambda cfg: cfg.get("peft_type") == "LORA" and bool(cfg.get("use_dora")),
+        to_peft=_dora_to_peft, from_peft=_lora_from_peft,
     ),
 ]
 
@@ -120,7 +134,8 @@ def codecs() -> dict[str, Codec]:
 
 
 def _supported() -> str:
-    return ", ".join(f"{c.peft_type}" + (" (use_dora=false)" if c.method == "lora" else "") for c in _CODECS)
+    flag = {"lora": " (use_dora=false)", "dora": " (use_dora=true)"}
+    return ", ".join(f"{c.peft_type}{flag.get(c.method, '')}" for c in _CODECS)
 
 
 def _codec_for_file(cfg: dict, where: str) -> Codec:

@@ -112,7 +112,6 @@ def test_missing_half_of_a_pair(tmp_path):
 
 @pytest.mark.parametrize("edit, words", [
     ({"peft_type": "IA3"}, "peft_type='IA3'"),
-    ({"use_dora": True}, "use_dora"),
     ({"bias": "all"}, "bias='all'"),
     ({"fan_in_fan_out": True}, "fan_in_fan_out"),
 ])
