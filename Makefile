@@ -33,7 +33,7 @@ run: $(STAMP)
 test: $(STAMP)
 ifneq ($(wildcard tests),)
 	$(PY) -m pytest tests solutions --nbval-lax --nbval-current-env \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300 -p no:cacheprovider
+	  --nbval-cell-timeout=300 -p no:cacheprovider
 else
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 endif

@@ -41,16 +41,21 @@ def model_path(kind: str, profile: str | None = None) -> str:
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Silence the 'newly initialized weights' report: for a classifier built on an MLM checkpoint
-    the pooler and classifier head are new by design, and the notebook says so."""
+    """Silence the 'newly initialized weights' report and the weight-loading progress bar: for a classifier
+    built on an MLM checkpoint the classifier head is new by design (the notebook says so), and a progress
+    bar in a notebook's stored output is noise that differs on every run."""
     from transformers.utils import logging
 
     old = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     try:
         yield
     finally:
         logging.set_verbosity(old)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def load_tokenizer(kind: str = "encoder", profile: str | None = None):

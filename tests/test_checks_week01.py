@@ -58,12 +58,56 @@ def test_correct_answers_pass(hidden, capsys):
     check.lora_forward(good_forward, hidden=hidden)
     check.lora_linear(GoodLoRA, hidden=hidden)
     check.energy_captured(good_energy, hidden=hidden)
-    check.q1_1("a", 0.6, 0.2)
+    check.q1_1("a", RANKS, MATS)
     check.q1_2(32768, 96.875)
-    check.q1_3("c", 16 * 8192 / 4096**2)
+    check.q1_3("c", 16 * 8192 / 4096**2, 25.0, TIMES)
     check.q1_4(4_194_304)
     out = capsys.readouterr().out
     assert out.count("공개 체크 통과") == 7
+
+
+def _matrices_1_1():
+    """A low-rank ΔW, a full-rank W0 and a random matrix with ΔW's norm, as the notebook builds them."""
+    from peftlab.analysis.svd import rank_for_energy, random_like
+
+    g = torch.Generator().manual_seed(0)
+    delta = torch.randn(40, 3, generator=g) @ torch.randn(3, 30, generator=g) + 0.01 * torch.randn(40, 30, generator=g)
+    mats = {"delta": delta, "w0": torch.randn(40, 30, generator=g), "random": random_like(delta).float()}
+    return {k: rank_for_energy(v) for k, v in mats.items()}, mats
+
+
+RANKS, MATS = _matrices_1_1()
+TIMES = {"base": 10.0, "unmerged": 12.5, "merged": 10.1}
+
+
+def test_q1_1_answer_follows_the_measurement():
+    """The right choice is the one the student's numbers support, not a constant."""
+    from peftlab.checks.week01 import _answer_1_1
+
+    assert RANKS["delta"] <= 3 < RANKS["random"] and _answer_1_1(RANKS) == "a"
+    assert _answer_1_1({"delta": 20, "w0": 5, "random": 25}) == "b"
+    assert _answer_1_1({"delta": 24, "w0": 26, "random": 24}) == "d"
+    swapped = {"delta": MATS["w0"], "w0": MATS["delta"], "random": MATS["random"]}
+    from peftlab.analysis.svd import rank_for_energy
+    ranks = {k: rank_for_energy(v) for k, v in swapped.items()}
+    check.q1_1("b", ranks, swapped)
+    with pytest.raises(CheckFailed):
+        check.q1_1("a", ranks, swapped)
+
+
+def test_rank_for_energy_and_amplification():
+    from peftlab.analysis.svd import amplification_factor, energy_captured, rank_for_energy
+
+    m = torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.5]))
+    assert rank_for_energy(m, 0.9) == 2 and energy_captured(m, 2) >= 0.9 > energy_captured(m, 1)
+    assert rank_for_energy(m, 1.0) == 4
+    w0 = torch.diag(torch.tensor([10.0, 1.0, 1.0, 1.0]))
+    along = torch.diag(torch.tensor([1.0, 0.0, 0.0, 0.0]))  # ΔW in W0's strongest direction
+    across = torch.diag(torch.tensor([0.0, 0.0, 0.0, 1.0]))  # ΔW where W0 is weak
+    assert amplification_factor(across, w0, 1) == pytest.approx(1.0)
+    assert amplification_factor(along, w0, 1) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="share"):
+        rank_for_energy(m, 0)
 
 
 def _not_done(*args, **kwargs):
@@ -84,14 +128,19 @@ def _not_done(*args, **kwargs):
         (lambda: check.lora_linear(_not_done), "NotImplementedError"),
         (lambda: check.energy_captured(lambda dw, r: float(torch.linalg.svdvals(dw)[:r].sum() / torch.linalg.svdvals(dw).sum())), "제곱"),
         (lambda: check.energy_captured(_not_done), "NotImplementedError"),
-        (lambda: check.q1_1(None, 0.6, 0.2), "choice"),
-        (lambda: check.q1_1("b", 0.6, 0.2), "보기"),
-        (lambda: check.q1_1("a", 0.2, 0.6), "실험값"),
+        (lambda: check.q1_1(None, RANKS, MATS), "choice"),
+        (lambda: check.q1_1("b", RANKS, MATS), "세 값"),
+        (lambda: check.q1_1("a", {**RANKS, "delta": RANKS["delta"] + 1}, MATS), "rank90['delta']"),
+        (lambda: check.q1_1("a", None, MATS), "rank90"),
+        (lambda: check.q1_1("a", RANKS, None), "matrices"),
         (lambda: check.q1_2(None, None), "채우세요"),
         (lambda: check.q1_2(16 * 1024, 98.4), "LoRA 파라미터 수"),
         (lambda: check.q1_2(32768, 3.125), "감소율"),
-        (lambda: check.q1_3("a", 16 * 8192 / 4096**2), "병합"),
-        (lambda: check.q1_3("c", 0.5), "r·(in + out)"),
+        (lambda: check.q1_3("a", 16 * 8192 / 4096**2, 25.0, TIMES), "병합"),
+        (lambda: check.q1_3("c", 0.5, 25.0, TIMES), "r·(in + out)"),
+        (lambda: check.q1_3("c", 16 * 8192 / 4096**2, 0.78, TIMES), "여러분이 잰 값"),
+        (lambda: check.q1_3("c", 16 * 8192 / 4096**2, 25.0, None), "times"),
+        (lambda: check.q1_3(None, None, None, None), "채우세요"),
         (lambda: check.q1_4(4.2e6), "레이어 수"),
     ],
 )

@@ -81,3 +81,60 @@ def test_machine_path_detection() -> None:
     assert [p for _, p in found] == ["/tmp/run1/adapter.safetensors", "/home/kim/peftlab/data", "/root/.venv/lib/x.py"]
     clean = new_code_cell("x", outputs=[new_output("stream", name="stdout", text="a/tmp/b ./home/x 1/2\n")])
     assert find_machine_paths(new_notebook(cells=[clean])) == []
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than TAB and newline
+_PROGRESS = re.compile(r"\d+%\|[^\n]*\||\b\d+(?:\.\d+)?\s?(?:it/s|s/it)\b")
+
+
+def control_characters(nb) -> list[tuple[int, str]]:
+    """(cell index, repr of the character) for control characters in cell sources (newline is allowed).
+
+    A TAB in a markdown cell is nearly always a "\\t" escape gone wrong (``\\times`` → TAB + "imes")."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for ch in set(_CONTROL.findall(cell.source)) | ({"\t"} if "\t" in cell.source else set()):
+            found.append((i, repr(ch)))
+    return sorted(found)
+
+
+def progress_bars_in_outputs(nb) -> list[int]:
+    """Cells whose stored outputs (stdout or stderr) hold a progress bar or an it/s rate."""
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else ""
+            if _PROGRESS.search(text):
+                cells.append(i)
+                break
+    return cells
+
+
+@pytest.mark.parametrize("path", [*SOLUTIONS, *STUDENT])
+def test_no_control_characters_in_sources(path: Path) -> None:
+    found = control_characters(read_notebook(path))
+    assert not found, f"{path.name}: control characters in cell sources (cell, char): {found}"
+
+
+@pytest.mark.parametrize("path", [*SOLUTIONS, *STUDENT])
+def test_no_progress_bars_in_stored_outputs(path: Path) -> None:
+    found = progress_bars_in_outputs(read_notebook(path))
+    assert not found, f"{path.name}: progress bars / rates in the stored outputs of cells {found}"
+
+
+@pytest.mark.parametrize("path", [*SOLUTIONS, *STUDENT])
+def test_one_korean_term_for_fine_tuning(path: Path) -> None:
+    text = "\n".join(c.source for c in read_notebook(path).cells if c.cell_type == "markdown")
+    assert "파인튜닝" not in text and "파인 튜닝" not in text, f"{path.name}: use 미세조정 for fine-tuning"
+
+
+def test_static_detectors_catch_what_they_should() -> None:
+    bad = new_notebook(cells=[new_code_cell("x = 1\x08"), new_code_cell("y")])
+    bad.cells[1].source = "$E\\in R^{V\times d}$"  # the \t escape: TAB + "imes"
+    assert control_characters(bad) == [(0, repr("\x08")), (1, repr("\t"))]
+    assert control_characters(new_notebook(cells=[new_code_cell("a\nb")])) == []
+    noisy = new_code_cell("x", outputs=[new_output("stream", name="stderr",
+                                                   text="Loading weights: 100%|██| 37/37 [00:00<00:00, 13626.24it/s]\n")])
+    assert progress_bars_in_outputs(new_notebook(cells=[noisy])) == [0]
+    assert progress_bars_in_outputs(new_notebook(cells=[new_code_cell("x", outputs=[
+        new_output("stream", name="stdout", text="accuracy 95% of 100\n")])])) == []

@@ -5,9 +5,10 @@ Exercises (the student writes code):
   E2  ``MyLoRALinear(base_layer, r, alpha)``              → init, freezing, forward, gradients vs peft
   E3  ``energy_captured(delta_w, r)``                     → compared with an SVD reference
 Checkpoint questions of the lecture's LoRA part:
-  1.1 why low rank (choice, backed by the student's own SVD experiment)
+  1.1 why low rank: rank holding 90% of the energy of the student's own ΔW, W0 and a random matrix,
+      and the choice those three numbers decide
   1.2 parameter reduction for 1024×1024, r = 16
-  1.3 what happens to inference speed (choice + extra FLOPs of an unmerged adapter)
+  1.3 inference speed: extra FLOPs of an unmerged adapter, the overhead the student measured, and a choice
   1.4 trainable parameters of LoRA r = 8 on q/v of Llama-2-7B (the "4.2M" of the lecture's source)
 """
 
@@ -162,17 +163,44 @@ def energy_captured(fn, hidden: bool = False) -> None:
                f"{tuple(dw.shape)} 행렬, r={r}: 기대값과 다릅니다 (상위 r개 σᵢ²의 합 / 전체 σᵢ²의 합)")
 
 
-@checkpoint(WEEK, "1.1", points=1, title="Why low rank? (choice + your SVD measurement)")
-def q1_1(choice, energy_finetuned: float, energy_random: float) -> None:
+#: which matrix turned out low-rank decides the answer of 1.1 (see ``_answer_1_1``)
+MATRICES_1_1 = ("delta", "w0", "random")
+
+
+def _answer_1_1(rank90: dict[str, int]) -> str:
+    """The choice the measurement supports: a (only ΔW is low-rank), b (W0 is), d (no structure)."""
+    d, w, rnd = rank90["delta"], rank90["w0"], rank90["random"]
+    if d < w and d < rnd:
+        return "a"
+    if w <= d and w < rnd:
+        return "b"
+    return "d"
+
+
+@checkpoint(WEEK, "1.1", points=1, title="Why low rank — measured on your own ΔW")
+def q1_1(choice, rank90, matrices) -> None:
+    from peftlab.analysis.svd import rank_for_energy
+
+    expect(isinstance(matrices, dict) and all(k in matrices for k in MATRICES_1_1),
+           f"matrices에는 {list(MATRICES_1_1)} 세 행렬(같은 층의 ΔW, W0, 같은 노름의 무작위 행렬)을 넣으세요")
+    expect(all(isinstance(matrices[k], torch.Tensor) and matrices[k].dim() == 2 for k in MATRICES_1_1),
+           "matrices의 값은 2차원 torch.Tensor여야 합니다")
+    shapes = {tuple(matrices[k].shape) for k in MATRICES_1_1}
+    expect(len(shapes) == 1, f"세 행렬의 shape이 같아야 합니다 (받은 것: {sorted(shapes)})")
+    expect(isinstance(rank90, dict) and all(k in rank90 for k in MATRICES_1_1),
+           f"rank90에는 {list(MATRICES_1_1)} 각각의 값을 넣으세요")
+    expect(all(isinstance(rank90[k], int) and not isinstance(rank90[k], bool) for k in MATRICES_1_1),
+           "rank90의 값은 정수(int)여야 합니다")
+    truth = {k: rank_for_energy(matrices[k], 0.9) for k in MATRICES_1_1}
+    for k in MATRICES_1_1:
+        expect(rank90[k] == truth[k],
+               f"rank90[{k!r}] = {rank90[k]}는 이 행렬에서 잰 값이 아닙니다: energy(r) ≥ 0.9인 가장 작은 r을 구하세요 "
+               "(E3의 energy_captured나 svd.energy_curve를 r = 1, 2, … 에 적용)")
     expect(choice is not None, "답(choice)을 고르세요: 'a', 'b', 'c', 'd' 중 하나")
-    expect(isinstance(choice, str) and choice.strip().lower() in "abcd" and len(choice.strip()) == 1,
+    expect(isinstance(choice, str) and len(choice.strip()) == 1 and choice.strip().lower() in "abcd",
            f"choice는 'a'~'d' 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
-    expect(all(isinstance(v, (int, float)) and 0 < v <= 1 for v in (energy_finetuned, energy_random)),
-           "energy_finetuned와 energy_random에는 위 실험에서 잰 비율(0~1)을 넣으세요")
-    expect(energy_finetuned > energy_random,
-           "실험값을 다시 보세요: 미세조정으로 생긴 ΔW와 무작위 행렬 중 상위 r개에 에너지가 더 몰린 쪽은?")
-    expect(choice.strip().lower() == "a",
-           "여러분의 실험이 보여 준 것과 맞는 보기를 고르세요. W0가 아니라 ΔW의 스펙트럼에 관한 질문입니다")
+    expect(choice.strip().lower() == _answer_1_1(truth),
+           "여러분이 잰 세 값(ΔW, W0, 무작위 행렬의 rank90)을 나란히 놓고, 어느 행렬이 적은 방향에 에너지를 모았는지 보세요")
 
 
 @checkpoint(WEEK, "1.2", points=1, title="Parameter reduction, 1024×1024, r = 16")
@@ -186,15 +214,23 @@ def q1_2(lora_params, reduction_percent) -> None:
 
 
 @checkpoint(WEEK, "1.3", points=1, title="Inference speed with a LoRA adapter")
-def q1_3(choice, extra_flops_fraction) -> None:
-    expect(choice is not None and extra_flops_fraction is not None, "두 값을 모두 채우세요")
-    expect(isinstance(choice, str) and choice.strip().lower() in "abcd" and len(choice.strip()) == 1,
+def q1_3(choice, extra_flops_fraction, overhead_percent, times) -> None:
+    expect(choice is not None and extra_flops_fraction is not None and overhead_percent is not None,
+           "세 값(choice, extra_flops_fraction, overhead_percent)을 모두 채우세요")
+    expect(isinstance(choice, str) and len(choice.strip()) == 1 and choice.strip().lower() in "abcd",
            f"choice는 'a'~'d' 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
     d = k = 4096
     r = 16
     expect(math.isclose(float(extra_flops_fraction), r * (d + k) / (d * k), rel_tol=1e-3),
            "병합하지 않은 어댑터가 토큰당 더하는 곱셈 수는 r·(in + out), 기본 레이어는 in·out입니다")
-    expect(choice.strip().lower() == "c", "병합(merge) 전과 후를 나눠서 생각해 보세요: 측정한 지연 시간 표를 다시 보세요")
+    expect(isinstance(times, dict) and all(isinstance(times.get(key), (int, float)) and times[key] > 0
+                                           for key in ("base", "unmerged", "merged")),
+           "times에는 위 셀에서 잰 4096² 층의 시간 {'base': …, 'unmerged': …, 'merged': …} (ms)를 넣으세요")
+    measured = 100 * (times["unmerged"] / times["base"] - 1)
+    expect(math.isclose(float(overhead_percent), measured, abs_tol=0.05),
+           f"overhead_percent는 여러분이 잰 값으로 100 × (unmerged / base − 1)입니다 (여기서는 {measured:.2f})")
+    expect(choice.strip().lower() == "c",
+           "병합(merge) 전과 후를 나눠서 생각해 보세요: 측정한 지연 시간 표와 곱셈 수 비율을 함께 보세요")
 
 
 @checkpoint(WEEK, "1.4", points=1, title="LoRA r = 8 on q_proj/v_proj of Llama-2-7B")

@@ -11,11 +11,14 @@ folder as working directory and ``PEFTLAB_PROFILE`` defaulting to ``tiny``.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
@@ -102,8 +105,12 @@ def execute_notebook(
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds per cell, got {timeout!r}")
+    # IPC sockets in a private folder: no TCP ports, and no "Kernel is running over TCP without encryption"
+    sock_dir = tempfile.mkdtemp(prefix="peftlab-kernel-")
+    km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(sock_dir, "k"))
     client = NotebookClient(
         nb,
+        km=km,
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         allow_errors=allow_errors,
@@ -117,6 +124,8 @@ def execute_notebook(
         client.execute(env=kernel_env())
     except Exception as exc:  # CellExecutionError, timeouts, a dead kernel: report, do not crash
         error = _describe_error(exc)
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
     return nb, error, time.perf_counter() - start
 
 
