@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat import NotebookNode
+from traitlets.config import Config
 
 from peftlab.instructor.notebook import (
     CHECK,
@@ -107,10 +107,10 @@ def execute_notebook(
         raise ValueError(f"timeout must be > 0 seconds per cell, got {timeout!r}")
     # IPC sockets in a private folder: no TCP ports, and no "Kernel is running over TCP without encryption"
     sock_dir = tempfile.mkdtemp(prefix="peftlab-kernel-")
-    km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=os.path.join(sock_dir, "k"))
+    ipc = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sock_dir, "k")}})
     client = NotebookClient(
         nb,
-        km=km,
+        config=ipc,  # the client creates, owns and shuts down its kernel manager with these settings
         timeout=timeout,
         kernel_name=KERNEL_NAME,
         allow_errors=allow_errors,
