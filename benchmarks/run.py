@@ -8,7 +8,11 @@ adapter weights copied across — and times one training step (forward, loss, ba
 alternating the two so that machine noise hits both alike. Printed: median seconds of each, the
 median of the per-pair ratios peftlab/peft (goal ≤ 1.10), and the activation memory autograd keeps
 for the backward pass (CPU: bytes of saved tensors; CUDA: peak allocated memory).
-Later weeks add their method as another row in ROWS.
+Later weeks add their method as another row in ROWS (DoRA's goal is ≤ 1.00: peftlab forms B A once
+per step without autograd, peft pushes an identity matrix through A and B to get it).
+
+COST_ROWS then compare two methods of one library side by side in the same way: DoRA against LoRA on the
+same base and targets (the lecture's checkpoint 3), for peftlab and for peft; there the ratio is DoRA/LoRA.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 import peftlab
+import peftlab.device
 
 
 @dataclass
@@ -39,37 +44,91 @@ def _copy_lora(theirs: nn.Module, ours: nn.Module) -> None:
         for name, param in theirs.named_parameters():
             if "lora_B" in name:
                 param.normal_(std=0.02)
+            elif "lora_magnitude_vector" in name:
+                param.mul_(torch.empty_like(param).uniform_(0.5, 1.5))
     peftlab.copy_from_peft(theirs, ours)
 
 
-def _lora_pair(base: nn.Module, targets, r: int, alpha: int):
-    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=r, lora_alpha=alpha, target_modules=targets))
-    ours = peftlab.apply_lora(copy.deepcopy(base), r=r, alpha=alpha, target_modules=targets)
+def _lora_pair(base: nn.Module, targets, r: int, alpha: int, dora: bool = False):
+    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
+                                                            use_dora=dora))
+    apply = peftlab.apply_dora if dora else peftlab.apply_lora
+    ours = apply(copy.deepcopy(base), r=r, alpha=alpha, target_modules=targets)
     _copy_lora(theirs, ours)
     return ours, theirs
 
 
-def lora_4096(device):
+def _linear_4096(device):
     torch.manual_seed(0)
     base = nn.Sequential(nn.Linear(4096, 4096)).to(device)
-    ours, theirs = _lora_pair(base, ["0"], r=16, alpha=32)
     x = torch.randn(4, 128, 4096, device=device)
+    return base, x
+
+
+def _tiny_encoder(device):
+    from peftlab.models import load_encoder_classifier
+
+    base = load_encoder_classifier(num_labels=2).to(device)
+    ids = torch.randint(5, base.config.vocab_size, (32, 48), generator=torch.Generator().manual_seed(0)).to(device)
+    return base, ids
+
+
+ENCODER_TARGETS = ["query", "key", "value", "dense"]
+
+
+def lora_4096(device):
+    base, x = _linear_4096(device)
+    ours, theirs = _lora_pair(base, ["0"], r=16, alpha=32)
     return ours, theirs, lambda: (x,)
 
 
 def lora_tiny_encoder(device):
-    from peftlab.models import load_encoder_classifier
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _lora_pair(base, ENCODER_TARGETS, r=8, alpha=16)
+    return ours, theirs, lambda: (ids,)
 
-    base = load_encoder_classifier(num_labels=2).to(device)
-    targets = ["query", "key", "value", "dense"]
-    ours, theirs = _lora_pair(base, targets, r=8, alpha=16)
-    ids = torch.randint(5, base.config.vocab_size, (32, 48), generator=torch.Generator().manual_seed(0)).to(device)
+
+def dora_4096(device):
+    base, x = _linear_4096(device)
+    ours, theirs = _lora_pair(base, ["0"], r=16, alpha=32, dora=True)
+    return ours, theirs, lambda: (x,)
+
+
+def dora_tiny_encoder(device):
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _lora_pair(base, ENCODER_TARGETS, r=8, alpha=16, dora=True)
     return ours, theirs, lambda: (ids,)
 
 
 ROWS = [
     Row("LoRA r=16, Linear 4096×4096, x: 4×128 tokens", lora_4096),
     Row("LoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", lora_tiny_encoder),
+    Row("DoRA r=16, Linear 4096×4096, x: 4×128 tokens", dora_4096),
+    Row("DoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", dora_tiny_encoder),
+]
+
+
+def _dora_vs_lora(make_base, targets, r, alpha, library):
+    """DoRA against LoRA on the same base and targets, both from ``library`` ("peftlab" or "peft")."""
+
+    def build(device):
+        base, inputs = make_base(device)
+        pick = 0 if library == "peftlab" else 1
+        dora = _lora_pair(base, targets, r=r, alpha=alpha, dora=True)[pick]
+        lora = _lora_pair(base, targets, r=r, alpha=alpha)[pick]
+        return dora, lora, lambda: (inputs,)
+
+    return build
+
+
+# The lecture's checkpoint 3: what DoRA costs over LoRA per training step (same run, alternating).
+# "ratio" here is DoRA/LoRA step time of one library, not peftlab/peft.
+COST_ROWS = [
+    Row(f"DoRA/LoRA {lib}, Linear 4096×4096 r=16", _dora_vs_lora(_linear_4096, ["0"], 16, 32, lib))
+    for lib in ("peftlab", "peft")
+] + [
+    Row(f"DoRA/LoRA {lib}, tiny encoder q/k/v/dense r=8", _dora_vs_lora(_tiny_encoder, ENCODER_TARGETS, 8, 16, lib))
+    for lib in ("peftlab", "peft")
 ]
 
 
@@ -161,10 +220,16 @@ def main(argv=None) -> int:
         mem = f"{r['mem_ours'] / 2**20:.1f}/{r['mem_theirs'] / 2**20:.1f}"
         print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} {mem:>19} {r['max_abs_diff']:8.1e}")
     print(f"worst median ratio peftlab/peft: {worst:.3f} (goal ≤ 1.10)")
+    cost = [row for row in COST_ROWS if not args.rows or args.rows in row.name]
+    if cost:
+        print(f"\n{'cost of DoRA over LoRA (same library)':<52} {'DoRA':>9} {'LoRA':>9} {'ratio':>6} "
+              f"{'act. MiB DoRA/LoRA':>19}")
+    for row in cost:
+        r = bench(row, device, repeats, warmup)
+        mem = f"{r['mem_ours'] / 2**20:.1f}/{r['mem_theirs'] / 2**20:.1f}"
+        print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} {mem:>19}")
     return 0
 
 
 if __name__ == "__main__":
-    import peftlab.device  # noqa: F401
-
     sys.exit(main())
