@@ -17,7 +17,7 @@ quiet_third_party()  # before peft / bitsandbytes are imported anywhere
 
 from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
 from peftlab.layer import AdapterLayer  # noqa: E402
-from peftlab.methods.dora import DoRAConfig, DoRALinear, apply_dora  # noqa: E402
+from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, apply_dora  # noqa: E402
 from peftlab.methods.lora import (  # noqa: E402
     LoRAConfig,
     LoRAEmbedding,
@@ -46,6 +46,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdapterLayer",
     "DoRAConfig",
+    "DoRAEmbedding",
     "DoRALinear",
     "LoRAConfig",
     "LoRAEmbedding",

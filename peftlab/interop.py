@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from peftlab.layer import AdapterLayer, check_adapter_name
-from peftlab.methods.dora import DoRAConfig, DoRALinear
+from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear
 from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
 from peftlab.targets import modules_matching
 from peftlab.tuner import adapter_layers, get_method, inject, method_for_config
@@ -121,7 +121,10 @@ _CODECS: list[Codec] = [
     Codec(
         method="dora", peft_type="LORA",
         tensor_keys={DoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight",
-                                  "lora_magnitude_vector": ".lora_magnitude_vector"}},
+                                  "lora_magnitude_vector": ".lora_magnitude_vector"},
+                     DoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
+                                     "lora_embedding_B": ".lora_embedding_B",
+                                     "lora_magnitude_vector": ".lora_magnitude_vector"}},
         accepts=lambda cfg: cfg.get("peft_type") == "LORA" and bool(cfg.get("use_dora")),
         to_peft=_dora_to_peft, from_peft=_lora_from_peft,
     ),
@@ -312,12 +315,24 @@ def _validate(model: nn.Module, plan: _Plan, config, codec: Codec, where: str, a
                 raise ValueError(f"{where}: tensor {key} is not a finite floating-point tensor")
     params = dict(model.named_parameters())
     for pname, value in plan.others.items():
-        target = params.get(pname)
+        target = params.get(_unwrapped_name(pname, params))
         if target is None:
             raise ValueError(f"{where}: tensor {PREFIX}{pname} matches no parameter of the model")
         if tuple(target.shape) != tuple(value.shape):
             raise ValueError(f"{where}: tensor {PREFIX}{pname} has shape {tuple(value.shape)}, the model's "
                              f"parameter has {tuple(target.shape)}")
+
+
+def _unwrapped_name(pname: str, params: dict) -> str:
+    """``pname``, or where the model has no such parameter, its name before the layer was wrapped.
+
+    peft saves the base weight of a targeted embedding with the adapter (``save_embedding_layers``, e.g. for a
+    Llama ``embed_tokens`` target) as ``<module>.base_layer.weight``; before peftlab wraps that module, the
+    model calls it ``<module>.weight``. Loading it overwrites the base weight, as ``PeftModel`` does.
+    """
+    if pname in params or ".base_layer." not in pname:
+        return pname
+    return pname.replace(".base_layer.", ".")
 
 
 def _copy_in(model: nn.Module, plan: _Plan, adapter_name: str) -> None:
@@ -329,7 +344,7 @@ def _copy_in(model: nn.Module, plan: _Plan, adapter_name: str) -> None:
                 own[attr].copy_(tensor)
         params = dict(model.named_parameters())
         for pname, value in plan.others.items():
-            params[pname].copy_(value)
+            params[_unwrapped_name(pname, params)].copy_(value)
 
 
 def _exact(names) -> str:

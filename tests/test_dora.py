@@ -18,11 +18,11 @@ from torch import nn
 
 import peftlab
 from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME, codecs
-from peftlab.methods.dora import DoRAConfig, DoRALinear, dora_layers
+from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALayer, DoRALinear, dora_layers
 from peftlab.tuner import adapter_layers
 
 ATOL = 1e-5  # METHODS §0 default (fp32); measured differences are ≤ 3e-7, see the asserts' messages
-BERT_TARGETS = ["query", "key", "value", "dense"]
+BERT_TARGETS = ["word_embeddings", "query", "key", "value", "dense"]
 
 
 def tiny_llama(seed: int = 0):
@@ -35,7 +35,7 @@ def tiny_llama(seed: int = 0):
 
 
 MODELS = {"mlp": (mlp, ["0", "2"]), "bert": (tiny_bert, BERT_TARGETS),
-          "llama": (tiny_llama, ["q_proj", "v_proj", "o_proj", "down_proj"])}
+          "llama": (tiny_llama, ["embed_tokens", "q_proj", "v_proj", "o_proj", "down_proj"])}
 
 
 def _inputs(kind: str):
@@ -54,7 +54,7 @@ def randomize_dora(model: nn.Module, seed: int = 1) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(model.named_parameters()):
-            if "lora_B" in name:
+            if "lora_B" in name or "lora_embedding_A" in name:  # the factor that starts at zero
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
             elif "lora_magnitude_vector" in name:
                 p.mul_(torch.rand(p.shape, generator=gen) + 0.5)
@@ -74,13 +74,20 @@ def _pair(kind: str, r=4, alpha=8, dropout=0.0, use_rslora=False, rank_pattern=N
 
 
 def _peft_param(theirs, name: str, attr: str, adapter="default"):
-    key = f"base_model.model.{name}.{attr}.{adapter}.weight"
-    return dict(theirs.named_parameters())[key]
+    params = dict(theirs.named_parameters())
+    key = f"base_model.model.{name}.{attr}.{adapter}"
+    return params[key] if key in params else params[key + ".weight"]
 
 
-def _max_grad_diff(ours, theirs, attr: str, adapter="default") -> float:
+def _factor_names(layer):
+    return layer.factor_names + ("lora_magnitude_vector",)
+
+
+def _max_grad_diff(ours, theirs, which: int, adapter="default") -> float:
+    """Gradient check of factor ``which`` (0: A, 1: B, 2: magnitude) of every DoRA layer."""
     worst = 0.0
     for name, layer in dora_layers(ours).items():
+        attr = _factor_names(layer)[which]
         mine = getattr(layer, attr)[adapter].grad
         peft_grad = _peft_param(theirs, name, attr, adapter).grad
         assert mine is not None and peft_grad is not None and peft_grad.abs().sum() > 0, (name, attr)
@@ -110,6 +117,23 @@ def test_fresh_adapter_equals_base_exactly(kind, use_rslora):
     x = _inputs(kind)
     ours = peftlab.apply_dora(copy.deepcopy(base), r=4, alpha=8, target_modules=targets, use_rslora=use_rslora)
     assert torch.equal(_out(ours.eval(), kind, x), _out(base, kind, x))
+
+
+def test_embedding_magnitude_is_per_embedding_dimension_and_the_formula():
+    torch.manual_seed(0)
+    emb = nn.Embedding(30, 8)
+    layer = DoRAEmbedding(copy.deepcopy(emb), r=3, alpha=6)
+    m = layer.lora_magnitude_vector["default"]
+    assert m.shape == (8,) and torch.allclose(m, emb.weight.norm(dim=0), atol=1e-6)  # a column's norm over V
+    ids = torch.tensor([[1, 4, 29], [0, 0, 7]])
+    assert torch.equal(layer(ids), emb(ids))
+    randomize_dora(layer)
+    A, B, s = layer.lora_embedding_A["default"], layer.lora_embedding_B["default"], layer.scaling["default"]
+    E = emb.weight + s * (B @ A).T
+    E = E * (m / E.norm(dim=0))
+    assert torch.allclose(layer(ids), E[ids], atol=1e-6)
+    assert torch.allclose(layer.merged_weight(), E, atol=1e-6)
+    assert DoRAEmbedding.num_trainable(emb, r=3) == 3 * (30 + 8) + 8
 
 
 def test_forward_is_the_formula_and_the_bias_is_not_scaled():
@@ -156,7 +180,7 @@ def test_norm_is_detached_in_the_gradient():
 @pytest.fixture
 def factored_norm(monkeypatch):
     """Make every layer use the factored norm of the forward (by default only layers from 512×512 on do)."""
-    monkeypatch.setattr(DoRALinear, "factored_norm_min_numel", 0)
+    monkeypatch.setattr(DoRALayer, "factored_norm_min_numel", 0)
 
 
 def test_forward_norm_is_the_direct_norm_without_forming_the_matrix(factored_norm):
@@ -181,8 +205,10 @@ def test_forward_norm_is_the_direct_norm_without_forming_the_matrix(factored_nor
 
 def test_trainable_count_closed_form_and_peft():
     base, ours, theirs = _pair("bert")
-    expected = sum(lay.lora_A["default"].shape[0] * (lay.in_features + lay.out_features) + lay.out_features
-                   for lay in dora_layers(ours).values())
+    expected = 0
+    for lay in dora_layers(ours).values():
+        A, B = lay.factors("default")  # (r, in) and (out, r) of the out×in oriented weight
+        expected += A.shape[0] * (A.shape[1] + B.shape[0]) + B.shape[0]
     assert peftlab.count_parameters(ours).trainable == expected == theirs.get_nb_trainable_parameters()[0]
 
 
@@ -198,8 +224,8 @@ def test_parity_forward_and_gradients(kind, use_rslora):
     assert torch.allclose(y_ours, y_theirs, atol=ATOL, rtol=1e-5), (y_ours - y_theirs).abs().max()
     y_ours.pow(2).sum().backward()
     y_theirs.pow(2).sum().backward()
-    for attr in ("lora_A", "lora_B", "lora_magnitude_vector"):
-        _max_grad_diff(ours, theirs, attr)
+    for which in range(3):
+        _max_grad_diff(ours, theirs, which)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "bert"])
@@ -222,8 +248,8 @@ def test_parity_large_layer_uses_the_factored_norm():
     assert torch.allclose(y_ours, y_theirs, atol=ATOL, rtol=1e-5), (y_ours - y_theirs).abs().max()
     y_ours.pow(2).sum().backward()
     y_theirs.pow(2).sum().backward()
-    for attr in ("lora_A", "lora_B", "lora_magnitude_vector"):
-        _max_grad_diff(ours, theirs, attr)
+    for which in range(3):
+        _max_grad_diff(ours, theirs, which)
 
 
 def test_parity_rank_and_alpha_patterns():
@@ -247,8 +273,8 @@ def test_parity_dropout_path_in_training(kind):
     assert not torch.allclose(_out(ours, kind, x), y_ours, atol=1e-4), "dropout must be active"
     y_ours.pow(2).sum().backward()
     y_theirs.pow(2).sum().backward()
-    for attr in ("lora_A", "lora_B", "lora_magnitude_vector"):
-        _max_grad_diff(ours, theirs, attr)
+    for which in range(3):
+        _max_grad_diff(ours, theirs, which)
     # the dropout path is not the eval path: the (g − 1) term sees x_d, not x
     ours.eval()
     assert not torch.allclose(_out(ours, kind, x), y_ours, atol=1e-4)
@@ -339,7 +365,8 @@ def test_peft_file_loads_with_peft_logits(tmp_path):
         names = load_file(tmp_path / kind / WEIGHTS_NAME)
         assert any(k.endswith(".lora_magnitude_vector") for k in names)  # peft's key: no ".weight"
         ours = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / kind)
-        assert all(isinstance(lay, DoRALinear) for lay in adapter_layers(ours).values())
+        kinds = {type(lay) for lay in adapter_layers(ours).values()}
+        assert kinds == {DoRALinear, DoRAEmbedding}
         assert type(ours.peftlab_config["default"]) is DoRAConfig
         x = _inputs(kind)
         assert torch.allclose(_out(ours.eval(), kind, x), _out(theirs.eval(), kind, x), atol=1e-5)
@@ -408,24 +435,11 @@ def test_bad_input_is_clear_and_leaves_model_untouched(kwargs, exc, words):
     _untouched(model, before)
 
 
-def test_embedding_target_refused_naming_the_layer():
+def test_target_of_another_type_refused_naming_the_layer():
     model = tiny_bert()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(TypeError, match=r"bert\.embeddings\.word_embeddings.*Embedding"):
-        peftlab.apply_dora(model, target_modules=["word_embeddings", "query"])
-    _untouched(model, before)
-
-
-def test_peft_embedding_dora_file_refused(tmp_path):
-    base = tiny_bert()
-    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=4, use_dora=True,
-                                                             target_modules=["word_embeddings", "query"]))
-    theirs.save_pretrained(tmp_path / "emb")
-    model = copy.deepcopy(base)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match=r"word_embeddings.*Embedding.*dora cannot wrap") as info:
-        peftlab.load_peft_adapter(model, tmp_path / "emb")
-    assert WEIGHTS_NAME in str(info.value)
+    with pytest.raises(TypeError, match=r"bert\.embeddings\.LayerNorm.*LayerNorm.*Linear, Embedding"):
+        peftlab.apply_dora(model, target_modules=["LayerNorm", "query"])
     _untouched(model, before)
 
 

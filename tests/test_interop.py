@@ -209,3 +209,27 @@ def test_embedding_adapter_both_ways(tmp_path):
     assert sorted(load_file(tmp_path / "ours" / WEIGHTS_NAME)) == sorted(load_file(tmp_path / "peft" / WEIGHTS_NAME))
     back = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "ours").eval()
     assert torch.allclose(back(input_ids=IDS).logits, ours(input_ids=IDS).logits, atol=1e-5)
+
+
+def test_llama_embedding_target_with_saved_base_layer(tmp_path):
+    """peft saves a targeted Llama ``embed_tokens`` base weight with the adapter (``….base_layer.weight``);
+    peftlab loads it into the base layer, as ``PeftModel`` does (here it differs from the base model's)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, max_position_embeddings=32)).eval()
+    theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=["embed_tokens", "q_proj"]))
+    with torch.no_grad():
+        for name, p in theirs.named_parameters():
+            if "lora_embedding_A" in name or "lora_B" in name:
+                p.normal_(std=0.1)
+        theirs.base_model.model.model.embed_tokens.base_layer.weight.mul_(1.5)
+    with pytest.warns(UserWarning, match="save_embedding_layers"):
+        theirs.save_pretrained(tmp_path / "peft")
+    assert "base_model.model.model.embed_tokens.base_layer.weight" in load_file(tmp_path / "peft" / WEIGHTS_NAME)
+    ours = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "peft").eval()
+    ids = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(ours(input_ids=ids).logits, theirs.eval()(input_ids=ids).logits, atol=1e-5)
+    reloaded = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "peft").eval()
+    assert torch.allclose(reloaded(input_ids=ids).logits, ours(input_ids=ids).logits, atol=1e-5)

@@ -45,10 +45,15 @@ Merge: ``W ← diag(m/n) · (W + s·B A)`` with ``n`` taken from the *unmerged* 
 unmerge ``W ← W / (m/n) − s·B A`` is exact. Merged inference costs exactly what the base layer costs.
 Trainable parameters per layer: ``r·(in + out) + out``.
 
-Not built here: **QDoRA** (DoRA over a 4-bit base). The layer reads the base weight only through
+Embeddings (peft's ``DoraEmbeddingLayer``, :class:`DoRAEmbedding`): everything above applies to the
+transposed table ``Eᵀ ∈ R^{d×V}`` with LoRA's embedding factors (``A ∈ R^{r×V}``, init 0;
+``B ∈ R^{d×r}``), so the magnitude ``m ∈ R^d`` holds one scalar per *embedding dimension*, the norm of a
+column of ``E + ΔE`` over the vocabulary, and the looked-up row is ``g ⊙ (E[x] + s·(Aᵀ[x]) Bᵀ)`` (no bias,
+no dropout; an embedding's output is rescaled as a whole). Trainable: ``r·(V + d) + d``.
+
+Not built here: **QDoRA** (DoRA over a 4-bit base). The layers read the base weight only through
 ``self.base_weight()``, which a quantized base overrides to dequantize, so QDoRA needs that base layer,
-not a change here. **DoRA on embeddings** is refused: peft's embedding DoRA is a different formula and
-peftlab does not have it (a target that is an ``nn.Embedding`` is an error naming the layer).
+not a change here.
 """
 
 from __future__ import annotations
@@ -60,10 +65,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab.methods.lora import LoRAConfig, LoRALayer, LoRALinear
+from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALayer, LoRALinear
 from peftlab.tuner import adapter_layers, inject, register_method
 
-__all__ = ["DoRAConfig", "DoRALinear", "apply_dora", "dora_layers"]
+__all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "dora_layers"]
 
 
 @dataclass
@@ -71,58 +76,74 @@ class DoRAConfig(LoRAConfig):
     """A DoRA adapter's settings: LoRA's fields, validated the same way (peft: ``LoraConfig(use_dora=True)``).
 
     ``r`` [r], ``alpha`` [lora_alpha], ``dropout`` [lora_dropout], ``use_rslora``, ``target_modules``
-    (``nn.Linear`` layers only: list of name suffixes or one regex), ``modules_to_save``, ``rank_pattern`` /
-    ``alpha_pattern``, ``init`` (of A: "kaiming" or "gaussian"; B is zero and m is ``‖W0‖_row``).
+    (``nn.Linear`` / ``nn.Embedding`` layers: list of name suffixes or one regex), ``modules_to_save``,
+    ``rank_pattern`` / ``alpha_pattern``, ``init`` (LoRA's, for A and B; m starts at ``‖W0‖``).
     """
 
     method = "dora"
 
 
-class DoRALinear(LoRALinear):
-    r"""A frozen ``nn.Linear`` plus named DoRA adapters.
+class DoRALayer(LoRALayer):
+    """What DoRA's layer kinds share: the magnitude, the detached norm, and merging by rescaling.
 
-    ``y = b + g ⊙ (x (W0 + s·B A)ᵀ)`` with ``g = m / ‖W0 + s·B A‖_row`` (the norm detached), computed as
-    ``base_layer(x) + (g − 1) ⊙ (base_layer(x) − b) + g ⊙ s·B A x``.
-
-    Shapes: ``lora_A[a]``: (r, in), ``lora_B[a]``: (out, r), ``lora_magnitude_vector[a]``: (out,).
-    :meth:`delta_weight` is LoRA's ``s·B A`` (the update of the direction, the paper's ΔV);
-    :meth:`merged_weight` is the adapted weight ``W'``.
+    Every formula is written for the weight *oriented* as out×in (``oriented(W)``): the Linear weight itself,
+    the transposed table ``Eᵀ`` (d×V) of an embedding. There ``A`` is (r, in), ``B`` (out, r), ``m`` (out,).
     """
 
-    adapter_param_names = ("lora_A", "lora_B", "lora_magnitude_vector")
     adapter_state_names = LoRALayer.adapter_state_names + ("merge_norm",)
-    base_types = (nn.Linear,)
+    #: the adapter's factors and the magnitude, by attribute name (set by each layer kind)
+    factor_names: tuple[str, str] = ("lora_A", "lora_B")
     #: smallest weight (out·in) for which the forward computes the norm factored (see :meth:`forward_norm`)
     factored_norm_min_numel = 1 << 18
 
     @classmethod
+    def oriented_dims(cls, base_layer: nn.Module) -> tuple[int, int]:
+        """``(in, out)`` of the oriented weight."""
+        return cls.dims(base_layer)
+
+    @staticmethod
+    def oriented(weight: torch.Tensor) -> torch.Tensor:
+        """The weight as out×in (a view)."""
+        return weight
+
+    @classmethod
     def param_shapes(cls, base_layer: nn.Module, r: int = 8, **_) -> dict[str, tuple[int, ...]]:
-        n_in, n_out = cls.dims(base_layer)
-        return {"lora_A": (r, n_in), "lora_B": (n_out, r), "lora_magnitude_vector": (n_out,)}
+        n_in, n_out = cls.oriented_dims(base_layer)
+        name_A, name_B = cls.factor_names
+        return {name_A: (r, n_in), name_B: (n_out, r), "lora_magnitude_vector": (n_out,)}
 
     @classmethod
     def num_trainable(cls, base_layer: nn.Module, r: int = 8, **_) -> int:
         """``r · (in + out) + out``: LoRA's A and B plus one magnitude per output unit."""
-        n_in, n_out = cls.dims(base_layer)
+        n_in, n_out = cls.oriented_dims(base_layer)
         return r * (n_in + n_out) + n_out
 
-    def create(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-               use_rslora: bool = False, init: str = "kaiming") -> None:
-        """LoRA's A and B (B = 0), then ``m = ‖W0 + s·B A‖_row`` so the fresh adapter changes nothing."""
-        super().create(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
-        norm = self.weight_norm(adapter_name, self.base_weight())
+    def create(self, adapter_name: str, **hparams) -> None:
+        """LoRA's A and B, then ``m = ‖W0 + s·B A‖`` (= ``‖W0‖`` as B A = 0): the fresh adapter changes nothing.
+
+        ``m`` is computed exactly as the forward computes the norm, so a fresh layer returns the base output
+        bit for bit.
+        """
+        super().create(adapter_name, **hparams)
+        norm = self.forward_norm(adapter_name, self.base_weight())
         self.lora_magnitude_vector[adapter_name] = nn.Parameter(norm.clone())
+
+    def factors(self, adapter_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, B)`` of the oriented weight: (r, in) and (out, r)."""
+        name_A, name_B = self.factor_names
+        return getattr(self, name_A)[adapter_name], getattr(self, name_B)[adapter_name]
 
     # ------------------------------------------------------------------ the norm
     def weight_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
-        """``‖weight + s·B A‖_row`` (shape (out,)), without gradient: the paper's detached norm.
+        """``‖W + s·B A‖`` per output unit (shape (out,)), no gradient: the paper's detached norm.
 
-        Formed directly, as peft does (used at creation and for merging, where ``W + s·B A`` is formed anyway).
+        Formed directly, as peft does (used for merging, where ``W + s·B A`` is formed anyway).
         """
-        A, B = self.lora_A[adapter_name], self.lora_B[adapter_name]
+        A, B = self.factors(adapter_name)
+        W = self.oriented(weight)
         with torch.no_grad():
-            BA = (B @ A).to(weight.dtype)
-            return torch.linalg.norm(weight + self.scaling[adapter_name] * BA, dim=1).to(weight.dtype)
+            BA = (B @ A).to(W.dtype)
+            return torch.linalg.norm(W + self.scaling[adapter_name] * BA, dim=1).to(W.dtype)
 
     def forward_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
         r"""The same norm without forming the out×in matrix ``W + s·B A`` (the forward's cost; no gradient).
@@ -130,19 +151,20 @@ class DoRALinear(LoRALinear):
         Row j of ``W + s·B A`` has squared norm ``w_j² + 2s·c_j + s²·d_j`` with ``w = ‖W‖_row``,
         ``c = rowsum((W Aᵀ) ⊙ B)`` and ``d = rowsum((B (A Aᵀ)) ⊙ B)``, so
         ``n = w · sqrt(1 + (2s·c + s²·d) / w²)``: O(out·in·r) work and O(out·r) memory instead of an
-        out×in temporary. It equals ``w`` exactly while ``B = 0`` (a fresh adapter is exactly the base layer),
-        and agrees with :meth:`weight_norm` to a few ulps. Where the rows nearly cancel (``n < 0.3·w``), in
-        half precision, and for layers up to ``factored_norm_min_numel`` weights (where forming the matrix is
-        as fast: measured crossover on CPU between 512×512 and 512×1024) it uses :meth:`weight_norm`.
+        out×in temporary. It equals ``w`` exactly while ``B A = 0`` and agrees with :meth:`weight_norm` to a
+        few ulps. Where the rows nearly cancel (``n < 0.3·w``), in half precision, and for layers up to
+        ``factored_norm_min_numel`` weights (where forming the matrix is as fast: measured crossover on CPU
+        between 512×512 and 512×1024) it uses :meth:`weight_norm`.
         """
         if weight.dtype not in (torch.float32, torch.float64) or weight.numel() < self.factored_norm_min_numel:
             return self.weight_norm(adapter_name, weight)
-        A, B = self.lora_A[adapter_name], self.lora_B[adapter_name]
+        A, B = self.factors(adapter_name)
         s = self.scaling[adapter_name]
+        W = self.oriented(weight)
         with torch.no_grad():
-            A, B = A.to(weight.dtype), B.to(weight.dtype)
-            w = torch.linalg.vector_norm(weight, dim=1)
-            c = ((weight @ A.T) * B).sum(dim=1)
+            A, B = A.to(W.dtype), B.to(W.dtype)
+            w = torch.linalg.vector_norm(W, dim=1)
+            c = ((W @ A.T) * B).sum(dim=1)
             d = ((B @ (A @ A.T)) * B).sum(dim=1)
             q = 1 + (2 * s * c + (s * s) * d) / (w * w)
             if not bool(torch.isfinite(q).all()) or bool((q < 0.09).any()):
@@ -160,15 +182,56 @@ class DoRALinear(LoRALinear):
                 weight = self._unmerged(name, weight)
         return weight
 
+    def _rescaled(self, weight: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        """``diag(factor) · W`` on the oriented weight, returned in the base layout."""
+        return self.oriented(factor.view(-1, 1).to(weight.dtype) * self.oriented(weight))
+
     def merged_weight(self, adapter_name: str = "default") -> torch.Tensor:
-        """``W' = diag(m/n) · (W0 + s·B A)``: the weight this adapter alone makes of the unmerged base."""
+        """``W' = diag(m/n) · (W0 + ΔW)`` (base layout): the weight this adapter alone makes of the unmerged base."""
         weight = self.unmerged_base_weight()
         with torch.no_grad():
-            delta = self.delta_weight(adapter_name)
             factor = self.lora_magnitude_vector[adapter_name] / self.weight_norm(adapter_name, weight)
-            return factor.view(-1, 1).to(weight.dtype) * (weight + delta)
+            return self._rescaled(weight + self.delta_weight(adapter_name).to(weight.dtype), factor)
 
-    # ------------------------------------------------------------------ forward
+    # ------------------------------------------------------------------ merging
+    def _unmerged(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+        factor = self.lora_magnitude_vector[adapter_name] / self.merge_norm[adapter_name]
+        divided = self.oriented(self.oriented(weight) / factor.view(-1, 1).to(weight.dtype))
+        return divided - self.delta_weight(adapter_name).to(weight.dtype)
+
+    def merge_one(self, adapter_name: str, safe_merge: bool = False) -> None:
+        """``W ← diag(m/n) · (W + ΔW)`` with ``n = ‖W0 + ΔW‖`` from the unmerged ``W0``, cached for unmerge."""
+        weight = self.base_weight()
+        norm = self.weight_norm(adapter_name, self.unmerged_base_weight())
+        factor = self.lora_magnitude_vector[adapter_name] / norm
+        merged = self._rescaled(weight + self.delta_weight(adapter_name).to(weight.dtype), factor)
+        if safe_merge and not torch.isfinite(merged).all():
+            raise ValueError(f"merging adapter {adapter_name!r} would put NaN/Inf into the base weight; not merged")
+        self.merge_norm[adapter_name] = norm
+        self.set_base_weight(merged.to(weight.dtype))
+
+    def unmerge_one(self, adapter_name: str) -> None:
+        """``W ← W / (m/n) − ΔW`` with the ``n`` cached at merge time: exact up to rounding."""
+        weight = self.base_weight()
+        self.set_base_weight(self._unmerged(adapter_name, weight).to(weight.dtype))
+        self.merge_norm.pop(adapter_name)
+
+
+class DoRALinear(DoRALayer, LoRALinear):
+    r"""A frozen ``nn.Linear`` plus named DoRA adapters.
+
+    ``y = b + g ⊙ (x (W0 + s·B A)ᵀ)`` with ``g = m / ‖W0 + s·B A‖_row`` (the norm detached), computed as
+    ``base_layer(x) + (g − 1) ⊙ (base_layer(x) − b) + g ⊙ s·B A x``.
+
+    Shapes: ``lora_A[a]``: (r, in), ``lora_B[a]``: (out, r), ``lora_magnitude_vector[a]``: (out,).
+    :meth:`delta_weight` is LoRA's ``s·B A`` (the update of the direction, the paper's ΔV);
+    :meth:`merged_weight` is the adapted weight ``W'``.
+    """
+
+    adapter_param_names = ("lora_A", "lora_B", "lora_magnitude_vector")
+    factor_names = ("lora_A", "lora_B")
+    base_types = (nn.Linear,)
+
     def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
         A, B = self.lora_A[adapter_name], self.lora_B[adapter_name]
         magnitude = self.lora_magnitude_vector[adapter_name]
@@ -188,33 +251,46 @@ class DoRALinear(LoRALinear):
         # gradient instead of two; exactly 0 while g = 1 and B = 0
         return result + (g * (base + lora * scaling) - base).to(result.dtype)
 
-    # ------------------------------------------------------------------ merging
-    def _unmerged(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
-        factor = self.lora_magnitude_vector[adapter_name] / self.merge_norm[adapter_name]
-        return weight / factor.view(-1, 1).to(weight.dtype) - self.delta_weight(adapter_name).to(weight.dtype)
 
-    def merge_one(self, adapter_name: str, safe_merge: bool = False) -> None:
-        """``W ← diag(m/n) · (W + s·B A)`` with ``n = ‖W0 + s·B A‖_row`` from the unmerged ``W0``, cached."""
-        weight = self.base_weight()
-        norm = self.weight_norm(adapter_name, self.unmerged_base_weight())
-        factor = self.lora_magnitude_vector[adapter_name] / norm
-        merged = factor.view(-1, 1).to(weight.dtype) * (weight + self.delta_weight(adapter_name).to(weight.dtype))
-        if safe_merge and not torch.isfinite(merged).all():
-            raise ValueError(f"merging adapter {adapter_name!r} would put NaN/Inf into the base weight; not merged")
-        self.merge_norm[adapter_name] = norm
-        self.set_base_weight(merged.to(weight.dtype))
+class DoRAEmbedding(DoRALayer, LoRAEmbedding):
+    r"""A frozen ``nn.Embedding`` (table ``E ∈ R^{V×d}``) plus named DoRA adapters, as peft does it.
 
-    def unmerge_one(self, adapter_name: str) -> None:
-        """``W ← W / (m/n) − s·B A`` with the ``n`` cached at merge time: exact up to rounding."""
-        weight = self.base_weight()
-        self.set_base_weight(self._unmerged(adapter_name, weight).to(weight.dtype))
-        self.merge_norm.pop(adapter_name)
+    The oriented weight is ``Eᵀ ∈ R^{d×V}``: one magnitude per *embedding dimension* (``m ∈ R^d``), the
+    norm of each column of ``E + ΔE`` over the vocabulary, with LoRA's embedding factors
+    ``A = lora_embedding_A[a] ∈ R^{r×V}`` (init 0) and ``B = lora_embedding_B[a] ∈ R^{d×r}`` (init N(0, 1)),
+    ``ΔE = s·(B A)ᵀ``. Output: ``g ⊙ (E[x] + s·(Aᵀ[x]) Bᵀ)`` with ``g = m / ‖Eᵀ + s·B A‖_row``, i.e. the
+    looked-up rows of ``E' = (E + ΔE) diag(g)``. No dropout (peft applies none to embeddings).
+    """
+
+    adapter_param_names = ("lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
+    factor_names = ("lora_embedding_A", "lora_embedding_B")
+    base_types = (nn.Embedding,)
+
+    @classmethod
+    def oriented_dims(cls, base_layer: nn.Module) -> tuple[int, int]:
+        return cls.dims(base_layer)  # (V, d): "in" is the vocabulary, "out" the embedding dimension
+
+    @staticmethod
+    def oriented(weight: torch.Tensor) -> torch.Tensor:
+        return weight.T
+
+    def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+        A, B = self.lora_embedding_A[adapter_name], self.lora_embedding_B[adapter_name]
+        magnitude = self.lora_magnitude_vector[adapter_name]
+        base = self.base_layer
+        weight = self.unmerged_base_weight()
+        g = magnitude / self.forward_norm(adapter_name, weight)  # (d,); the norm carries no gradient
+        rows = F.embedding(x, A.T, padding_idx=base.padding_idx, max_norm=base.max_norm,
+                           norm_type=base.norm_type, scale_grad_by_freq=base.scale_grad_by_freq,
+                           sparse=base.sparse)  # (..., r)
+        # g·result + g·s·(rows Bᵀ) with one activation kept for m's gradient; the output so far is rescaled
+        return (g * (result + (rows @ B.T) * self.scaling[adapter_name])).to(result.dtype)
 
 
 # ---------------------------------------------------------------------- model level
-def dora_layers(model: nn.Module) -> dict[str, DoRALinear]:
-    """Every DoRA layer of ``model`` by module name."""
-    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, DoRALinear)}
+def dora_layers(model: nn.Module) -> dict[str, DoRALayer]:
+    """Every DoRA layer of ``model`` (:class:`DoRALinear` and :class:`DoRAEmbedding`) by module name."""
+    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, DoRALayer)}
 
 
 def apply_dora(
@@ -230,10 +306,9 @@ def apply_dora(
     rank_pattern: dict[str, int] | None = None,
     alpha_pattern: dict[str, float] | None = None,
 ) -> nn.Module:
-    """Wrap the target ``nn.Linear`` layers of ``model`` with DoRA, in place, and freeze everything else; the
-    convenient form of ``peftlab.inject(model, DoRAConfig(...), adapter_name)``. Arguments as
-    :func:`peftlab.apply_lora`; an ``nn.Embedding`` target is refused. Nothing changes if any argument is
-    invalid. Returns ``model``.
+    """Wrap the target ``nn.Linear`` / ``nn.Embedding`` layers of ``model`` with DoRA, in place, and freeze
+    everything else; the convenient form of ``peftlab.inject(model, DoRAConfig(...), adapter_name)``.
+    Arguments as :func:`peftlab.apply_lora`. Nothing changes if any argument is invalid. Returns ``model``.
     """
     config = DoRAConfig(r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora,
                         target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
@@ -243,12 +318,13 @@ def apply_dora(
 
 
 register_method(
-    "dora", DoRAConfig, (DoRALinear,),
+    "dora", DoRAConfig, (DoRALinear, DoRAEmbedding),
     examples=(
         {"model": "mlp", "config": {"r": 4, "alpha": 8, "target_modules": ["0", "2"]}},
         {"model": "mlp", "config": {"r": 2, "alpha": 8, "target_modules": ["0", "2"], "use_rslora": True,
                                     "rank_pattern": {"2": 3}, "alpha_pattern": {"0": 4}}},
-        {"model": "bert", "config": {"r": 4, "alpha": 8, "target_modules": ["query", "value", "dense"],
+        {"model": "bert", "config": {"r": 4, "alpha": 8, "target_modules": ["word_embeddings", "query", "value",
+                                                                              "dense"],
                                      "modules_to_save": ["classifier"]}},
     ),
 )
