@@ -17,8 +17,9 @@ def good_forward(x, W0, b, A, B, s):
 
 
 class GoodLoRA(nn.Module):
-    def __init__(self, base_layer, r, alpha):
+    def __init__(self, base_layer, r, alpha, dropout=0.0):
         super().__init__()
+        self.lora_dropout = nn.Dropout(dropout)
         self.base_layer = base_layer
         for p in base_layer.parameters():
             p.requires_grad_(False)
@@ -28,18 +29,28 @@ class GoodLoRA(nn.Module):
         self.scaling = alpha / r
 
     def forward(self, x):
-        return self.base_layer(x) + self.scaling * (x @ self.lora_A.T @ self.lora_B.T)
+        return self.base_layer(x) + self.scaling * (self.lora_dropout(x) @ self.lora_A.T @ self.lora_B.T)
+
+
+class NoDropoutArg(GoodLoRA):
+    def __init__(self, base_layer, r, alpha):
+        super().__init__(base_layer, r, alpha)
+
+
+class DropoutOnOutput(GoodLoRA):
+    def forward(self, x):
+        return self.lora_dropout(self.base_layer(x) + self.scaling * (x @ self.lora_A.T @ self.lora_B.T))
 
 
 class RandomB(GoodLoRA):
-    def __init__(self, base_layer, r, alpha):
-        super().__init__(base_layer, r, alpha)
+    def __init__(self, base_layer, r, alpha, dropout=0.0):
+        super().__init__(base_layer, r, alpha, dropout)
         nn.init.normal_(self.lora_B)
 
 
 class TrainableBase(GoodLoRA):
-    def __init__(self, base_layer, r, alpha):
-        super().__init__(base_layer, r, alpha)
+    def __init__(self, base_layer, r, alpha, dropout=0.0):
+        super().__init__(base_layer, r, alpha, dropout)
         base_layer.weight.requires_grad_(True)
 
 
@@ -126,6 +137,8 @@ def _not_done(*args, **kwargs):
         (lambda: check.lora_linear(RandomB), "0으로 초기화"),
         (lambda: check.lora_linear(TrainableBase), "lora_A와 lora_B뿐"),
         (lambda: check.lora_linear(_not_done), "NotImplementedError"),
+        (lambda: check.lora_linear(NoDropoutArg), "dropout 인자"),
+        (lambda: check.lora_linear(DropoutOnOutput), "어댑터 입력 x에만"),
         (lambda: check.energy_captured(lambda dw, r: float(torch.linalg.svdvals(dw)[:r].sum() / torch.linalg.svdvals(dw).sum())), "제곱"),
         (lambda: check.energy_captured(_not_done), "NotImplementedError"),
         (lambda: check.q1_1(None, RANKS, MATS), "choice"),

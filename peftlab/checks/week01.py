@@ -2,7 +2,7 @@
 
 Exercises (the student writes code):
   E1  ``lora_forward(x, W0, b, A, B, scaling)``          → compared with peftlab and peft
-  E2  ``MyLoRALinear(base_layer, r, alpha)``              → init, freezing, forward, gradients vs peft
+  E2  ``MyLoRALinear(base_layer, r, alpha, dropout)``     → init, freezing, forward, dropout, gradients vs peft
   E3  ``energy_captured(delta_w, r)``                     → compared with an SVD reference
 Checkpoint questions of the lecture's LoRA part:
   1.1 why low rank: rank holding 90% of the energy of the student's own ΔW, W0 and a random matrix,
@@ -31,7 +31,7 @@ def _close(a, b, atol=1e-5, rtol=1e-5) -> bool:
     return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=rtol)
 
 
-def _peft_linear(W0, b, A, B, alpha, r):
+def _peft_linear(W0, b, A, B, alpha, r, dropout=0.0):
     """A peft LoRA layer holding exactly these weights."""
     from peft import LoraConfig, get_peft_model
 
@@ -39,7 +39,7 @@ def _peft_linear(W0, b, A, B, alpha, r):
     with torch.no_grad():
         base[0].weight.copy_(W0)
         base[0].bias.copy_(b)
-    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"]))
+    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"], lora_dropout=dropout))
     layer = model.base_model.model[0]
     with torch.no_grad():
         layer.lora_A["default"].weight.copy_(A)
@@ -135,6 +135,36 @@ def lora_linear(cls, hidden: bool = False) -> None:
         expect(_close(A.grad, peft_layer.lora_A["default"].weight.grad, atol=1e-4, rtol=1e-4)
                and _close(B.grad, peft_layer.lora_B["default"].weight.grad, atol=1e-4, rtol=1e-4),
                "A, B의 gradient가 peft와 다릅니다")
+    _lora_linear_dropout(cls, p=0.25 if not hidden else 0.5)
+
+
+def _lora_linear_dropout(cls, p: float) -> None:
+    """Dropout acts on the adapter's input only, as peft's ``lora_dropout``: same RNG draw, same output."""
+    torch.manual_seed(0)
+    base = nn.Linear(10, 6)
+    reference = copy.deepcopy(base)
+    try:
+        layer = cls(base, r=3, alpha=6.0, dropout=p)
+    except TypeError as exc:
+        expect(False, f"생성자가 dropout 인자를 받아야 합니다: MyLoRALinear(base_layer, r, alpha, dropout=0.0) ({exc})")
+    with torch.no_grad():
+        layer.lora_B.copy_(torch.randn(6, 3, generator=torch.Generator().manual_seed(2)) * 0.3)
+    theirs = _peft_linear(reference.weight, reference.bias, layer.lora_A.detach(), layer.lora_B.detach(), 6.0, 3,
+                          dropout=p)
+    x = torch.randn(5, 10, generator=torch.Generator().manual_seed(1))
+    layer.eval()
+    with torch.no_grad():
+        expect(_close(layer(x), theirs.eval()(x)), "eval 모드에서는 dropout이 꺼져야 합니다 (nn.Dropout을 쓰세요)")
+    layer.train()
+    theirs.train()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        ours_out = layer(x)
+        torch.manual_seed(7)
+        peft_out = theirs(x)
+    expect(_close(ours_out, peft_out),
+           "train 모드 출력이 peft와 다릅니다: dropout은 어댑터 입력 x에만 한 번 적용합니다 "
+           "(base_layer(x) + s·B(A(dropout(x)))); 기본 경로나 출력에는 적용하지 않습니다")
 
 
 def _energy_reference(delta_w: torch.Tensor, r: int) -> float:
