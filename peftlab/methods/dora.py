@@ -36,7 +36,8 @@ terms, and ``x_d W0ᵀ`` is recomputed instead of reusing ``y0`` (as peft does):
 The forward computes ``n`` without forming the out×in matrix ``W0 + s·B A``:
 ``‖W0 + s·BA‖²_row = ‖W0‖²_row + 2s·rowsum((W0 Aᵀ) ⊙ B) + s²·rowsum((B A Aᵀ) ⊙ B)`` (O(out·in·r) work,
 O(out·r) memory; peft forms the matrix every step), equal to the direct norm to a few ulps
-(:meth:`DoRALinear.forward_norm`). Merging forms the matrix anyway and uses the direct norm, as peft.
+(:meth:`DoRALayer.forward_norm`; layers under 512×512 form it, which is as fast there). Merging forms
+the matrix anyway and uses the direct norm, as peft.
 
 Several active DoRA adapters on one layer are applied in turn, each rescaling the output so far (as in
 peft); merging them in the same order gives the same weight.
