@@ -19,7 +19,8 @@ from torch import nn
 
 from peftlab.device import pick_device, pick_dtype
 
-__all__ = ["EncodedSplit", "TrainResult", "encode", "evaluate_accuracy", "predict_logits", "train_classifier"]
+__all__ = ["EncodedSplit", "TrainResult", "encode", "evaluate_accuracy", "linear_probe", "mean_pooled_features",
+           "predict_logits", "train_classifier"]
 
 
 @dataclass
@@ -137,3 +138,45 @@ def evaluate_accuracy(model: nn.Module, split: EncodedSplit, batch_size: int = 2
     """Fraction of ``split`` classified correctly."""
     logits = predict_logits(model, split, batch_size=batch_size, device=device)
     return (logits.argmax(dim=-1) == split.labels).float().mean().item()
+
+
+@torch.no_grad()
+def mean_pooled_features(model: nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> torch.Tensor:
+    """The last layer's hidden states averaged over each example's real tokens: ``(N, hidden)``, on the CPU.
+
+    Works for any transformers model that returns ``hidden_states`` (a ``…ForSequenceClassification`` too:
+    the classifier head is not used)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    out = []
+    for idx in _batches(len(split), batch_size, None):
+        ids, mask = _trim(split.input_ids[idx], split.attention_mask[idx])
+        mask = mask.to(device)
+        hidden = model(input_ids=ids.to(device), attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        out.append(((hidden * weights).sum(1) / weights.sum(1).clamp(min=1)).float().cpu())
+    return torch.cat(out)
+
+
+def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0) -> float:
+    """Test accuracy of a logistic-regression probe on frozen features (standardised with the train split's
+    mean and std; full-batch AdamW). It measures what the features already carry, with no fine-tuning."""
+    if train_x.dim() != 2 or test_x.dim() != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"features must be (N, d) with the same d; got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise ValueError("each feature matrix needs one label per row")
+    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
+    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    torch.manual_seed(seed)
+    probe = nn.Linear(xtr.shape[1], n_classes)
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = F.cross_entropy(probe(xtr), train_y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return (probe(xte).argmax(-1) == test_y).float().mean().item()

@@ -78,3 +78,29 @@ def test_train_classifier_bad_input():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         train_classifier(frozen, _toy_split())
+
+
+def test_linear_probe_separates_what_the_features_carry():
+    from peftlab.train import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (400,), generator=g)
+    informative = torch.randn(400, 8, generator=g) + 3.0 * y[:, None].float()  # shifted by the label
+    noise = torch.randn(400, 8, generator=g)
+    assert linear_probe(informative[:300], y[:300], informative[300:], y[300:]) > 0.95
+    assert linear_probe(noise[:300], y[:300], noise[300:], y[300:]) < 0.65
+    with pytest.raises(ValueError, match="same d"):
+        linear_probe(noise[:, :3], y, noise, y)
+
+
+def test_mean_pooled_features_ignore_padding():
+    from helpers import tiny_bert
+
+    from peftlab.train import EncodedSplit, mean_pooled_features
+
+    model = tiny_bert()
+    ids = torch.tensor([[5, 6, 7, 0, 0], [5, 6, 7, 9, 9]])
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    feats = mean_pooled_features(model, EncodedSplit(ids, mask, torch.tensor([0, 1])))
+    alone = mean_pooled_features(model, EncodedSplit(ids[:1, :3], mask[:1, :3], torch.tensor([0])))
+    assert feats.shape == (2, 32) and torch.allclose(feats[0], alone[0], atol=1e-5)
