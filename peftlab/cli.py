@@ -26,6 +26,13 @@ def _cmd_execute(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_student(args: argparse.Namespace) -> int:
+    from peftlab.instructor.publish import project_root, publish_course
+
+    src = Path(args.src)
+    if (src.resolve().parent / "pyproject.toml").is_file() and src.resolve().parent == project_root():
+        # the project's own solutions/: Colab links and setup cells follow [tool.peftlab] in pyproject.toml
+        for path in publish_course(src):
+            print(f"updated from [tool.peftlab]: {path.name}")
     if args.release is not None:
         from peftlab.instructor.release import build_release
 

@@ -86,6 +86,7 @@ _MARKER_WORDS = re.compile(r"\b(BEGIN|END)[\s_-]+(SOLUTIONS?|HIDDEN)\b", re.IGNO
 #: file names of course notebooks: two-digit week, underscore, name
 NOTEBOOK_RE = re.compile(r"^(?P<week>\d{2})_[^/\\]+\.ipynb$")
 
+#: the default publication's link prefix; the one in force comes from [tool.peftlab] (instructor/publish.py)
 COLAB_PREFIX = "https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/"
 
 #: absolute paths that only exist on one machine; they must never appear in stored outputs
@@ -185,8 +186,11 @@ def week_from_filename(path: Path | str) -> str:
 
 
 def colab_url(name: str) -> str:
-    """The "Open in Colab" URL of the student notebook ``name`` (a file name like ``01_x.ipynb``)."""
-    return COLAB_PREFIX + name
+    """The "Open in Colab" URL of the student notebook ``name`` (a file name like ``01_x.ipynb``), from the
+    ``[tool.peftlab]`` table of ``pyproject.toml`` (see :mod:`peftlab.instructor.publish`)."""
+    from peftlab.instructor.publish import colab_url as _colab_url
+
+    return _colab_url(name)
 
 
 # --- roles, ids and weeks --------------------------------------------------------------------
