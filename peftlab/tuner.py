@@ -11,7 +11,8 @@
 * **Config protocol.** A method's config is a validated dataclass with ``target_modules``,
   ``modules_to_save`` and a method ``layer_hparams(module_name, base_layer) -> dict`` giving the keyword
   arguments of ``AdapterLayer.add_adapter`` for that layer (per-layer values such as ``rank_pattern``
-  resolve there).
+  resolve there). A config whose per-layer values depend on all targets (WaveFT's
+  ``proportional_parameters``) also defines ``bind_targets(targets)``; :func:`inject` calls it first.
 * **Model-level operations**, named after peft's ``PeftModel`` methods so peft users recognise them:
   :func:`set_adapter`, :func:`merge_adapter`, :func:`unmerge_adapter`, :func:`merge_and_unload`,
   :func:`unload`, :func:`disable_adapter` (a context manager), :func:`delete_adapter`, and
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from peftlab.layer import AdapterLayer, check_adapter_name
 from peftlab.targets import (
     ParameterCount,
     count_parameters,
@@ -41,12 +43,12 @@ from peftlab.targets import (
     modules_matching,
     replace_modules,
 )
-from peftlab.layer import AdapterLayer, check_adapter_name
 
 __all__ = [
     "MethodSpec",
     "active_adapters",
     "adapter_layers",
+    "bind_targets",
     "count_parameters",
     "ParameterCount",
     "delete_adapter",
@@ -161,15 +163,18 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
                          f"or delete_adapter(model, {adapter_name!r}) first")
     names = find_targets(model, config.target_modules, allowed=spec.base_types, wrapped=_all_layer_types())
     plan: dict[str, tuple[type[AdapterLayer], dict]] = {}
+    bases: dict[str, tuple[nn.Module, type[AdapterLayer]]] = {}
     for name in names:
         mod = model.get_submodule(name)
         if isinstance(mod, AdapterLayer):
             if type(mod) not in spec.layers:
                 raise ValueError(f"layer {name!r} already carries a {type(mod).__name__} adapter; peftlab does not "
                                  f"mix methods on one layer (merge_and_unload it first)")
-            base, layer_cls = mod.base_layer, type(mod)
+            bases[name] = (mod.base_layer, type(mod))
         else:
-            base, layer_cls = mod, spec.layer_for(mod)
+            bases[name] = (mod, spec.layer_for(mod))
+    bind_targets(config, {name: base for name, (base, _) in bases.items()})
+    for name, (base, layer_cls) in bases.items():
         hparams = config.layer_hparams(name, base)
         try:
             layer_cls.check(base, **hparams)
@@ -196,6 +201,18 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
     setattr(model, CONFIG_ATTR, configs)
     _refreeze(model)
     return model
+
+
+def bind_targets(config, targets: dict[str, nn.Module]) -> None:
+    """Show a config all its target (base) layers before ``layer_hparams`` is asked per layer.
+
+    Optional part of the config protocol: a config whose per-layer values depend on the whole set of
+    targets (WaveFT's ``proportional_parameters`` shares one budget by layer size) defines
+    ``bind_targets(targets)``; for the others this does nothing.
+    """
+    hook = getattr(config, "bind_targets", None)
+    if hook is not None:
+        hook(dict(targets))
 
 
 def _saved_modules(model: nn.Module) -> list[str]:

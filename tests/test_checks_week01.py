@@ -79,7 +79,7 @@ def test_correct_answers_pass(hidden, capsys):
 
 def _matrices_1_1():
     """A low-rank ΔW, a full-rank W0 and a random matrix with ΔW's norm, as the notebook builds them."""
-    from peftlab.analysis.svd import rank_for_energy, random_like
+    from peftlab.analysis.svd import random_like, rank_for_energy
 
     g = torch.Generator().manual_seed(0)
     delta = torch.randn(40, 3, generator=g) @ torch.randn(3, 30, generator=g) + 0.01 * torch.randn(40, 30, generator=g)

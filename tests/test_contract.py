@@ -81,10 +81,10 @@ def test_merge_unmerge_and_unload(method, i):
     model = _adapted(spec, example, base)
     y = _out(model, inputs)
     assert not torch.allclose(y, _out(base, inputs), atol=1e-4), "randomised adapter should change the output"
-    weights = {n: l.base_weight().clone() for n, l in adapter_layers(model).items()}
+    weights = {n: layer.base_weight().clone() for n, layer in adapter_layers(model).items()}
     peftlab.merge_adapter(model)
     assert torch.allclose(_out(model, inputs), y, atol=1e-5)
-    assert any(not torch.equal(l.base_weight(), weights[n]) for n, l in adapter_layers(model).items())
+    assert any(not torch.equal(layer.base_weight(), weights[n]) for n, layer in adapter_layers(model).items())
     peftlab.unmerge_adapter(model)
     for n, layer in adapter_layers(model).items():
         assert torch.allclose(layer.base_weight(), weights[n], atol=1e-6), n
@@ -121,8 +121,8 @@ def test_gradients_reach_adapter_parameters_only(method, i):
     model = _adapted(spec, example, base)
     model.train()
     (model(inputs["x"]) if "x" in inputs else model(**inputs).logits).pow(2).sum().backward()
-    adapter_ids = {id(p) for l in adapter_layers(model).values() for a in l.adapter_names
-                   for p in l.adapter_parameters(a).values()}
+    adapter_ids = {id(p) for lay in adapter_layers(model).values() for a in lay.adapter_names
+                   for p in lay.adapter_parameters(a).values()}
     for name, p in model.named_parameters():
         if id(p) in adapter_ids:
             assert p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0, name
@@ -181,7 +181,7 @@ def test_two_adapters_on_different_targets(method, i):
         for attr, p in layer.adapter_parameters("b").items():
             with torch.no_grad():
                 p.copy_(model.get_submodule(n).adapter_parameters("b")[attr])
-    weights = {n: l.base_weight().clone() for n, l in adapter_layers(model).items()}
+    weights = {n: layer.base_weight().clone() for n, layer in adapter_layers(model).items()}
     y_ab = _out(model, inputs)
     peftlab.set_adapter(model, ["a"])
     y_a = _out(model, inputs)
@@ -208,7 +208,7 @@ def test_two_adapters_on_different_targets(method, i):
 
 
 @pytest.mark.parametrize("method, i", [c for c in CASES if c[0] in codecs()], ids=[
-    n for n, c in zip(IDS, CASES) if c[0] in codecs()])
+    n for n, c in zip(IDS, CASES, strict=True) if c[0] in codecs()])
 def test_save_load_and_peft_parity_both_ways(method, i, tmp_path):
     from peft import PeftModel, get_peft_config, get_peft_model
 
@@ -229,7 +229,7 @@ def test_save_load_and_peft_parity_both_ways(method, i, tmp_path):
     theirs = get_peft_model(copy.deepcopy(base), peft_cfg)
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for n, p in theirs.named_parameters():
+        for p in theirs.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
     theirs.save_pretrained(tmp_path / "peft")

@@ -363,7 +363,7 @@ def test_regression_merge_unmerge_with_adapters_on_different_targets():
     peftlab.apply_lora(model, r=2, alpha=4, target_modules=["value"], adapter_name="b")
     randomize_lora(model)
     ids = torch.randint(0, 64, (2, 6))
-    weights = {n: l.base_layer.weight.clone() for n, l in lora_layers(model).items()}
+    weights = {n: layer.base_layer.weight.clone() for n, layer in lora_layers(model).items()}
     set_active_adapters(model, ["a"])
     y = model(input_ids=ids).logits
     merge_lora(model)

@@ -13,13 +13,13 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from peftlab.instructor.notebook import (
-    colab_url,
     find_machine_paths,
     list_notebooks,
     notebook_week,
     read_notebook,
     week_from_filename,
 )
+from peftlab.instructor.publish import colab_url
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "pipeline" / "99_fixture.ipynb"

@@ -25,7 +25,6 @@ __all__ = [
     "ANSWER_STUB",
     "CHECK",
     "CODE_STUB",
-    "COLAB_PREFIX",
     "EXERCISE",
     "MD_BEGIN_SOLUTION",
     "MD_END_SOLUTION",
@@ -42,7 +41,6 @@ __all__ = [
     "cell_role",
     "cell_role_id",
     "check_passed",
-    "colab_url",
     "find_machine_paths",
     "find_regions",
     "list_notebooks",
@@ -86,8 +84,6 @@ _MARKER_WORDS = re.compile(r"\b(BEGIN|END)[\s_-]+(SOLUTIONS?|HIDDEN)\b", re.IGNO
 #: file names of course notebooks: two-digit week, underscore, name
 NOTEBOOK_RE = re.compile(r"^(?P<week>\d{2})_[^/\\]+\.ipynb$")
 
-#: the default publication's link prefix; the one in force comes from [tool.peftlab] (instructor/publish.py)
-COLAB_PREFIX = "https://colab.research.google.com/github/peftlab/peftlab/blob/main/notebooks/"
 
 #: absolute paths that only exist on one machine; they must never appear in stored outputs
 _MACHINE_PATH_RE = re.compile(r"(?<![\w.~-])/(?:root|home|tmp|work|Users|content)/[^\s'\"<>()\[\]{},;:]*")
@@ -183,14 +179,6 @@ def week_from_filename(path: Path | str) -> str:
     if not m:
         raise ValueError(f"notebook file name {name!r} does not look like 'NN_name.ipynb'")
     return m.group("week")
-
-
-def colab_url(name: str) -> str:
-    """The "Open in Colab" URL of the student notebook ``name`` (a file name like ``01_x.ipynb``), from the
-    ``[tool.peftlab]`` table of ``pyproject.toml`` (see :mod:`peftlab.instructor.publish`)."""
-    from peftlab.instructor.publish import colab_url as _colab_url
-
-    return _colab_url(name)
 
 
 # --- roles, ids and weeks --------------------------------------------------------------------

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+from peftlab.instructor.notebook import list_notebooks, read_notebook, write_notebook
+
 __all__ = [
     "DEFAULT",
     "SETUP_MARKER",
@@ -186,8 +188,6 @@ def apply_to_readme(path: Path, settings: PublishSettings | None = None) -> bool
 
 def publish_course(solutions: Path, root: Path | None = None) -> list[Path]:
     """Apply ``[tool.peftlab]`` to every solution notebook and the README; returns the files it changed."""
-    from peftlab.instructor.notebook import list_notebooks, read_notebook, write_notebook
-
     root = Path(root or project_root())
     settings = read_settings(root)
     notebooks = {path: read_notebook(path) for path in list_notebooks(solutions)}

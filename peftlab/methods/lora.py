@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab.targets import pattern_key
 from peftlab.layer import AdapterLayer
+from peftlab.targets import pattern_key
 from peftlab.tuner import (
     adapter_layers,
     disable_adapter,
