@@ -26,6 +26,7 @@ from peftlab.methods.lora import (  # noqa: E402
     merge_lora,
     unmerge_lora,
 )
+from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
 from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
 from peftlab.tuner import (  # noqa: E402
     active_adapters,
@@ -52,10 +53,13 @@ __all__ = [
     "LoRAEmbedding",
     "LoRALinear",
     "ParameterCount",
+    "WaveFTConfig",
+    "WaveFTLinear",
     "active_adapters",
     "adapter_layers",
     "apply_dora",
     "apply_lora",
+    "apply_waveft",
     "copy_from_peft",
     "count_parameters",
     "delete_adapter",

@@ -35,8 +35,9 @@ from torch import nn
 from peftlab.layer import AdapterLayer, check_adapter_name
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear
 from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
+from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, filter_taps
 from peftlab.targets import modules_matching
-from peftlab.tuner import adapter_layers, get_method, inject, method_for_config
+from peftlab.tuner import adapter_layers, bind_targets, get_method, inject, method_for_config
 
 __all__ = [
     "CONFIG_NAME",
@@ -107,6 +108,69 @@ def _dora_to_peft(cfg: DoRAConfig) -> dict:
     return {**_lora_to_peft(cfg), "use_dora": True}
 
 
+# peft 0.21.2 ships its own filter table for WaveFT; two entries are not the named wavelet [measured]:
+# coif4's taps differ from pywt's by up to 1.2e-2 (Σh² = 1.0099, not orthonormal) and coif5 has 48 taps
+# instead of 30 (its ΔW comes out smaller than the layer, and the first forward fails). Used only where
+# peft itself cannot be imported to compare.
+_PEFT_WAVEFT_BAD_TAPS = ("coif4", "coif5")
+
+
+def _peft_waveft_taps_differ(family: str) -> bool:
+    """Whether the installed peft's WaveFT taps for ``family`` are not pywt's (peftlab computes pywt's)."""
+    family = "db1" if family == "haar" else family
+    try:
+        from peft.tuners.waveft.wavelet import Wavelet
+    except ImportError:
+        return family in _PEFT_WAVEFT_BAD_TAPS
+    try:
+        theirs = torch.tensor(Wavelet(family).rec_lo, dtype=torch.float64)
+    except ValueError:
+        return True
+    ours = filter_taps(family)[0]
+    return theirs.shape != ours.shape or bool((theirs - ours).abs().max() > 1e-10)
+
+
+def _check_waveft_family(family: str, where: str) -> None:
+    if _peft_waveft_taps_differ(family):
+        raise ValueError(f"{where}: wavelet_family={family!r}: peft's WaveFT filter table for {family} is not the "
+                         f"{family} wavelet (peft 0.21.2: coif4's taps are off by up to 1.2e-2, coif5's table has 48 "
+                         "taps and fails at the first forward), so a peftlab adapter (pywt's taps) and peft's would "
+                         "compute different updates; exchange adapters of another family")
+
+
+def _waveft_to_peft(cfg: WaveFTConfig) -> dict:
+    _check_waveft_family(cfg.wavelet_family, "save_peft_adapter")
+    return {
+        "n_frequency": cfg.n_frequency, "scaling": cfg.scaling,
+        "wavelet_family": "db1" if cfg.wavelet_family == "haar" else cfg.wavelet_family,  # peft rejects "haar"
+        "use_idwt": cfg.use_idwt, "random_loc_seed": cfg.random_loc_seed,
+        "proportional_parameters": cfg.proportional_parameters,
+        "n_frequency_pattern": dict(cfg.n_frequency_pattern), "init_weights": cfg.init_weights,
+        "fan_in_fan_out": False, "bias": "none",
+    }
+
+
+def _waveft_from_peft(cfg: dict, where: str) -> dict:
+    if cfg.get("bias", "none") != "none":
+        raise ValueError(f"{where}: bias={cfg.get('bias')!r} is not implemented in peftlab; it reads bias='none'")
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    kwargs = {
+        "n_frequency": cfg.get("n_frequency", 2592), "scaling": cfg.get("scaling", 25.0),
+        "wavelet_family": cfg.get("wavelet_family", "db1"), "use_idwt": cfg.get("use_idwt", True),
+        "random_loc_seed": cfg.get("random_loc_seed", 777),
+        "proportional_parameters": cfg.get("proportional_parameters", False),
+        "n_frequency_pattern": dict(cfg.get("n_frequency_pattern") or {}),
+        "init_weights": cfg.get("init_weights", True),
+    }
+    try:
+        WaveFTConfig(**kwargs)  # every field validated, with its name, before anything is read further
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    _check_waveft_family(kwargs["wavelet_family"], where)
+    return kwargs
+
+
 _CODECS: list[Codec] = [
     Codec(
         method="lora", peft_type="LORA",
@@ -127,6 +191,13 @@ _CODECS: list[Codec] = [
                                      "lora_magnitude_vector": ".lora_magnitude_vector"}},
         accepts=lambda cfg: cfg.get("peft_type") == "LORA" and bool(cfg.get("use_dora")),
         to_peft=_dora_to_peft, from_peft=_lora_from_peft,
+    ),
+    # WaveFT saves only the spectrum; the coefficient positions are regenerated from random_loc_seed.
+    Codec(
+        method="waveft", peft_type="WAVEFT",
+        tensor_keys={WaveFTLinear: {"waveft_spectrum": ".waveft_spectrum"}},
+        accepts=lambda cfg: cfg.get("peft_type") == "WAVEFT",
+        to_peft=_waveft_to_peft, from_peft=_waveft_from_peft,
     ),
 ]
 
@@ -279,6 +350,8 @@ def _validate(model: nn.Module, plan: _Plan, config, codec: Codec, where: str, a
     modules = dict(model.named_modules())
     if not plan.adapters:
         raise ValueError(f"{where} holds no {codec.method} adapter tensors")
+    bind_targets(config, {name: getattr(mod, "base_layer", mod) for name in plan.adapters
+                          if (mod := modules.get(name)) is not None})
     for name, parts in sorted(plan.adapters.items()):
         first = plan.keys[(name, next(iter(parts)))]
         mod = modules.get(name)

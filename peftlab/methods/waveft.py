@@ -1,0 +1,527 @@
+r"""WaveFT: a sparse update learned in the wavelet domain (Bilican, Yılmaz, Tekalp, Cinbiş, 2025,
+"Exploring Sparsity for Parameter Efficient Fine Tuning Using Wavelets", arXiv 2505.12532).
+
+Notation as in :mod:`peftlab.methods.lora` (PyTorch's and peft's): a frozen ``nn.Linear`` holds
+``W0 ∈ R^{out×in}``; ``x ∈ R^{…×in}``. WaveFT does not look at ``W0`` at all. It learns ``n``
+wavelet coefficients of the *update* ``ΔW`` — the paper's sparse coefficient matrix, peft's
+``waveft_spectrum[name] ∈ R^n`` (``n = n_frequency``), initialised to **zero** — at ``n`` fixed random
+positions, and maps them to weight space with one level of the inverse 2-D discrete wavelet transform::
+
+    ΔW = s · crop( R_H · Q · R_Wᵀ ) ∈ R^{out×in}          s = ``scaling`` (default 25)
+
+* ``L``: the filter length of the wavelet (db1/haar: 2, db2: 4, sym4: 8, coif1: 6 …), ``p = L − 2``.
+* ``H = out + p``, ``Wd = in + p``, each rounded up to even (peft's padding, so that the transform's
+  boundary loss of ``p`` samples still leaves ``out × in``).
+* ``Q ∈ R^{H×Wd}``: zero except at the ``n`` coefficient positions, which hold the spectrum. The positions
+  are drawn once, exactly as peft draws them: ``idx = randperm(out·in, Generator().manual_seed(seed))[:n]``,
+  ``(idx // in, idx % in)``, shifted by ``(⌊(H−out)/2⌋, ⌊(Wd−in)/2⌋)`` into the padded grid
+  (``random_loc_seed``, default 777; the same seed for every layer; *not saved* — regenerated on load).
+* ``R_n ∈ R^{(n−p)×n}``: the synthesis (inverse-DWT) matrix of one axis, built from pywt's reconstruction
+  taps ``lo = rec_lo``, ``hi = rec_hi``: for ``k < n/2``, ``R[i, k] = lo[i + p − 2k]`` and
+  ``R[i, n/2 + k] = hi[i + p − 2k]`` (zero where the tap index leaves ``[0, L)``). It is exactly
+  ``conv_transpose1d(·, filter, stride=2)`` followed by the transform's crop of ``p`` samples per side, so
+  ``R_H Q R_Wᵀ`` is peft's ``waverec2d`` (a port of ptwt), and ``pywt.waverec2`` for every mode but
+  ``"periodization"``. ``crop`` keeps the first ``out`` rows and ``in`` columns (peft's centre crop, whose
+  start is 0 here).
+* Layout: peft fills a dense ``H×Wd`` matrix ``[[cA, cH], [cV, cD]]`` and splits it into pywt's sub-bands;
+  pywt's ``cH`` is "detail along the rows" (high-pass on the first axis), so in the matrix form the two
+  off-diagonal blocks trade places: ``Q = [[cA, cV], [cH, cD]]``. peftlab moves each position once, at
+  creation (:func:`matrix_positions`).
+
+The synthesis matrices are built once per (size, family) and cached; per adapter, the columns of
+``R_H`` and ``R_W`` that its ``n`` positions select are kept as bands of at most ``L`` non-zeros each.
+Because ``Q`` has ``n`` non-zeros, the two matrix products reduce to their ``n·L²`` non-zero terms,
+``ΔW = s · Σ_k q_k · R_H[:, a_k] R_W[:, b_k]ᵀ``, accumulated in one ``index_add`` — no convolution, no
+dense ``H×Wd`` grid on the forward (where the dense product is cheaper, for very dense ``Q`` or long filters,
+it is used instead; both are :func:`idwt2` to rounding). The forward folds ``ΔW`` into one product with
+the base weight, ``y = x (W0 + ΣΔW)ᵀ + b`` (one matmul forward and one for ``x``'s gradient, instead of two
+each), which is what peft computes as ``base(x) + x ΔWᵀ``. peft instead rebuilds ``ΔW`` with a
+4-channel ``conv_transpose2d`` over the whole padded grid at every forward.
+
+``use_idwt=False``: no transform; ``ΔW = s · C0`` with ``C0 ∈ R^{out×in}`` zero except at the positions
+(a sparse update directly in weight space, SHiRA-like). Trainable parameters per layer: ``n``.
+``proportional_parameters=True`` gives a layer ``max(1, round(in·out / Σ(in·out) · n·L_t))`` instead
+(``L_t`` = number of target layers, the sums over them, as peft); ``n_frequency_pattern`` overrides ``n``
+per layer (regex keys, as LoRA's ``rank_pattern``). Merging folds ``ΔW`` into ``W0``; unmerge subtracts it.
+
+Families: every orthogonal wavelet peft accepts that it (and pywt) has taps for — ``db1…db10``,
+``sym2…sym10``, ``coif1…coif5`` — plus ``haar`` (= db1; peft's config rejects the name). peft's config
+also accepts ``db11…db38``, ``sym11…sym20``, ``coif6…coif17``, then fails at the first forward (no taps);
+peftlab refuses them up front, as it refuses non-orthogonal wavelets (bior, rbio), for which ``R`` would
+not be the transform's inverse.
+
+**Lecture erratum.** The lecture says WaveFT computes ``C = DWT(W0)``, trains a masked ``C`` and sets
+``ΔW = IDWT(C_train)``. There is no DWT of ``W0`` anywhere: the paper (and peft) train a sparse,
+zero-initialised coefficient set of ``ΔW`` itself, at random positions, and add ``s·IDWT`` of it to
+``W0``; a fresh adapter is exactly the base model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peftlab.layer import AdapterLayer
+from peftlab.targets import pattern_key
+from peftlab.tuner import adapter_layers, inject, register_method
+
+__all__ = [
+    "FAMILIES",
+    "WaveFTConfig",
+    "WaveFTLinear",
+    "apply_waveft",
+    "coefficient_locations",
+    "filter_taps",
+    "idwt2",
+    "matrix_positions",
+    "padded_shape",
+    "synthesis_matrix",
+    "waveft_layers",
+]
+
+#: the wavelet families peftlab implements: orthogonal, with taps in pywt and in peft
+FAMILIES: tuple[str, ...] = (
+    tuple(f"db{i}" for i in range(1, 11)) + tuple(f"sym{i}" for i in range(2, 11))
+    + tuple(f"coif{i}" for i in range(1, 6)) + ("haar",)
+)
+_ALIASES = {"haar": "db1"}
+_ALLOWED = "db1…db10, sym2…sym10, coif1…coif5 or haar (= db1)"
+
+
+def _canonical(family: str) -> str:
+    return _ALIASES.get(family, family)
+
+
+def _check_family(family) -> None:
+    if not isinstance(family, str):
+        raise TypeError(f"wavelet_family must be a string naming a wavelet, got {family!r}")
+    if family in FAMILIES:
+        return
+    import pywt
+
+    if family in pywt.wavelist(kind="discrete") and not pywt.Wavelet(family).orthogonal:
+        why = "is not orthogonal (its synthesis matrix is not the transform's inverse; peft does not accept it)"
+    elif family in pywt.wavelist(kind="discrete"):
+        why = "is orthogonal but has no filter taps in peft's WaveFT (peft accepts the name, then fails at the first forward)"
+    else:
+        why = "is not a known wavelet"
+    raise ValueError(f"wavelet_family={family!r} {why}; allowed: {_ALLOWED}")
+
+
+# ---------------------------------------------------------------------- the transform as matrices
+@lru_cache(maxsize=None)
+def _taps(family: str) -> tuple[np.ndarray, np.ndarray]:
+    import pywt
+
+    wavelet = pywt.Wavelet(_canonical(family))
+    return np.asarray(wavelet.rec_lo, dtype=np.float64), np.asarray(wavelet.rec_hi, dtype=np.float64)
+
+
+def filter_taps(family: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """pywt's reconstruction taps ``(rec_lo, rec_hi)`` of ``family`` (float64, length L)."""
+    _check_family(family)
+    lo, hi = _taps(family)
+    return torch.from_numpy(lo.copy()), torch.from_numpy(hi.copy())
+
+
+def padded_shape(n_out: int, n_in: int, family: str) -> tuple[int, int]:
+    """peft's padded grid ``(H, Wd)``: ``out + L − 2`` and ``in + L − 2``, each rounded up to even."""
+    p = len(_taps(family)[0]) - 2
+    return n_out + p + (n_out + p) % 2, n_in + p + (n_in + p) % 2
+
+
+@lru_cache(maxsize=64)
+def _synthesis_np(n: int, family: str) -> np.ndarray:
+    lo, hi = _taps(family)
+    L = len(lo)
+    p, half = L - 2, n // 2
+    R = np.zeros((n - p, n))
+    for k in range(half):
+        for t in range(L):
+            i = 2 * k - p + t
+            if 0 <= i < n - p:
+                R[i, k] = lo[t]
+                R[i, half + k] = hi[t]
+    R.setflags(write=False)
+    return R
+
+
+def synthesis_matrix(n: int, family: str, dtype: torch.dtype = torch.float64,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """``R_n ∈ R^{(n−L+2)×n}``, one level of the inverse DWT along one axis as a matrix.
+
+    Columns ``[0, n/2)`` take the approximation coefficients, ``[n/2, n)`` the details:
+    ``R[i, k] = rec_lo[i + L − 2 − 2k]``, ``R[i, n/2 + k] = rec_hi[i + L − 2 − 2k]``. Built once per
+    ``(n, family)`` (cached). ``n`` must be even.
+    """
+    _check_family(family)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2 or n % 2:
+        raise ValueError(f"n={n!r}: the synthesis matrix needs an even length ≥ 2")
+    if n < len(_taps(family)[0]) - 2:
+        raise ValueError(f"n={n} is shorter than the {family} filter's boundary loss {len(_taps(family)[0]) - 2}")
+    return torch.from_numpy(_synthesis_np(n, family).copy()).to(dtype=dtype, device=device)
+
+
+def idwt2(Q: torch.Tensor, family: str) -> torch.Tensor:
+    """One level of the inverse 2-D DWT of ``Q = [[cA, cV], [cH, cD]]`` (pywt's sub-band names) as two
+    matrix products, ``R_H Q R_Wᵀ``: equal to ``pywt.waverec2([cA, (cH, cV, cD)], family, mode="zero")``
+    and to peft's ``waverec2d`` of the dense ``[[cA, cH], [cV, cD]]``."""
+    H, Wd = Q.shape[-2:]
+    R_H = synthesis_matrix(H, family, Q.dtype, Q.device)
+    R_W = synthesis_matrix(Wd, family, Q.dtype, Q.device)
+    return R_H @ Q @ R_W.T
+
+
+def coefficient_locations(n_out: int, n_in: int, n_frequency: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """peft's coefficient positions in the ``out×in`` grid: ``randperm(out·in)`` from ``seed``, first ``n``."""
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(n_out * n_in, generator=generator)[:n_frequency]
+    return idx // n_in, idx % n_in
+
+
+def matrix_positions(rows: torch.Tensor, cols: torch.Tensor, n_out: int, n_in: int,
+                     family: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where peft's positions land in the matrix-form ``Q`` (padding offset, off-diagonal blocks swapped)."""
+    H, Wd = padded_shape(n_out, n_in, family)
+    r = rows + (H - n_out) // 2
+    c = cols + (Wd - n_in) // 2
+    H2, W2 = H // 2, Wd // 2
+    block_r, block_c = (r >= H2).long(), (c >= W2).long()
+    return r - block_r * H2 + block_c * H2, c - block_c * W2 + block_r * W2
+
+
+def _band(pos: torch.Tensor, n_pad: int, n_keep: int, family: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-zeros of the columns ``pos`` of ``R_{n_pad}[:n_keep]``: indices and values, each (len(pos), L).
+
+    Entries outside ``[0, n_keep)`` get index 0 and value 0.
+    """
+    lo, hi = (torch.from_numpy(t.copy()) for t in _taps(family))
+    L = lo.numel()
+    half = n_pad // 2
+    is_hi = pos >= half
+    k = torch.where(is_hi, pos - half, pos)
+    t = torch.arange(L)
+    idx = 2 * k[:, None] - (L - 2) + t[None, :]
+    val = torch.where(is_hi[:, None], hi[None, :], lo[None, :])
+    inside = (idx >= 0) & (idx < n_keep)
+    return torch.where(inside, idx, 0), torch.where(inside, val, torch.zeros((), dtype=val.dtype))
+
+
+# ---------------------------------------------------------------------- config
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value <= 0:
+        raise ValueError(f"{name}={value} is not allowed: expected an int ≥ 1 (the number of trainable coefficients)")
+
+
+def _check_scaling(scaling) -> None:
+    if isinstance(scaling, bool) or not isinstance(scaling, (int, float)) or not math.isfinite(scaling):
+        raise ValueError(f"scaling={scaling!r} is not allowed: expected a finite number")
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"random_loc_seed must be an int, got {type(seed).__name__} ({seed!r})")
+    try:
+        torch.Generator().manual_seed(seed)
+    except (RuntimeError, OverflowError, ValueError):
+        raise ValueError(f"random_loc_seed={seed} is not allowed: expected an int in [−2⁶³, 2⁶⁴)") from None
+
+
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+@dataclass
+class WaveFTConfig:
+    """A WaveFT adapter's settings, validated at construction (peft's ``WaveFTConfig`` names).
+
+    ``n_frequency`` (trainable coefficients per layer), ``scaling`` (s), ``wavelet_family``, ``use_idwt``,
+    ``random_loc_seed``, ``proportional_parameters``, ``n_frequency_pattern`` (per-layer ``n``: regex keys
+    matched at the end of the module name, first match wins), ``init_weights`` (True: zeros; False:
+    ``0.01·randn``, as peft), ``target_modules`` (``nn.Linear`` layers: name suffixes or one regex),
+    ``modules_to_save``.
+    """
+
+    n_frequency: int = 2592
+    scaling: float = 25.0
+    wavelet_family: str = "db1"
+    use_idwt: bool = True
+    random_loc_seed: int = 777
+    proportional_parameters: bool = False
+    n_frequency_pattern: dict[str, int] = field(default_factory=dict)
+    init_weights: bool = True
+    target_modules: list[str] | str = field(default_factory=lambda: ["query", "value"])
+    modules_to_save: list[str] = field(default_factory=list)
+
+    method = "waveft"
+
+    def __post_init__(self) -> None:
+        _check_count("n_frequency", self.n_frequency)
+        _check_scaling(self.scaling)
+        self.scaling = float(self.scaling)
+        _check_family(self.wavelet_family)
+        _check_flag("use_idwt", self.use_idwt)
+        _check_seed(self.random_loc_seed)
+        _check_flag("proportional_parameters", self.proportional_parameters)
+        _check_flag("init_weights", self.init_weights)
+        if not isinstance(self.n_frequency_pattern, dict):
+            raise TypeError(f"n_frequency_pattern must be a dict of module-name pattern → int, "
+                            f"got {self.n_frequency_pattern!r}")
+        for key, value in self.n_frequency_pattern.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"n_frequency_pattern keys must be non-empty strings, got {key!r}")
+            _check_count(f"n_frequency_pattern[{key!r}]", value)
+        if isinstance(self.target_modules, (tuple, list)):
+            self.target_modules = list(self.target_modules)
+        elif not isinstance(self.target_modules, str):
+            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
+        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
+            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
+        self.modules_to_save = list(self.modules_to_save)
+        self._proportional: dict[str, int] | None = None
+
+    def bind_targets(self, targets: dict[str, nn.Module]) -> None:
+        """Called by :func:`peftlab.inject` with every target layer before ``layer_hparams``: with
+        ``proportional_parameters`` a layer's ``n`` depends on all of them (peft's allocation)."""
+        if not self.proportional_parameters:
+            return
+        sizes = {name: WaveFTLinear.dims(base) for name, base in targets.items() if isinstance(base, nn.Linear)}
+        if not sizes:
+            raise ValueError("proportional_parameters: no nn.Linear target layers to share n_frequency among")
+        total = sum(n_in * n_out for n_in, n_out in sizes.values())
+        budget = self.n_frequency * len(sizes)
+        self._proportional = {name: max(1, round((n_in * n_out) / total * budget))
+                              for name, (n_in, n_out) in sizes.items()}
+
+    def n_frequency_for(self, module_name: str) -> int:
+        if self.proportional_parameters:
+            if self._proportional is None or module_name not in self._proportional:
+                raise ValueError(f"proportional_parameters: {module_name!r} was not among the targets this config "
+                                 "was bound to (peftlab.inject binds them)")
+            return self._proportional[module_name]
+        key = pattern_key(self.n_frequency_pattern, module_name)
+        return self.n_frequency if key is None else self.n_frequency_pattern[key]
+
+    def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
+        """Keyword arguments of ``add_adapter`` for the layer called ``module_name``."""
+        return {"n_frequency": self.n_frequency_for(module_name), "scaling": self.scaling,
+                "wavelet_family": self.wavelet_family, "use_idwt": self.use_idwt,
+                "random_loc_seed": self.random_loc_seed, "init_weights": self.init_weights}
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, "method": self.method}
+
+
+# ---------------------------------------------------------------------- layer
+class WaveFTLinear(AdapterLayer):
+    r"""A frozen ``nn.Linear`` plus one or more named WaveFT adapters.
+
+    ``y = x (W0 + Σ_{a active, not merged} ΔW_a)ᵀ + b`` with ``ΔW_a = s_a · crop(R_H Q_a R_Wᵀ)``.
+
+    Shapes: ``waveft_spectrum[a]``: (n,), ``waveft_indices[a]``: (2, n) (peft's row/column positions in the
+    out×in grid, regenerated from the seed), ``delta_weight(a)``: (out, in).
+    """
+
+    adapter_param_names = ("waveft_spectrum",)
+    adapter_state_names = ("waveft_n_frequency", "waveft_scaling", "waveft_wavelet_family",
+                           "waveft_random_loc_seed", "waveft_use_idwt", "waveft_indices", "waveft_terms",
+                           "_term_cache")
+    base_types = (nn.Linear,)
+    #: the dense product ``R_H Q R_Wᵀ`` is used when its multiply-adds are at most this many times the
+    #: sparse form's ``n·L²`` terms (a BLAS multiply-add is that much cheaper than a scattered add)
+    dense_product_factor = 64
+
+    def __init__(self, base_layer: nn.Linear, n_frequency: int = 2592, scaling: float = 25.0,
+                 wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
+                 init_weights: bool = True, adapter_name: str | None = "default"):
+        super().__init__(base_layer)
+        self.in_features, self.out_features = self.dims(base_layer)
+        if adapter_name is not None:
+            self.add_adapter(adapter_name, n_frequency=n_frequency, scaling=scaling, wavelet_family=wavelet_family,
+                             use_idwt=use_idwt, random_loc_seed=random_loc_seed, init_weights=init_weights)
+
+    @classmethod
+    def check(cls, base_layer: nn.Module, n_frequency: int = 2592, scaling: float = 25.0,
+              wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
+              init_weights: bool = True) -> None:
+        n_in, n_out = cls.dims(base_layer)
+        _check_count("n_frequency", n_frequency)
+        if n_frequency > n_in * n_out:
+            raise ValueError(f"n_frequency={n_frequency} is not allowed for a {n_out}×{n_in} layer: need "
+                             f"1 ≤ n_frequency ≤ in·out = {n_in * n_out}")
+        _check_scaling(scaling)
+        _check_family(wavelet_family)
+        _check_flag("use_idwt", use_idwt)
+        _check_seed(random_loc_seed)
+        _check_flag("init_weights", init_weights)
+
+    @classmethod
+    def param_shapes(cls, base_layer: nn.Module, n_frequency: int = 2592, **_) -> dict[str, tuple[int, ...]]:
+        return {"waveft_spectrum": (n_frequency,)}
+
+    @classmethod
+    def num_trainable(cls, base_layer: nn.Module, n_frequency: int = 2592, **_) -> int:
+        """``n``: one trainable coefficient per position, whatever the layer's size."""
+        return n_frequency
+
+    def create(self, adapter_name: str, n_frequency: int = 2592, scaling: float = 25.0,
+               wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
+               init_weights: bool = True) -> None:
+        """Spectrum (n,): zero (``init_weights=True``) or ``0.01·randn`` (peft's draw); positions from the seed."""
+        weight = self.base_layer.weight
+        if init_weights:
+            spectrum = torch.zeros(n_frequency)
+        else:
+            spectrum = torch.randn(n_frequency) * 0.01
+        self.waveft_spectrum[adapter_name] = nn.Parameter(spectrum.to(dtype=weight.dtype, device=weight.device))
+        rows, cols = coefficient_locations(self.out_features, self.in_features, n_frequency, random_loc_seed)
+        self.waveft_n_frequency[adapter_name] = n_frequency
+        self.waveft_scaling[adapter_name] = float(scaling)
+        self.waveft_wavelet_family[adapter_name] = wavelet_family
+        self.waveft_random_loc_seed[adapter_name] = random_loc_seed
+        self.waveft_use_idwt[adapter_name] = use_idwt
+        self.waveft_indices[adapter_name] = torch.stack([rows, cols])
+        self.waveft_terms[adapter_name] = self._terms(rows, cols, wavelet_family, use_idwt)
+        self._term_cache[adapter_name] = {}
+
+    def _terms(self, rows: torch.Tensor, cols: torch.Tensor, family: str, use_idwt: bool) -> dict:
+        """The non-zero terms of ``R_H Q R_Wᵀ`` (cropped), per coefficient: flat index into ΔW and weight (fp64)."""
+        n_out, n_in = self.out_features, self.in_features
+        if not use_idwt:
+            return {"flat": rows * n_in + cols, "weight": torch.ones(rows.numel(), 1, dtype=torch.float64),
+                    "per_coefficient": 1}
+        qr, qc = matrix_positions(rows, cols, n_out, n_in, family)
+        H, Wd = padded_shape(n_out, n_in, family)
+        r_idx, r_val = _band(qr, H, n_out, family)
+        c_idx, c_val = _band(qc, Wd, n_in, family)
+        flat = (r_idx[:, :, None] * n_in + c_idx[:, None, :]).reshape(rows.numel(), -1)
+        weight = (r_val[:, :, None] * c_val[:, None, :]).reshape(rows.numel(), -1)
+        return {"flat": flat.reshape(-1), "weight": weight, "per_coefficient": weight.shape[1],
+                "matrix_rows": qr, "matrix_cols": qc, "padded": (H, Wd)}
+
+    def _dense_is_cheaper(self, adapter_name: str) -> bool:
+        terms = self.waveft_terms[adapter_name]
+        if "padded" not in terms:
+            return False
+        H, Wd = terms["padded"]
+        n_out, n_in = self.out_features, self.in_features
+        dense = min(n_out * H * Wd + n_out * Wd * n_in, H * Wd * n_in + n_out * H * n_in)
+        return dense <= self.dense_product_factor * terms["weight"].numel()
+
+    def _cached(self, adapter_name: str, key: str, make, device, dtype):
+        """A per-adapter constant (indices, band weights, synthesis matrices) on ``device`` in ``dtype``, made once."""
+        cache = self._term_cache[adapter_name]
+        slot = (key, device, dtype)
+        if slot not in cache:
+            value = make()
+            cache[slot] = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+        return cache[slot]
+
+    def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``ΔW = s · crop(R_H Q R_Wᵀ)`` (or ``s · C0`` without the transform), shape (out, in)."""
+        spectrum = self.waveft_spectrum[adapter_name]
+        dtype = self.base_weight().dtype
+        work = torch.float32 if spectrum.device.type == "cpu" and dtype in (torch.float16, torch.bfloat16) else dtype
+        q = spectrum.to(work) * self.waveft_scaling[adapter_name]
+        terms = self.waveft_terms[adapter_name]
+        device = spectrum.device
+        if self._dense_is_cheaper(adapter_name):
+            family = self.waveft_wavelet_family[adapter_name]
+            H, Wd = terms["padded"]
+            R_H = self._cached(adapter_name, "R_H", lambda: synthesis_matrix(H, family)[: self.out_features],
+                               device, work)
+            R_W = self._cached(adapter_name, "R_W", lambda: synthesis_matrix(Wd, family)[: self.in_features],
+                               device, work)
+            rows = self._cached(adapter_name, "qr", lambda: terms["matrix_rows"], device, None)
+            cols = self._cached(adapter_name, "qc", lambda: terms["matrix_cols"], device, None)
+            Q = torch.zeros(H, Wd, dtype=work, device=device).index_put((rows, cols), q)
+            n_out, n_in = self.out_features, self.in_features
+            left_first = n_out * H * Wd + n_out * Wd * n_in <= H * Wd * n_in + n_out * H * n_in
+            delta = (R_H @ Q) @ R_W.T if left_first else R_H @ (Q @ R_W.T)
+        else:
+            flat = self._cached(adapter_name, "flat", lambda: terms["flat"], device, None)
+            weight = self._cached(adapter_name, "weight", lambda: terms["weight"], device, work)
+            values = (q[:, None] * weight).reshape(-1)
+            delta = torch.zeros(self.out_features * self.in_features, dtype=work, device=device)
+            delta = delta.index_add(0, flat, values).view(self.out_features, self.in_features)
+        return delta.to(dtype)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """One product with the adapted weight: ``F.linear(x, W0 + Σ ΔW, b)`` (peft: ``base(x) + x ΔWᵀ``)."""
+        names = [n for n in self.active_adapters if n not in self.merged_adapters] if self.adapters_enabled else []
+        base = self.base_layer
+        if not names or args or kwargs or type(base) is not nn.Linear or x.dtype != base.weight.dtype:
+            return super().forward(x, *args, **kwargs)
+        weight = base.weight
+        for name in names:
+            weight = weight + self.delta_weight(name)
+        return F.linear(x, weight, base.bias)
+
+    def extra_repr(self) -> str:
+        parts = [f"{n}: n_frequency={self.waveft_n_frequency[n]}, scaling={self.waveft_scaling[n]:g}, "
+                 f"wavelet_family={self.waveft_wavelet_family[n]}, use_idwt={self.waveft_use_idwt[n]}"
+                 for n in self.adapter_names]
+        return f"adapters=[{'; '.join(parts)}]"
+
+
+# ---------------------------------------------------------------------- model level
+def waveft_layers(model: nn.Module) -> dict[str, WaveFTLinear]:
+    """Every WaveFT layer of ``model`` by module name."""
+    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, WaveFTLinear)}
+
+
+def apply_waveft(
+    model: nn.Module,
+    n_frequency: int = 2592,
+    scaling: float = 25.0,
+    wavelet_family: str = "db1",
+    target_modules: str | Sequence[str] = ("query", "value"),
+    use_idwt: bool = True,
+    random_loc_seed: int = 777,
+    proportional_parameters: bool = False,
+    n_frequency_pattern: dict[str, int] | None = None,
+    init_weights: bool = True,
+    modules_to_save: Sequence[str] | None = None,
+    adapter_name: str = "default",
+) -> nn.Module:
+    """Wrap the target ``nn.Linear`` layers of ``model`` with WaveFT, in place, and freeze everything else;
+    the convenient form of ``peftlab.inject(model, WaveFTConfig(...), adapter_name)``.
+
+    Each layer learns ``n_frequency`` wavelet coefficients of its update (zero at the start, so the model
+    is unchanged until trained). Nothing is changed if any argument is invalid. Returns ``model``.
+    """
+    config = WaveFTConfig(
+        n_frequency=n_frequency, scaling=scaling, wavelet_family=wavelet_family, use_idwt=use_idwt,
+        random_loc_seed=random_loc_seed, proportional_parameters=proportional_parameters,
+        n_frequency_pattern=dict(n_frequency_pattern or {}), init_weights=init_weights,
+        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+        modules_to_save=list(modules_to_save or []))
+    return inject(model, config, adapter_name)
+
+
+register_method(
+    "waveft", WaveFTConfig, (WaveFTLinear,),
+    examples=(
+        {"model": "mlp", "config": {"n_frequency": 40, "target_modules": ["0", "2"]}},
+        {"model": "mlp", "config": {"n_frequency": 30, "scaling": 5.0, "wavelet_family": "db3",
+                                    "target_modules": ["0", "2"], "random_loc_seed": 5,
+                                    "n_frequency_pattern": {"2": 17}}},
+        {"model": "mlp", "config": {"n_frequency": 25, "wavelet_family": "sym4", "target_modules": ["0", "2"],
+                                    "proportional_parameters": True}},
+        {"model": "mlp", "config": {"n_frequency": 25, "use_idwt": False, "target_modules": ["0", "2"]}},
+        {"model": "bert", "config": {"n_frequency": 64, "scaling": 10.0, "wavelet_family": "coif1",
+                                     "target_modules": ["query", "value", "dense"],
+                                     "modules_to_save": ["classifier"]}},
+    ),
+)
