@@ -26,6 +26,7 @@ from peftlab.methods.lora import (  # noqa: E402
     merge_lora,
     unmerge_lora,
 )
+from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, apply_qlora  # noqa: E402
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
 from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
 from peftlab.tuner import (  # noqa: E402
@@ -53,12 +54,16 @@ __all__ = [
     "LoRAEmbedding",
     "LoRALinear",
     "ParameterCount",
+    "QLoRAConfig",
+    "QLoRALinear",
+    "QuantLinear",
     "WaveFTConfig",
     "WaveFTLinear",
     "active_adapters",
     "adapter_layers",
     "apply_dora",
     "apply_lora",
+    "apply_qlora",
     "apply_waveft",
     "copy_from_peft",
     "count_parameters",

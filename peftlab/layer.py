@@ -122,6 +122,13 @@ class AdapterLayer(nn.Module):
         with torch.no_grad():
             self.base_layer.weight.copy_(weight)
 
+    def unloaded_base(self, merged: bool) -> nn.Module:
+        """The layer ``merge_and_unload`` (``merged=True``, after merging) or ``unload`` puts back in the model.
+
+        The base layer itself; a quantized base (QLoRA) returns a plain ``nn.Linear`` when merged.
+        """
+        return self.base_layer
+
     # ------------------------------------------------------------------ adapters
     def add_adapter(self, adapter_name: str, **hparams) -> None:
         """Validate, create and activate a new adapter (alongside those already active)."""

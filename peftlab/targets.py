@@ -177,7 +177,11 @@ class ParameterCount:
 
 
 def count_parameters(model: nn.Module) -> ParameterCount:
-    """Count parameters once each (shared tensors, e.g. a tied embedding or a shared bank, count once)."""
+    """Count parameters once each (shared tensors, e.g. a tied embedding or a shared bank, count once).
+
+    A quantized layer keeps its frozen weight as packed buffers and reports the weight's element count as
+    ``quantized_numel``; those elements count as frozen parameters (peft counts a 4-bit weight the same way).
+    """
     seen: set[int] = set()
     trainable = total = 0
     for param in model.parameters():
@@ -187,4 +191,5 @@ def count_parameters(model: nn.Module) -> ParameterCount:
         total += param.numel()
         if param.requires_grad:
             trainable += param.numel()
+    total += sum(getattr(m, "quantized_numel", 0) for m in model.modules())
     return ParameterCount(trainable=trainable, total=total)

@@ -78,12 +78,26 @@ class MethodSpec:
     ``examples`` are config keyword arguments the contract test (``tests/test_contract.py``) applies to
     its small test models: ``{"model": "mlp" | "bert", "config": {...}}``. A method registers at least one,
     so it gets every invariant checked by registering.
+
+    ``reference(base, config)`` is the model a fresh adapter must reproduce: by default the base itself; a
+    method that changes the base (QLoRA quantizes it) returns a copy of the base as the method sees it.
+    ``tolerances`` relaxes named contract checks for a method where an invariant holds only approximately by
+    construction (QLoRA: ``"merged_output"``, since merging re-quantizes ``W + ΔW``); each entry is explained
+    where the method registers.
     """
 
     name: str
     config_cls: type
     layers: tuple[type[AdapterLayer], ...]
     examples: tuple[dict, ...] = field(default_factory=tuple)
+    reference: Callable[[nn.Module, object], nn.Module] | None = None
+    tolerances: dict[str, float] = field(default_factory=dict)
+
+    def reference_model(self, base: nn.Module, config) -> nn.Module:
+        return base if self.reference is None else self.reference(base, config)
+
+    def tolerance(self, check: str, default: float) -> float:
+        return float(self.tolerances.get(check, default))
 
     def layer_for(self, base_layer: nn.Module) -> type[AdapterLayer]:
         for cls in self.layers:
@@ -101,14 +115,16 @@ _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLayer]],
-                    examples: Sequence[dict] = ()) -> MethodSpec:
+                    examples: Sequence[dict] = (), reference: Callable | None = None,
+                    tolerances: dict[str, float] | None = None) -> MethodSpec:
     """Register a method (called once, at the bottom of its file in ``peftlab/methods/``)."""
     if name in _REGISTRY and _REGISTRY[name].config_cls is not config_cls:
         raise ValueError(f"a method named {name!r} is already registered")
     for cls in layers:
         if not (isinstance(cls, type) and issubclass(cls, AdapterLayer)):
             raise TypeError(f"layers of {name!r} must be AdapterLayer subclasses, got {cls!r}")
-    spec = MethodSpec(name=name, config_cls=config_cls, layers=tuple(layers), examples=tuple(examples))
+    spec = MethodSpec(name=name, config_cls=config_cls, layers=tuple(layers), examples=tuple(examples),
+                      reference=reference, tolerances=dict(tolerances or {}))
     _REGISTRY[name] = spec
     return spec
 
@@ -344,7 +360,7 @@ def _unwrap(model: nn.Module, merge: bool, safe_merge: bool, adapter_names) -> n
         unmerge_adapter(model)
     for name, layer in layers.items():
         parent, attr = get_submodule_parent(model, name)
-        setattr(parent, attr, layer.base_layer)
+        setattr(parent, attr, layer.unloaded_base(merge))
     for attr in (CONFIG_ATTR, SHARED_ATTR):
         if hasattr(model, attr):
             delattr(model, attr)

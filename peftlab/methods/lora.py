@@ -177,6 +177,11 @@ class LoRALayer(AdapterLayer):
         n_in, n_out = cls.dims(base_layer)
         return r * (n_in + n_out)
 
+    def adapter_dtype_device(self) -> tuple[torch.dtype, torch.device]:
+        """dtype and device of new adapter tensors: the base weight's (a quantized base says fp32)."""
+        weight = self.base_layer.weight
+        return weight.dtype, weight.device
+
     def _set_scale(self, adapter_name: str, r: int, alpha: float, use_rslora: bool) -> None:
         self.r[adapter_name] = r
         self.lora_alpha[adapter_name] = float(alpha)
@@ -223,13 +228,13 @@ class LoRALinear(LoRALayer):
     def create(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
                use_rslora: bool = False, init: str = "kaiming") -> None:
         """A (r, in): kaiming-uniform (or N(0, 1/r²) with ``init="gaussian"``); B (out, r): zero."""
-        weight = self.base_layer.weight
-        A = torch.empty(r, self.in_features, dtype=weight.dtype, device=weight.device)
+        dtype, device = self.adapter_dtype_device()
+        A = torch.empty(r, self.in_features, dtype=dtype, device=device)
         if init == "kaiming":
             nn.init.kaiming_uniform_(A, a=math.sqrt(5))  # U(-1/sqrt(in), 1/sqrt(in))
         else:
             nn.init.normal_(A, std=1.0 / r)
-        B = torch.zeros(self.out_features, r, dtype=weight.dtype, device=weight.device)
+        B = torch.zeros(self.out_features, r, dtype=dtype, device=device)
         self.lora_A[adapter_name] = nn.Parameter(A)
         self.lora_B[adapter_name] = nn.Parameter(B)
         self.lora_dropout[adapter_name] = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
