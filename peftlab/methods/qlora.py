@@ -67,11 +67,33 @@ def _check_quant_args(quant_type, blocksize, double_quant, compute_dtype) -> Non
 
 
 # ---------------------------------------------------------------------- the 4-bit base layer
+class _QuantMatmul(torch.autograd.Function):
+    """``y = x Ŵᵀ + b`` with ``Ŵ`` dequantized in the forward and *again* in the backward (for ``∂L/∂x = g Ŵ``),
+    so autograd keeps no dense copy of the weight between the two (what bitsandbytes' ``MatMul4Bit`` does).
+    The weight is frozen: it gets no gradient; the bias gets one only if it requires it."""
+
+    @staticmethod
+    def forward(ctx, x, layer, bias):
+        ctx.layer = layer
+        ctx.has_bias = bias is not None
+        return F.linear(x, layer.dequantized_weight(x.dtype), bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_x = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad @ ctx.layer.dequantized_weight(grad.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.reshape(-1, grad.shape[-1]).sum(0)
+        return grad_x, None, grad_bias
+
+
 class QuantLinear(nn.Module):
     """A frozen linear layer whose weight is stored 4-bit (:func:`peftlab.quant.quantize_4bit`).
 
     ``forward(x) = F.linear(x_c, Ŵ_c, b_c).to(x.dtype)`` with ``Ŵ_c`` dequantized straight into
-    ``compute_dtype`` and ``x_c``, ``b_c`` cast to it (bitsandbytes' ``Linear4bit`` on CPU computes the same).
+    ``compute_dtype`` and ``x_c``, ``b_c`` cast to it (bitsandbytes' ``Linear4bit`` on CPU computes the same);
+    the backward dequantizes once more instead of keeping ``Ŵ_c`` (:class:`_QuantMatmul`).
     Buffers: ``packed`` (uint8, ``(⌈out·in/2⌉, 1)``), ``absmax`` (fp32, or uint8 with double quantization,
     then ``offset`` and ``absmax2`` too), the code books; ``bias`` is a frozen parameter.
     """
@@ -174,9 +196,8 @@ class QuantLinear(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.dequantized_weight(self.compute_dtype)
         bias = None if self.bias is None else self.bias.to(self.compute_dtype)
-        return F.linear(x.to(self.compute_dtype), weight, bias).to(x.dtype)
+        return _QuantMatmul.apply(x.to(self.compute_dtype), self, bias).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
