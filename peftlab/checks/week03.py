@@ -1,0 +1,316 @@
+"""Checks for Week 03 — DoRA (``solutions/03_dora.ipynb``).
+
+Exercises (the student writes code):
+  E1  ``decompose(W)`` → ``(m, D)``: magnitude per output unit and unit-norm directions, ``W = diag(m)·D``
+  E2  ``dora_forward(x, W0, b, A, B, m, scaling)`` → compared with peftlab's DoRALinear and peft's
+      ``LoraConfig(use_dora=True)``: output, and the gradients of A, B and m (the norm detached)
+Checkpoint questions of the lecture's DoRA part (section 3), each on the student's own run:
+  3.1 how DoRA's decomposition differs from LoRA's low-rank update: the numerical rank of the ΔW the
+      student's trained LoRA and DoRA layers made, the trainable count of that layer, and the choice the
+      measured ranks decide
+  3.2 why separating magnitude and direction can help: the ΔM/ΔD correlation per method from the student's
+      weight-decomposition analysis, and which method couples the two most
+  3.3 the computational trade-off: DoRA/LoRA ratios of the measured training-step time and activation memory,
+      merged DoRA against the base model, and the choice those ratios decide
+  3.4 (the practice part's question) LoRA or DoRA for this task: the decision the student's rank sweep supports
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import torch
+from torch import nn
+
+from peftlab.checks._core import checkpoint, expect
+
+WEEK = "03"
+
+__all__ = ["decompose", "dora_forward", "q3_1", "q3_2", "q3_3", "q3_4"]
+
+#: singular values below RANK_RTOL · σ₁ count as zero in 3.1 (float32 products leave ~1e-7 · σ₁ of noise)
+RANK_RTOL = 1e-4
+
+
+def _close(a, b, atol=1e-5, rtol=1e-5) -> bool:
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=rtol)
+
+
+def _choice(choice, letters: str = "abcd") -> str:
+    expect(choice is not None, f"답(choice)을 고르세요: {', '.join(repr(c) for c in letters)} 중 하나")
+    expect(isinstance(choice, str) and len(choice.strip()) == 1 and choice.strip().lower() in letters,
+           f"choice는 {', '.join(repr(c) for c in letters)} 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
+    return choice.strip().lower()
+
+
+def _number(value, what: str) -> float:
+    expect(value is not None, f"{what} 값을 채우세요")
+    if isinstance(value, torch.Tensor):
+        expect(value.numel() == 1, f"{what}은(는) 숫자 하나여야 합니다")
+        value = value.item()
+    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------- E1
+@checkpoint(WEEK, "E1", points=1, title="decompose: W = diag(m) · D, one magnitude per output unit")
+def decompose(fn, hidden: bool = False) -> None:
+    shapes = [(6, 10)] + ([(12, 5), (1, 7)] if hidden else [])
+    for i, (out_f, in_f) in enumerate(shapes):
+        W = torch.randn(out_f, in_f, generator=torch.Generator().manual_seed(30 + i)) * 0.7
+        got = fn(W.clone())
+        expect(isinstance(got, tuple) and len(got) == 2, "(m, D) 두 텐서의 튜플을 반환하세요")
+        m, D = got
+        expect(isinstance(m, torch.Tensor) and isinstance(D, torch.Tensor), "m과 D는 torch.Tensor여야 합니다")
+        expect(m.numel() != 1 or out_f == 1,
+               "m이 스칼라 하나입니다: 강의처럼 ‖W‖_F 하나가 아니라, 출력 단위(행)마다 크기 하나씩 — shape (out,)")
+        expect(tuple(m.shape) != (in_f,) or in_f == out_f,
+               f"m의 shape가 (in,) = ({in_f},)입니다: 노름은 입력 차원 위로(dim=1) 구해 출력 단위마다 하나 — (out,)")
+        expect(tuple(m.shape) == (out_f,), f"m의 shape는 (out,) = ({out_f},)여야 합니다 (받은 것: {tuple(m.shape)})")
+        expect(tuple(D.shape) == (out_f, in_f), f"D의 shape는 W와 같은 {(out_f, in_f)}여야 합니다")
+        expect(not _close(m, torch.linalg.vector_norm(W, dim=1) ** 2),
+               "m에 제곱합이 들어 있습니다: 제곱근까지 취한 L2 노름이어야 합니다")
+        expect(_close(m, torch.linalg.vector_norm(W, dim=1)),
+               "m이 각 행의 L2 노름 ‖W[j, :]‖₂와 다릅니다 (torch.linalg.norm(W, dim=1))")
+        expect(_close(torch.linalg.vector_norm(D, dim=1), torch.ones(out_f)), "D의 각 행은 단위 벡터(노름 1)여야 합니다")
+        expect(_close(m.unsqueeze(1) * D, W), "diag(m) · D가 W를 복원하지 못합니다")
+
+
+# ---------------------------------------------------------------------------------------------- E2
+def _dora_case(out_f, in_f, r, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    W0 = torch.randn(out_f, in_f, generator=g, dtype=dtype) / math.sqrt(in_f)
+    b = torch.randn(out_f, generator=g, dtype=dtype) * 0.5
+    A = torch.randn(r, in_f, generator=g, dtype=dtype) / math.sqrt(in_f)
+    B = torch.randn(out_f, r, generator=g, dtype=dtype) * 0.3
+    m = torch.linalg.vector_norm(W0, dim=1) * (torch.rand(out_f, generator=g, dtype=dtype) + 0.5)
+    return W0, b, A, B, m
+
+
+def _reference_dora(W0, b, A, B, m, alpha, r):
+    from peftlab.methods.dora import DoRALinear
+
+    base = nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype)
+    with torch.no_grad():
+        base.weight.copy_(W0)
+        base.bias.copy_(b)
+    layer = DoRALinear(base, r=r, alpha=alpha)
+    with torch.no_grad():
+        layer.lora_A["default"].copy_(A)
+        layer.lora_B["default"].copy_(B)
+        layer.lora_magnitude_vector["default"].copy_(m)
+    return layer.eval()
+
+
+def _peft_dora(W0, b, A, B, m, alpha, r):
+    from peft import LoraConfig, get_peft_model
+
+    base = nn.Sequential(nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype))
+    with torch.no_grad():
+        base[0].weight.copy_(W0)
+        base[0].bias.copy_(b)
+    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"], use_dora=True))
+    layer = model.base_model.model[0]
+    with torch.no_grad():
+        layer.lora_A["default"].weight.copy_(A)
+        layer.lora_B["default"].weight.copy_(B)
+        layer.lora_magnitude_vector["default"].weight.copy_(m)
+    return model.eval(), layer
+
+
+@checkpoint(WEEK, "E2", points=2, title="DoRA forward: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ), norm detached")
+def dora_forward(fn, hidden: bool = False) -> None:
+    """Compare the student's ``fn(x, W0, b, A, B, m, scaling)`` with peftlab's and peft's DoRA layer."""
+    cases = [(8, 8, 2, 4.0, (4, 8), torch.float32), (6, 10, 3, 6.0, (4, 10), torch.float32)]
+    if hidden:
+        cases += [(9, 5, 1, 2.0, (2, 3, 5), torch.float32), (7, 12, 4, 16.0, (3, 12), torch.float64)]
+    for i, (out_f, in_f, r, alpha, xshape, dtype) in enumerate(cases):
+        W0, b, A, B, m = _dora_case(out_f, in_f, r, dtype, seed=40 + i)
+        x = torch.randn(*xshape, generator=torch.Generator().manual_seed(50 + i), dtype=dtype)
+        s = alpha / r
+        A_, B_, m_ = (t.clone().requires_grad_(True) for t in (A, B, m))
+        y = fn(x, W0, b, A_, B_, m_, s)
+        expect(isinstance(y, torch.Tensor), f"torch.Tensor를 반환해야 합니다 (받은 것: {type(y).__name__})")
+        expected_shape = (*xshape[:-1], out_f)
+        expect(tuple(y.shape) == expected_shape, f"출력 shape는 {expected_shape}여야 합니다 (받은 것: {tuple(y.shape)})")
+        V = W0 + s * B @ A
+        lecture = m * (x @ W0.T + b + s * (x @ A.T) @ B.T)
+        with torch.no_grad():
+            expect(not _close(y.detach(), lecture),
+                   "강의의 DoRALayer 식 m ⊙ (기본 출력 + LoRA 출력)입니다: ‖W0 + sBA‖_row로 나누지 않았고 bias까지 곱했습니다")
+            expect(not _close(y.detach(), x @ V.T * (m / torch.linalg.vector_norm(V, dim=1)) + b * (m / torch.linalg.vector_norm(V, dim=1))),
+                   "bias에도 m/‖V‖를 곱했습니다: bias는 크기 조정을 받지 않습니다 (peft도 bias를 빼고 곱한 뒤 다시 더함)")
+            expect(in_f != out_f or not _close(y.detach(), x @ (V * (m / torch.linalg.vector_norm(V, dim=0))).T + b),
+                   "노름의 축이 틀렸습니다: 출력 단위(행)마다 입력 차원 위로 — torch.linalg.norm(V, dim=1), shape (out,)")
+            expect(not _close(y.detach(), x @ (m.unsqueeze(1) * V / torch.linalg.norm(V)).T + b),
+                   "프로베니우스 노름 ‖V‖_F 하나로 나눴습니다: 출력 단위(행)마다의 노름 ‖V[j, :]‖₂로 나누세요")
+            V0 = W0 + B @ A
+            expect(not _close(y.detach(), x @ (V0 * (m / torch.linalg.vector_norm(V0, dim=1)).unsqueeze(1)).T + b) or s == 1.0,
+                   "ΔV = s·B A에 scaling을 곱하지 않았습니다")
+            ours = _reference_dora(W0, b, A, B, m, alpha, r)(x)
+        expect(_close(y.detach(), ours, atol=1e-5, rtol=1e-4),
+               "peftlab의 DoRALinear와 값이 다릅니다: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ)")
+        peft_model, peft_layer = _peft_dora(W0, b, A, B, m, alpha, r)
+        theirs = peft_model(x)
+        expect(_close(y.detach(), theirs.detach(), atol=1e-5, rtol=1e-4), "Hugging Face peft의 DoRA 레이어와 값이 다릅니다")
+        # gradients: the norm is a constant (paper §4.3, peft): m's gradient is the same either way, A's and B's are not
+        expect(y.requires_grad, "출력에 gradient가 흐르지 않습니다: A, B, m으로 계산하세요 (torch.no_grad 안에서 계산하지 마세요)")
+        y.pow(2).sum().backward()
+        theirs.pow(2).sum().backward()
+        expect(m_.grad is not None and _close(m_.grad, peft_layer.lora_magnitude_vector["default"].weight.grad,
+                                              atol=1e-4, rtol=1e-4),
+               "m의 gradient가 peft와 다릅니다: m은 출력에 m / ‖W0 + sBA‖_row 배로 곱해집니다")
+        expect(A_.grad is not None and B_.grad is not None, "A와 B에 gradient가 흘러야 합니다")
+        same_ab = (_close(A_.grad, peft_layer.lora_A["default"].weight.grad, atol=1e-4, rtol=1e-4)
+                   and _close(B_.grad, peft_layer.lora_B["default"].weight.grad, atol=1e-4, rtol=1e-4))
+        expect(same_ab, "값은 맞지만 A, B의 gradient가 peft와 다릅니다: 노름 ‖W0 + sBA‖_row는 상수로 취급하세요 "
+                        "(.detach(), 논문 §4.3) — gradient는 m과 sBA x 항으로만 흐릅니다")
+
+
+# ---------------------------------------------------------------------------------------------- 3.1
+def numerical_rank(matrix: torch.Tensor, rtol: float = RANK_RTOL) -> int:
+    """Number of singular values above ``rtol · σ₁`` (computed in float64)."""
+    s = torch.linalg.svdvals(matrix.detach().double().cpu())
+    return int((s > rtol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+
+
+def _answer_3_1(rank_lora: int, rank_dora: int, r: int) -> str:
+    """b when the measurement shows DoRA's ΔW escapes rank r while LoRA's stays within it; else a."""
+    return "b" if rank_lora <= r < rank_dora else "a"
+
+
+@checkpoint(WEEK, "3.1", points=1, title="DoRA vs LoRA's low-rank update — the rank of your own ΔW")
+def q3_1(choice, rank_delta, trainable, deltas, r, layer_shape) -> None:
+    expect(isinstance(deltas, dict) and all(isinstance(deltas.get(k), torch.Tensor) and deltas[k].dim() == 2
+                                            for k in ("LoRA", "DoRA")),
+           "deltas에는 같은 층의 ΔW = W' − W0 두 개 {'LoRA': …, 'DoRA': …} (2차원 텐서)를 넣으세요")
+    expect(isinstance(r, int) and r >= 1, "r은 그 층 어댑터의 랭크(정수)입니다")
+    out_f, in_f = layer_shape
+    expect(tuple(deltas["LoRA"].shape) == (out_f, in_f) == tuple(deltas["DoRA"].shape),
+           f"ΔW의 shape가 층의 (out, in) = {(out_f, in_f)}와 달라야 할 이유가 없습니다")
+    expect(isinstance(rank_delta, dict) and all(k in rank_delta for k in ("LoRA", "DoRA")),
+           "rank_delta에는 {'LoRA': …, 'DoRA': …} 두 값을 넣으세요")
+    truth = {k: numerical_rank(deltas[k]) for k in ("LoRA", "DoRA")}
+    for k in ("LoRA", "DoRA"):
+        expect(isinstance(rank_delta[k], int) and not isinstance(rank_delta[k], bool), "rank_delta의 값은 정수여야 합니다")
+        expect(rank_delta[k] == truth[k],
+               f"rank_delta[{k!r}] = {rank_delta[k]}는 이 ΔW에서 잰 값이 아닙니다: σᵢ > {RANK_RTOL:g}·σ₁인 특이값의 개수를 세세요")
+    expect(isinstance(trainable, dict) and all(k in trainable for k in ("LoRA", "DoRA")),
+           "trainable에는 이 층 하나의 학습 파라미터 수 {'LoRA': …, 'DoRA': …}를 넣으세요")
+    expect(int(trainable["LoRA"]) == r * (in_f + out_f),
+           "LoRA가 이 층에 더하는 파라미터: A (r×in)와 B (out×r) → r·(in + out)")
+    expect(int(trainable["DoRA"]) != r * (in_f + out_f) + 1,
+           "DoRA의 크기 m은 스칼라 하나가 아니라 출력 단위마다 하나(out개)입니다")
+    expect(int(trainable["DoRA"]) == r * (in_f + out_f) + out_f,
+           "DoRA = LoRA의 A, B + 크기 벡터 m (out개) → r·(in + out) + out")
+    expect(_choice(choice) == _answer_3_1(truth["LoRA"], truth["DoRA"], r),
+           "여러분이 잰 두 랭크를 r과 나란히 놓아 보세요: 어느 ΔW가 랭크 r 안에 머물렀나요?")
+
+
+# ---------------------------------------------------------------------------------------------- 3.2
+METHODS_3_2 = ("full FT", "LoRA", "DoRA")
+
+
+def _unit_changes_ok(unit_changes) -> None:
+    expect(isinstance(unit_changes, dict) and all(m in unit_changes for m in METHODS_3_2),
+           f"unit_changes에는 {list(METHODS_3_2)} 각각의 (ΔD, ΔM) 텐서 쌍을 넣으세요")
+    for m in METHODS_3_2:
+        pair = unit_changes[m]
+        expect(isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)
+               and pair[0].shape == pair[1].shape and pair[0].numel() >= 3,
+               f"unit_changes[{m!r}]는 같은 길이(≥ 3)의 텐서 두 개 (ΔD, ΔM)여야 합니다")
+
+
+@checkpoint(WEEK, "3.2", points=1, title="Magnitude vs direction — the ΔM/ΔD correlation of your own runs")
+def q3_2(corr, most_coupled, unit_changes) -> None:
+    from peftlab.analysis.decompose import pearson
+
+    _unit_changes_ok(unit_changes)
+    expect(isinstance(corr, dict) and all(m in corr for m in METHODS_3_2),
+           f"corr에는 {list(METHODS_3_2)} 각각의 상관계수를 넣으세요")
+    truth = {m: pearson(*unit_changes[m]) for m in METHODS_3_2}
+    for m in METHODS_3_2:
+        got = _number(corr[m], f"corr[{m!r}]")
+        expect(not math.isclose(got, -truth[m], abs_tol=1e-3) or abs(truth[m]) < 1e-3,
+               f"corr[{m!r}]의 부호가 반대입니다: pearson(ΔD, ΔM)")
+        expect(math.isclose(got, truth[m], abs_tol=1e-3),
+               f"corr[{m!r}] = {got:.3f}는 unit_changes에서 잰 Pearson 상관계수가 아닙니다")
+    expect(most_coupled is not None, "most_coupled에 방법 이름을 넣으세요")
+    expect(most_coupled in METHODS_3_2, f"most_coupled는 {list(METHODS_3_2)} 중 하나입니다 (받은 것: {most_coupled!r})")
+    expect(most_coupled == max(METHODS_3_2, key=lambda m: truth[m]),
+           "크기 변화와 방향 변화가 가장 강하게 함께 움직이는(상관이 가장 큰) 방법을 고르세요")
+
+
+# ---------------------------------------------------------------------------------------------- 3.3
+COST_KEYS = ("train_lora", "train_dora", "mem_lora", "mem_dora", "infer_base", "infer_dora_merged")
+
+
+def _answer_3_3(time_ratio: float, mem_ratio: float) -> str:
+    """a: DoRA costs more per training step (time and memory); c: no measurable cost; d: DoRA is cheaper."""
+    if time_ratio > 1.05 and mem_ratio > 1.0:
+        return "a"
+    if time_ratio < 0.95 and mem_ratio <= 1.0:
+        return "d"
+    return "c"
+
+
+@checkpoint(WEEK, "3.3", points=1, title="DoRA's computational trade-off — your measured ratios")
+def q3_3(choice, time_ratio, memory_ratio, merged_ratio, cost) -> None:
+    expect(isinstance(cost, dict) and all(isinstance(cost.get(k), (int, float)) and cost[k] > 0 for k in COST_KEYS),
+           f"cost에는 위 셀에서 잰 값 {list(COST_KEYS)}를 넣으세요")
+    want_t = cost["train_dora"] / cost["train_lora"]
+    want_m = cost["mem_dora"] / cost["mem_lora"]
+    want_i = cost["infer_dora_merged"] / cost["infer_base"]
+    got_t = _number(time_ratio, "time_ratio")
+    expect(not math.isclose(got_t, 1 / want_t, rel_tol=1e-3) or math.isclose(want_t, 1, rel_tol=1e-3),
+           "time_ratio가 뒤집혔습니다: DoRA / LoRA")
+    expect(math.isclose(got_t, want_t, rel_tol=1e-3), f"time_ratio는 여러분이 잰 train_dora / train_lora입니다 (여기서는 {want_t:.3f})")
+    expect(math.isclose(_number(memory_ratio, "memory_ratio"), want_m, rel_tol=1e-3),
+           f"memory_ratio는 여러분이 잰 mem_dora / mem_lora입니다 (여기서는 {want_m:.3f})")
+    expect(math.isclose(_number(merged_ratio, "merged_ratio"), want_i, rel_tol=1e-3),
+           f"merged_ratio는 병합한 DoRA의 추론 시간 / 기본 모델의 추론 시간입니다 (여기서는 {want_i:.3f})")
+    expect(_choice(choice) == _answer_3_3(want_t, want_m),
+           "학습 step(시간·메모리)과 병합 후 추론을 나눠서, 여러분이 잰 비율로 판단하세요")
+
+
+# ---------------------------------------------------------------------------------------------- 3.4
+def _answer_3_4(sweep: dict) -> str:
+    """From per-seed accuracies ``sweep[method][r] = [acc, …]``:
+
+    a: DoRA ahead at every rank by more than the seeds' spread; d: LoRA ahead at every rank by more than it;
+    c: DoRA clearly ahead at some ranks only; b: every gap within the spread (no measurable difference).
+    """
+    ahead, behind = [], []
+    for r in sorted(sweep["LoRA"]):
+        lo, do = sweep["LoRA"][r], sweep["DoRA"][r]
+        gap = statistics.mean(do) - statistics.mean(lo)
+        noise = max(statistics.stdev(lo), statistics.stdev(do), 0.005)
+        ahead.append(gap > noise)
+        behind.append(-gap > noise)
+    if all(ahead):
+        return "a"
+    if all(behind):
+        return "d"
+    if any(ahead) and not any(behind):
+        return "c"
+    return "b"
+
+
+@checkpoint(WEEK, "3.4", points=1, title="LoRA or DoRA for this task — decided by your rank sweep")
+def q3_4(choice, gaps, sweep) -> None:
+    expect(isinstance(sweep, dict) and set(sweep) >= {"LoRA", "DoRA"} and sweep["LoRA"]
+           and set(sweep["LoRA"]) == set(sweep["DoRA"]),
+           "sweep에는 위 셀의 측정 {'LoRA': {r: [정확도, …]}, 'DoRA': {r: [정확도, …]}}를 넣으세요")
+    expect(all(len(v) >= 2 for method in ("LoRA", "DoRA") for v in sweep[method].values()),
+           "랭크마다 시드 2개 이상의 정확도가 있어야 평균 ± 표준편차를 잴 수 있습니다")
+    expect(isinstance(gaps, dict) and set(gaps) == set(sweep["LoRA"]),
+           f"gaps에는 랭크 {sorted(sweep['LoRA'])}마다 DoRA 평균 − LoRA 평균을 넣으세요")
+    for r in sorted(gaps):
+        want = statistics.mean(sweep["DoRA"][r]) - statistics.mean(sweep["LoRA"][r])
+        got = _number(gaps[r], f"gaps[{r}]")
+        expect(not math.isclose(got, -want, abs_tol=1e-6) or abs(want) < 1e-6, f"gaps[{r}]의 부호가 반대입니다: DoRA − LoRA")
+        expect(math.isclose(got, want, abs_tol=1e-6), f"gaps[{r}]는 DoRA 평균 정확도 − LoRA 평균 정확도입니다 (시드 평균)")
+    expect(_choice(choice) == _answer_3_4(sweep),
+           "각 랭크의 차이(gaps)를 시드 사이의 흩어짐(표준편차)과 비교해 보세요: 잡음보다 큰 차이만 차이입니다")
