@@ -9,7 +9,7 @@ alternating the two so that machine noise hits both alike. Printed: median secon
 median of the per-pair ratios peftlab/peft (goal ≤ 1.10), and the activation memory autograd keeps
 for the backward pass (CPU: bytes of saved tensors; CUDA: peak allocated memory).
 Later weeks add their method as another row in ROWS (DoRA's goal is ≤ 1.00: peftlab forms B A once
-per step without autograd, peft pushes an identity matrix through A and B to get it).
+per step without autograd, peft pushes an identity matrix through A and B to get it; WaveFT's is ≤ 0.50).
 
 COST_ROWS then compare two methods of one library side by side in the same way: DoRA against LoRA on the
 same base and targets (the lecture's checkpoint 3), for peftlab and for peft; there the ratio is DoRA/LoRA.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, WaveFTConfig, get_peft_model
 from torch import nn
 
 import peftlab
@@ -100,11 +100,51 @@ def dora_tiny_encoder(device):
     return ours, theirs, lambda: (ids,)
 
 
+def _waveft_pair(base: nn.Module, targets, n_frequency: int, family: str):
+    """peft's WaveFT (ΔW by a 4-channel conv_transpose2d over the padded grid at every forward) and peftlab's
+    (ΔW from the synthesis matrices' n·L² non-zero terms, folded into one product with W0)."""
+    theirs = get_peft_model(copy.deepcopy(base), WaveFTConfig(n_frequency=n_frequency, wavelet_family=family,
+                                                              target_modules=targets))
+    with torch.no_grad():
+        for name, param in theirs.named_parameters():
+            if "waveft_spectrum" in name:
+                param.normal_(std=0.01)
+    ours = peftlab.apply_waveft(copy.deepcopy(base), n_frequency=n_frequency, wavelet_family=family,
+                                target_modules=targets)
+    peftlab.copy_from_peft(theirs, ours)
+    return ours, theirs
+
+
+def _linear_384x1536(device):
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(1536, 384)).to(device)  # W0: 384×1536 (out×in)
+    x = torch.randn(4, 128, 1536, device=device)
+    return base, x
+
+
+def waveft_tiny_encoder(device, family="db1"):
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _waveft_pair(base, ENCODER_TARGETS, n_frequency=2048, family=family)
+    return ours, theirs, lambda: (ids,)
+
+
+def waveft_384x1536(device, family="db1"):
+    base, x = _linear_384x1536(device)
+    ours, theirs = _waveft_pair(base, ["0"], n_frequency=2592, family=family)
+    return ours, theirs, lambda: (x,)
+
+
 ROWS = [
     Row("LoRA r=16, Linear 4096×4096, x: 4×128 tokens", lora_4096),
     Row("LoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", lora_tiny_encoder),
     Row("DoRA r=16, Linear 4096×4096, x: 4×128 tokens", dora_4096),
     Row("DoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", dora_tiny_encoder),
+    # WaveFT's goal is ≤ 0.50: peft rebuilds ΔW by a convolutional inverse DWT on every forward and adds
+    # x ΔWᵀ as a second product; peftlab scatters ΔW's non-zero terms and runs one product with W0 + ΔW.
+    Row("WaveFT n=2048 db1, tiny encoder q/k/v/dense, 32×48", waveft_tiny_encoder),
+    Row("WaveFT n=2048 sym4, tiny encoder q/k/v/dense, 32×48", lambda d: waveft_tiny_encoder(d, "sym4")),
+    Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536),
+    Row("WaveFT n=2592 sym4, Linear 384×1536, x: 4×128 tokens", lambda d: waveft_384x1536(d, "sym4")),
 ]
 
 

@@ -48,7 +48,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None):
+def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None, forward_mode=None):
     """The same Linear wrapped by peft's WaveFT and by peftlab's, spectrum N(0, 1) copied across."""
     torch.manual_seed(0)
     base = nn.Sequential(nn.Linear(n_in, n_out)).to(dtype)
@@ -59,6 +59,7 @@ def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None):
                                 use_idwt=use_idwt, target_modules=["0"])
     if dense is not None:  # force one way of forming ΔW: the dense product, or the n·L² sparse terms
         ours[0].dense_product_factor = 10**12 if dense else 0
+    ours[0].forward_mode = forward_mode  # None: chosen by cost; "fused" (W0 + ΔW) or "factored" (never forms ΔW)
     layer_t, layer_o = theirs.base_model.model[0], ours[0]
     with torch.no_grad():
         layer_t.waveft_spectrum["default"].normal_(generator=torch.Generator().manual_seed(seed + 1))
@@ -66,11 +67,15 @@ def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None):
     return theirs, ours, layer_t, layer_o
 
 
-@pytest.mark.parametrize("dense", [False, True], ids=["sparse-terms", "dense-product"])
+PATHS = {"sparse-terms": (False, "fused"), "dense-product": (True, "fused"), "factored-forward": (False, "factored")}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["fp64", "fp32"])
 @pytest.mark.parametrize("n_out, n_in, family, n", SHAPES, ids=IDS)
-def test_parity_with_peft_delta_forward_gradients_merge(n_out, n_in, family, n, dtype, tol, dense):
-    theirs, ours, layer_t, layer_o = _pair(n_out, n_in, family, n, dtype, dense=dense)
+def test_parity_with_peft_delta_forward_gradients_merge(n_out, n_in, family, n, dtype, tol, path):
+    dense, forward_mode = PATHS[path]
+    theirs, ours, layer_t, layer_o = _pair(n_out, n_in, family, n, dtype, dense=dense, forward_mode=forward_mode)
     assert torch.equal(layer_o.waveft_indices["default"], layer_t.waveft_indices["default"])
     assert _rel(layer_o.delta_weight("default"), layer_t.get_delta_weight("default")) <= tol
     x = torch.randn(2, 5, n_in, dtype=dtype, generator=torch.Generator().manual_seed(2), requires_grad=True)
@@ -93,18 +98,47 @@ def test_parity_with_peft_delta_forward_gradients_merge(n_out, n_in, family, n, 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["fp64", "fp32"])
 def test_parity_without_idwt_and_other_seeds(dtype, tol):
-    for seed, use_idwt in ((0, False), (12345, True), (2**40 + 3, True)):
-        theirs, ours, layer_t, layer_o = _pair(14, 22, "db2", 90, dtype, seed=seed, use_idwt=use_idwt)
+    for seed, use_idwt, mode in ((0, False, "fused"), (0, False, "factored"), (12345, True, None),
+                                 (2**40 + 3, True, "factored")):
+        theirs, ours, layer_t, layer_o = _pair(14, 22, "db2", 90, dtype, seed=seed, use_idwt=use_idwt,
+                                               forward_mode=mode)
         assert torch.equal(layer_o.waveft_indices["default"], layer_t.waveft_indices["default"])
         assert _rel(layer_o.delta_weight("default"), layer_t.get_delta_weight("default")) <= tol
         x = torch.randn(6, 22, dtype=dtype)
-        assert _rel(ours(x), theirs(x)) <= tol
+        y_o, y_t = ours(x), theirs(x)
+        assert _rel(y_o, y_t) <= tol
+        y_o.pow(2).sum().backward()
+        y_t.pow(2).sum().backward()
+        assert _rel(layer_o.waveft_spectrum["default"].grad, layer_t.waveft_spectrum["default"].grad) <= tol
     # without the transform ΔW is the sparse coefficient matrix itself: exactly n non-zeros, s·q at the positions
     _, ours, _, layer_o = _pair(14, 22, "db2", 90, dtype, use_idwt=False)
     delta = layer_o.delta_weight("default")
     rows, cols = layer_o.waveft_indices["default"]
     assert int((delta != 0).sum()) == 90
     assert torch.equal(delta[rows, cols], 25.0 * layer_o.waveft_spectrum["default"].detach())
+
+
+def test_forward_path_is_chosen_by_cost_and_adapters_mix():
+    torch.manual_seed(0)
+    big = peftlab.apply_waveft(nn.Sequential(nn.Linear(1536, 384)), n_frequency=64, target_modules=["0"])[0]
+    small = peftlab.apply_waveft(mlp(), n_frequency=64, target_modules=["0"])[0]
+    assert big.factored("default") and not small.factored("default")  # large sparse layer: never form ΔW
+    with torch.no_grad():
+        assert not big.factored("default")  # without gradients, folding ΔW into W0 costs one product only
+    # two adapters on one layer, one applied factored and one folded into the weight: their sum either way
+    model = peftlab.apply_waveft(nn.Sequential(nn.Linear(64, 64)), n_frequency=5, target_modules=["0"],
+                                 adapter_name="a", wavelet_family="db2")
+    peftlab.apply_waveft(model, n_frequency=200, target_modules=["0"], adapter_name="b", wavelet_family="db2")
+    peftlab.set_adapter(model, ["a", "b"])
+    layer = model[0]
+    layer.factored_cost_factor = 7  # a: 7·(4·128 + 10) < 64·64: factored; b: 7·(4·128 + 400) ≥ 64·64: fused
+    with torch.no_grad():
+        for name in ("a", "b"):
+            layer.waveft_spectrum[name].normal_(generator=torch.Generator().manual_seed(len(name)))
+    assert layer.factored("a") and not layer.factored("b")
+    x = torch.randn(3, 64)
+    expected = layer.base_layer(x) + x @ (layer.delta_weight("a") + layer.delta_weight("b")).T
+    assert torch.allclose(model(x), expected, atol=1e-5)
 
 
 def test_positions_are_peft_draw_regenerated_from_the_seed():

@@ -33,10 +33,16 @@ The synthesis matrices are built once per (size, family) and cached; per adapter
 Because ``Q`` has ``n`` non-zeros, the two matrix products reduce to their ``n·L²`` non-zero terms,
 ``ΔW = s · Σ_k q_k · R_H[:, a_k] R_W[:, b_k]ᵀ``, accumulated in one ``index_add`` — no convolution, no
 dense ``H×Wd`` grid on the forward (where the dense product is cheaper, for very dense ``Q`` or long filters,
-it is used instead; both are :func:`idwt2` to rounding). The forward folds ``ΔW`` into one product with
-the base weight, ``y = x (W0 + ΣΔW)ᵀ + b`` (one matmul forward and one for ``x``'s gradient, instead of two
-each), which is what peft computes as ``base(x) + x ΔWᵀ``. peft instead rebuilds ``ΔW`` with a
-4-channel ``conv_transpose2d`` over the whole padded grid at every forward.
+it is used instead; both are :func:`idwt2` to rounding). peft instead rebuilds ``ΔW`` with a 4-channel
+``conv_transpose2d`` over the whole padded grid at every forward.
+
+Forward (what peft computes as ``base(x) + x ΔWᵀ``): ``ΔW`` is folded into one product with the base
+weight, ``y = x (W0 + ΣΔW)ᵀ + b`` — one matmul forward and one for ``x``'s gradient instead of two each;
+training adds ``ΔW``'s gradient ``gᵀx`` (an out×in product). For a large layer with a sparse spectrum,
+an adapter is instead applied factored, never forming ``ΔW``:
+``x ΔWᵀ = s · (x R_W)[:, b] · diag(q) · R_H[:, a]ᵀ``, where ``x R_W`` is a strided view of ``x`` times the
+``L×2`` taps and ``R_Hᵀ`` an overlap-add of ``L`` taps at stride 2 — ``O(L·(in+out) + n)`` per token
+(:meth:`WaveFTLinear.factored` picks the cheaper way; both equal peft's to rounding).
 
 ``use_idwt=False``: no transform; ``ΔW = s · C0`` with ``C0 ∈ R^{out×in}`` zero except at the positions
 (a sparse update directly in weight space, SHiRA-like). Trainable parameters per layer: ``n``.
@@ -341,6 +347,11 @@ class WaveFTLinear(AdapterLayer):
     #: the dense product ``R_H Q R_Wᵀ`` is used when its multiply-adds are at most this many times the
     #: sparse form's ``n·L²`` terms (a BLAS multiply-add is that much cheaper than a scattered add)
     dense_product_factor = 64
+    #: how much dearer a scattered operation per token is than one multiply-add of ``ΔW``'s gradient product
+    #: (see :meth:`factored`)
+    factored_cost_factor = 100
+    #: ``None``: choose per adapter (:meth:`factored`); ``"fused"`` / ``"factored"``: always that way
+    forward_mode: str | None = None
 
     def __init__(self, base_layer: nn.Linear, n_frequency: int = 2592, scaling: float = 25.0,
                  wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
@@ -457,16 +468,83 @@ class WaveFTLinear(AdapterLayer):
             delta = delta.index_add(0, flat, values).view(self.out_features, self.in_features)
         return delta.to(dtype)
 
+    # ------------------------------------------------------------------ forward
+    def factored(self, adapter_name: str) -> bool:
+        """Whether the forward applies this adapter factored (:meth:`adapter_forward`) rather than in ``W0 + ΔW``.
+
+        Folded into the weight, training pays one extra ``out×in`` product per token for ``ΔW``'s gradient;
+        factored, it pays about ``L·(in + out) + 2n`` scattered operations per token instead, so a large layer
+        with a sparse spectrum is applied factored. Without gradients, folding is always cheaper.
+        """
+        if self.forward_mode is not None:
+            return self.forward_mode == "factored"
+        spectrum = self.waveft_spectrum[adapter_name]
+        if not (torch.is_grad_enabled() and spectrum.requires_grad):
+            return False
+        L = len(_taps(self.waveft_wavelet_family[adapter_name])[0]) if self.waveft_use_idwt[adapter_name] else 1
+        n = self.waveft_n_frequency[adapter_name]
+        cost = self.factored_cost_factor * (L * (self.in_features + self.out_features) + 2 * n)
+        return cost < self.in_features * self.out_features
+
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        """One product with the adapted weight: ``F.linear(x, W0 + Σ ΔW, b)`` (peft: ``base(x) + x ΔWᵀ``)."""
+        """``F.linear(x, W0 + Σ ΔW, b)`` — one product with the adapted weight, the same as peft's
+        ``base(x) + x ΔWᵀ`` — plus the factored contribution of adapters applied factored."""
         names = [n for n in self.active_adapters if n not in self.merged_adapters] if self.adapters_enabled else []
         base = self.base_layer
         if not names or args or kwargs or type(base) is not nn.Linear or x.dtype != base.weight.dtype:
             return super().forward(x, *args, **kwargs)
+        factored = [n for n in names if self.factored(n)]
         weight = base.weight
         for name in names:
-            weight = weight + self.delta_weight(name)
-        return F.linear(x, weight, base.bias)
+            if name not in factored:
+                weight = weight + self.delta_weight(name)
+        result = F.linear(x, weight, base.bias)
+        for name in factored:
+            result = self.adapter_forward(name, x, result)
+        return result
+
+    def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+        """``result + x ΔWᵀ`` without forming ΔW: ``x ΔWᵀ = s · (x R_W)[:, b] diag(q) R_H[:, a]ᵀ``.
+
+        ``x R_W`` is one analysis step of ``x``'s rows: R_W has ``L`` non-zeros per column at stride 2, so it is
+        a strided view of ``x`` (windows of ``L``, step 2) times the ``L×2`` tap matrix ``[lo, hi]``; the
+        ``n`` selected columns are gathered and scaled by ``s·q``; multiplying by ``R_Hᵀ`` puts each back into
+        its sub-band slot and overlap-adds ``L`` taps per coefficient at stride 2, then crops to ``out``.
+        Cost per token: ``O(L·(in + out) + n)`` (no ``out×in`` tensor).
+        """
+        spectrum = self.waveft_spectrum[adapter_name]
+        shape = x.shape
+        x2 = x.reshape(-1, self.in_features).to(spectrum.dtype)
+        q = spectrum * self.waveft_scaling[adapter_name]
+        terms = self.waveft_terms[adapter_name]
+        device, n_out, n_in = spectrum.device, self.out_features, self.in_features
+        if "padded" not in terms:  # use_idwt=False: ΔW = s·C0
+            rows, cols = (self._cached(adapter_name, k, lambda k=k: self.waveft_indices[adapter_name][i], device, None)
+                          for i, k in ((0, "rows"), (1, "cols")))
+            z = x2.index_select(1, cols) * q
+            extra = torch.zeros(x2.shape[0], n_out, dtype=z.dtype, device=device).index_add(1, rows, z)
+            return result + extra.reshape(*shape[:-1], n_out).to(result.dtype)
+        family = self.waveft_wavelet_family[adapter_name]
+        H, Wd = terms["padded"]
+        lo, hi = (t.tolist() for t in _taps(family))  # Python floats: no dtype promotion
+        L, p, m = len(lo), len(lo) - 2, len(lo) // 2
+        qr = self._cached(adapter_name, "qr", lambda: terms["matrix_rows"], device, None)
+        qc = self._cached(adapter_name, "qc", lambda: terms["matrix_cols"], device, None)
+        # Tokens run along the columns (rows = features), so every step below moves whole rows.
+        # Analysis along in: (x R_W)ᵀ[k] = Σ_t lo[t]·x[2k − p + t], detail rows likewise with hi.
+        xpad = F.pad(x2.T, (0, 0, p, Wd - n_in)).view(Wd // 2 + m - 1, 2, -1)
+        W2 = Wd // 2
+        u_lo = sum(lo[2 * j + e] * xpad[j: j + W2, e] for j in range(m) for e in (0, 1))
+        u_hi = sum(hi[2 * j + e] * xpad[j: j + W2, e] for j in range(m) for e in (0, 1))
+        z = torch.cat([u_lo, u_hi]).index_select(0, qc) * q[:, None]  # (n, T): the selected columns, ·s·q
+        # Synthesis along out: sub-band rows of Q·(…), each expanded by the taps at stride 2 and overlap-added.
+        slots = torch.zeros(H, x2.shape[0], dtype=z.dtype, device=device).index_add(0, qr, z)
+        s_lo, s_hi = slots[: H // 2], slots[H // 2:]
+        parity = [sum(F.pad(lo[2 * j + e] * s_lo + hi[2 * j + e] * s_hi, (0, 0, j, m - 1 - j)) for j in range(m))
+                  for e in (0, 1)]
+        full = torch.stack(parity, 1).reshape(H + p, -1)
+        extra = full[p: p + n_out].T
+        return result + extra.reshape(*shape[:-1], n_out).to(result.dtype)
 
     def extra_repr(self) -> str:
         parts = [f"{n}: n_frequency={self.waveft_n_frequency[n]}, scaling={self.waveft_scaling[n]:g}, "
