@@ -80,13 +80,14 @@ def test_parity_with_peft_delta_forward_gradients_merge(n_out, n_in, family, n, 
     assert _rel(layer_o.delta_weight("default"), layer_t.get_delta_weight("default")) <= tol
     x = torch.randn(2, 5, n_in, dtype=dtype, generator=torch.Generator().manual_seed(2), requires_grad=True)
     x_t = x.detach().clone().requires_grad_(True)
+    w0 = layer_o.base_layer.weight.detach().clone()
     y_o, y_t = ours(x), theirs(x_t)
     assert _rel(y_o, y_t) <= tol
     y_o.pow(2).sum().backward()
     y_t.pow(2).sum().backward()
     assert _rel(layer_o.waveft_spectrum["default"].grad, layer_t.waveft_spectrum["default"].grad) <= tol
     assert _rel(x.grad, x_t.grad) <= tol
-    w0 = layer_o.base_layer.weight.detach().clone()
+    assert torch.equal(layer_o.base_layer.weight, w0)  # the forward folds ΔW into a copy, never into W0
     peftlab.merge_adapter(ours)
     theirs.merge_adapter()
     assert _rel(layer_o.base_layer.weight, layer_t.base_layer.weight) <= tol

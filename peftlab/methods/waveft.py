@@ -441,6 +441,10 @@ class WaveFTLinear(AdapterLayer):
 
     def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
         """``ΔW = s · crop(R_H Q R_Wᵀ)`` (or ``s · C0`` without the transform), shape (out, in)."""
+        return self._delta(adapter_name)
+
+    def _delta(self, adapter_name: str, onto: torch.Tensor | None = None) -> torch.Tensor:
+        """``ΔW``, or ``onto + ΔW`` (same dtype) with the sparse terms added straight into a copy of ``onto``."""
         spectrum = self.waveft_spectrum[adapter_name]
         dtype = self.base_weight().dtype
         work = torch.float32 if spectrum.device.type == "cpu" and dtype in (torch.float16, torch.bfloat16) else dtype
@@ -464,9 +468,11 @@ class WaveFTLinear(AdapterLayer):
             flat = self._cached(adapter_name, "flat", lambda: terms["flat"], device, None)
             weight = self._cached(adapter_name, "weight", lambda: terms["weight"], device, work)
             values = (q[:, None] * weight).reshape(-1)
+            if onto is not None and onto.dtype == work:
+                return onto.reshape(-1).index_add(0, flat, values).view(self.out_features, self.in_features)
             delta = torch.zeros(self.out_features * self.in_features, dtype=work, device=device)
             delta = delta.index_add(0, flat, values).view(self.out_features, self.in_features)
-        return delta.to(dtype)
+        return delta.to(dtype) if onto is None else onto + delta.to(dtype)
 
     # ------------------------------------------------------------------ forward
     def factored(self, adapter_name: str) -> bool:
@@ -497,7 +503,7 @@ class WaveFTLinear(AdapterLayer):
         weight = base.weight
         for name in names:
             if name not in factored:
-                weight = weight + self.delta_weight(name)
+                weight = self._delta(name, onto=weight)  # W0 + ΔW in one pass (W0 itself is not modified)
         result = F.linear(x, weight, base.bias)
         for name in factored:
             result = self.adapter_forward(name, x, result)
