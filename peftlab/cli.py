@@ -1,4 +1,4 @@
-"""Command line: ``peftlab env | run | execute | build-student | grade``."""
+"""Command line: ``peftlab env | run | execute | build-student | grade | memory``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,25 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return grade_cli(args)
 
 
+def _cmd_memory(args: argparse.Namespace) -> int:
+    from peftlab.analysis.memory import estimate_training_memory, format_estimates, memory_table
+
+    opts = {"batch": args.batch, "seq": args.seq, "r": args.r, "dtype": args.dtype,
+            "gradient_checkpointing": args.checkpointing, "double_quant": not args.no_double_quant}
+    methods = ("full", "lora", "qlora") if args.method == "all" else (args.method,)
+    if args.table or args.config is None:
+        models = ("7B", "13B", "65B")
+        estimates = memory_table(models, methods, **opts)
+        names = [m for m in models for _ in methods]
+    else:
+        estimates = [estimate_training_memory(args.config, m, **opts) for m in methods]
+        names = [str(args.config)[-8:]] * len(methods)
+    print(f"batch={args.batch} seq={args.seq} r={args.r} dtype={args.dtype} "
+          f"gradient_checkpointing={args.checkpointing} double_quant={not args.no_double_quant}")
+    print(format_estimates(estimates, names))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peftlab", description="PEFT course kit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--memory-mb", type=int, default=4096, help="memory limit per notebook (MiB)")
     s.add_argument("--force", action="store_true", help="regrade students already in grades.csv")
     s.set_defaults(func=_cmd_grade)
+
+    s = sub.add_parser("memory", help="estimate training memory of full FT / LoRA / QLoRA from a model config")
+    s.add_argument("config", nargs="?", default=None,
+                   help="config.json, a model folder, or 7B/13B/33B/65B (default: the 7B/13B/65B table)")
+    s.add_argument("--table", action="store_true", help="the LLaMA 7B / 13B / 65B table")
+    s.add_argument("--method", default="all", choices=["all", "full", "lora", "qlora"])
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--seq", type=int, default=512)
+    s.add_argument("-r", "--r", type=int, default=16, help="LoRA rank")
+    s.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"], help="weights / compute dtype")
+    s.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
+    s.add_argument("--no-double-quant", action="store_true", help="QLoRA without double quantization")
+    s.set_defaults(func=_cmd_memory)
     return p
 
 
