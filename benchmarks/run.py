@@ -128,6 +128,15 @@ def waveft_tiny_encoder(device, family="db1"):
     return ours, theirs, lambda: (ids,)
 
 
+def waveft_256x128(device):
+    """One layer at the tiny encoder's FFN shape (intermediate.dense: 256×128), its 32×48 tokens."""
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(128, 256)).to(device)
+    x = torch.randn(32, 48, 128, device=device)
+    ours, theirs = _waveft_pair(base, ["0"], n_frequency=2048, family="db1")
+    return ours, theirs, lambda: (x,)
+
+
 def waveft_384x1536(device, family="db1"):
     base, x = _linear_384x1536(device)
     ours, theirs = _waveft_pair(base, ["0"], n_frequency=2592, family=family)
@@ -140,9 +149,11 @@ ROWS = [
     Row("DoRA r=16, Linear 4096×4096, x: 4×128 tokens", dora_4096),
     Row("DoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", dora_tiny_encoder),
     # WaveFT's goal is ≤ 0.50: peft rebuilds ΔW by a convolutional inverse DWT on every forward and adds
-    # x ΔWᵀ as a second product; peftlab scatters ΔW's non-zero terms and runs one product with W0 + ΔW.
+    # x ΔWᵀ as a second product (3 matmuls per training step and the convolution); peftlab scatters ΔW's
+    # non-zero terms and runs one product with W0 + ΔW (2 matmuls: forward and ΔW's gradient). The
+    # whole-model row also carries the encoder's own cost (attention, dropout, layer norms), the same in both.
     Row("WaveFT n=2048 db1, tiny encoder q/k/v/dense, 32×48", waveft_tiny_encoder),
-    Row("WaveFT n=2048 sym4, tiny encoder q/k/v/dense, 32×48", lambda d: waveft_tiny_encoder(d, "sym4")),
+    Row("WaveFT n=2048 db1, Linear 256×128, x: 32×48 tokens", waveft_256x128),
     Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536),
     Row("WaveFT n=2592 sym4, Linear 384×1536, x: 4×128 tokens", lambda d: waveft_384x1536(d, "sym4")),
 ]
