@@ -146,7 +146,7 @@ def test_positions_are_peft_draw_regenerated_from_the_seed():
     rows, cols = coefficient_locations(20, 12, 50, 777)
     idx = torch.randperm(240, generator=torch.Generator().manual_seed(777))[:50]
     assert torch.equal(rows, idx // 12) and torch.equal(cols, idx % 12)
-    assert len(set(zip(rows.tolist(), cols.tolist()))) == 50  # without replacement, inside the out×in grid
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == 50  # drawn without replacement
     model = peftlab.apply_waveft(mlp(), n_frequency=30, target_modules=["0"])
     state = model.state_dict()
     assert not any("indices" in k or "terms" in k for k in state)  # not saved: regenerated on load
@@ -270,7 +270,10 @@ def test_bad_input_raises_before_anything_changes():
         ({"wavelet_family": "db99"}, ValueError, "allowed: db1…db10, sym2…sym10, coif1…coif5 or haar"),
         ({"wavelet_family": "bior2.2"}, ValueError, "not orthogonal"),
         ({"wavelet_family": "db12"}, ValueError, "no filter taps in peft"),
-        ({"wavelet_family": "dmey"}, ValueError, "allowed"),
+        ({"wavelet_family": "coif17"}, ValueError, "no filter taps in peft"),
+        ({"wavelet_family": "dmey"}, ValueError, "not one of peft's WaveFT families.*allowed"),
+        ({"wavelet_family": "Haar"}, ValueError, "not a known wavelet"),
+        ({"wavelet_family": None}, TypeError, "wavelet_family"),
         ({"scaling": float("inf")}, ValueError, "scaling=inf"),
         ({"scaling": float("nan")}, ValueError, "scaling=nan"),
         ({"scaling": "25"}, ValueError, "finite number"),

@@ -65,9 +65,10 @@ zero-initialised coefficient set of ``ΔW`` itself, at random positions, and add
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import torch
@@ -112,17 +113,21 @@ def _check_family(family) -> None:
         return
     import pywt
 
-    if family in pywt.wavelist(kind="discrete") and not pywt.Wavelet(family).orthogonal:
+    known = family in pywt.wavelist(kind="discrete")
+    if known and not pywt.Wavelet(family).orthogonal:
         why = "is not orthogonal (its synthesis matrix is not the transform's inverse; peft does not accept it)"
-    elif family in pywt.wavelist(kind="discrete"):
-        why = "is orthogonal but has no filter taps in peft's WaveFT (peft accepts the name, then fails at the first forward)"
+    elif re.fullmatch(r"db([1-9]|[12]\d|3[0-8])|sym([2-9]|1\d|20)|coif([1-9]|1[0-7])", family):
+        why = ("has no filter taps in peft's WaveFT (peft's config accepts the name, then fails at the first "
+               "forward)")
+    elif known:
+        why = "is not one of peft's WaveFT families"
     else:
         why = "is not a known wavelet"
     raise ValueError(f"wavelet_family={family!r} {why}; allowed: {_ALLOWED}")
 
 
 # ---------------------------------------------------------------------- the transform as matrices
-@lru_cache(maxsize=None)
+@cache
 def _taps(family: str) -> tuple[np.ndarray, np.ndarray]:
     import pywt
 
@@ -525,15 +530,16 @@ class WaveFTLinear(AdapterLayer):
         terms = self.waveft_terms[adapter_name]
         device, n_out, n_in = spectrum.device, self.out_features, self.in_features
         if "padded" not in terms:  # use_idwt=False: ΔW = s·C0
-            rows, cols = (self._cached(adapter_name, k, lambda k=k: self.waveft_indices[adapter_name][i], device, None)
-                          for i, k in ((0, "rows"), (1, "cols")))
+            indices = self.waveft_indices[adapter_name]
+            rows = self._cached(adapter_name, "rows", lambda: indices[0], device, None)
+            cols = self._cached(adapter_name, "cols", lambda: indices[1], device, None)
             z = x2.index_select(1, cols) * q
             extra = torch.zeros(x2.shape[0], n_out, dtype=z.dtype, device=device).index_add(1, rows, z)
             return result + extra.reshape(*shape[:-1], n_out).to(result.dtype)
         family = self.waveft_wavelet_family[adapter_name]
         H, Wd = terms["padded"]
         lo, hi = (t.tolist() for t in _taps(family))  # Python floats: no dtype promotion
-        L, p, m = len(lo), len(lo) - 2, len(lo) // 2
+        p, m = len(lo) - 2, len(lo) // 2
         qr = self._cached(adapter_name, "qr", lambda: terms["matrix_rows"], device, None)
         qc = self._cached(adapter_name, "qc", lambda: terms["matrix_cols"], device, None)
         # Tokens run along the columns (rows = features), so every step below moves whole rows.
