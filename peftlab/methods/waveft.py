@@ -351,7 +351,7 @@ class WaveFTLinear(AdapterLayer):
     base_types = (nn.Linear,)
     #: the dense product ``R_H Q R_Wᵀ`` is used when its multiply-adds are at most this many times the
     #: sparse form's ``n·L²`` terms (a BLAS multiply-add is that much cheaper than a scattered add)
-    dense_product_factor = 64
+    dense_product_factor = 32
     #: how much dearer a scattered operation per token is than one multiply-add of ``ΔW``'s gradient product
     #: (see :meth:`factored`)
     factored_cost_factor = 100
