@@ -13,6 +13,12 @@ per step without autograd, peft pushes an identity matrix through A and B to get
 
 COST_ROWS then compare two methods of one library side by side in the same way: DoRA against LoRA on the
 same base and targets (the lecture's checkpoint 3), for peftlab and for peft; there the ratio is DoRA/LoRA.
+
+QLoRA: the ROWS entry times a training step of peftlab's QuantLinear + LoRA against peft's LoRA over
+bitsandbytes' Linear4bit holding the same packed bytes (train mode throughout: on CPUs with AVX512-BF16,
+bitsandbytes repacks a 4-bit weight the first time it runs in eval mode without grad, and computes differently
+from then on). QUANT_ROWS time peftlab.quant against bitsandbytes.functional on the same weight (ratio
+peftlab/bitsandbytes), and QLORA_COST_ROWS the cost of the 4-bit base: QLoRA/LoRA step time of one library.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import peftlab.device
 class Row:
     name: str
     build: Callable[[torch.device], tuple[nn.Module, nn.Module, Callable[[], tuple]]]
+    eval_diff: bool = True  # compare outputs in eval mode (False: train mode, no grad; see QLoRA above)
 
 
 def _copy_lora(theirs: nn.Module, ours: nn.Module) -> None:
@@ -143,6 +150,41 @@ def waveft_384x1536(device, family="db1"):
     return ours, theirs, lambda: (x,)
 
 
+def _bnb_linear4bit(linear: nn.Linear, device, quant_type="nf4", double_quant=True) -> nn.Module:
+    import bitsandbytes as bnb
+
+    q = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                          compute_dtype=torch.float32, compress_statistics=double_quant, quant_type=quant_type)
+    q.weight = bnb.nn.Params4bit(data=linear.weight.detach().cpu().clone(), requires_grad=False,
+                                 quant_type=quant_type, compress_statistics=double_quant, blocksize=64)
+    if linear.bias is not None:
+        q.bias = nn.Parameter(linear.bias.detach().cpu().clone(), requires_grad=False)
+    return q.to(device)  # quantizes
+
+
+def _qlora_pair(base: nn.Sequential, device, r: int, alpha: int):
+    """peft's LoRA over bitsandbytes' Linear4bit vs peftlab's QLoRA, same packed bytes, same adapter values."""
+    from peftlab.methods.qlora import QuantLinear
+
+    quantized = nn.Sequential(*[_bnb_linear4bit(m, device) if isinstance(m, nn.Linear) else m for m in base])
+    quantized.is_loaded_in_4bit = True  # what peft reads to dispatch its lora.bnb.Linear4bit
+    theirs = get_peft_model(quantized, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"]))
+    ours = peftlab.apply_qlora(copy.deepcopy(base), r=r, alpha=alpha, target_modules=["0"])
+    layer, peft_layer = ours[0], theirs.base_model.model[0]
+    layer.base_layer = QuantLinear.from_bnb(peft_layer.base_layer)
+    with torch.no_grad():
+        peft_layer.lora_B["default"].weight.normal_(std=0.02)
+        layer.lora_A["default"].copy_(peft_layer.lora_A["default"].weight)
+        layer.lora_B["default"].copy_(peft_layer.lora_B["default"].weight)
+    return ours, theirs
+
+
+def qlora_4096(device):
+    base, x = _linear_4096(device)
+    ours, theirs = _qlora_pair(base, device, r=16, alpha=32)
+    return ours, theirs, lambda: (x,)
+
+
 ROWS = [
     Row("LoRA r=16, Linear 4096×4096, x: 4×128 tokens", lora_4096),
     Row("LoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", lora_tiny_encoder),
@@ -156,6 +198,7 @@ ROWS = [
     Row("WaveFT n=2048 db1, Linear 256×128, x: 32×48 tokens", waveft_256x128),
     Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536),
     Row("WaveFT n=2592 sym4, Linear 384×1536, x: 4×128 tokens", lambda d: waveft_384x1536(d, "sym4")),
+    Row("QLoRA r=16 NF4+DQ, Linear 4096×4096, 4×128 tokens", qlora_4096, eval_diff=False),
 ]
 
 
@@ -181,6 +224,85 @@ COST_ROWS = [
     Row(f"DoRA/LoRA {lib}, tiny encoder q/k/v/dense r=8", _dora_vs_lora(_tiny_encoder, ENCODER_TARGETS, 8, 16, lib))
     for lib in ("peftlab", "peft")
 ]
+
+
+def _qlora_vs_lora(library):
+    """QLoRA against LoRA over the fp32 base, both from ``library``: what the 4-bit base costs per step."""
+
+    def build(device):
+        base, x = _linear_4096(device)
+        pick = 0 if library == "peftlab" else 1
+        qlora = _qlora_pair(base, device, r=16, alpha=32)[pick]
+        lora = _lora_pair(base, ["0"], r=16, alpha=32)[pick]
+        return qlora, lora, lambda: (x,)
+
+    return build
+
+
+QLORA_COST_ROWS = [Row(f"QLoRA/LoRA {lib}, Linear 4096×4096 r=16", _qlora_vs_lora(lib), eval_diff=False)
+                   for lib in ("peftlab", "peft")]
+
+
+@dataclass
+class QuantRow:
+    """A pair of functions on the same input: peftlab's and bitsandbytes'; ``check`` says they agree."""
+
+    name: str
+    build: Callable[[torch.device], tuple[Callable[[], object], Callable[[], object], Callable[[], bool]]]
+
+
+def _weight_4096(device):
+    return torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0)).mul_(0.02).to(device)
+
+
+def quantize_rows() -> list[QuantRow]:
+    import bitsandbytes.functional as bnbf
+
+    from peftlab.quant import dequantize_4bit, quantize_4bit
+
+    def quant(dq):
+        def build(device):
+            w = _weight_4096(device)
+            ours = lambda: quantize_4bit(w, blocksize=64, quant_type="nf4", double_quant=dq)  # noqa: E731
+            theirs = lambda: bnbf.quantize_4bit(w, blocksize=64, quant_type="nf4", compress_statistics=dq)  # noqa: E731
+            return ours, theirs, lambda: torch.equal(ours()[0], theirs()[0])
+        return build
+
+    def dequant(device):
+        w = _weight_4096(device)
+        packed, state = quantize_4bit(w, blocksize=64, quant_type="nf4")
+        p, s = bnbf.quantize_4bit(w, blocksize=64, quant_type="nf4")
+        ours, theirs = (lambda: dequantize_4bit(packed, state)), (lambda: bnbf.dequantize_4bit(p, s))
+        return ours, theirs, lambda: torch.equal(ours(), theirs())
+
+    return [QuantRow("quantize_4bit NF4, 4096×4096 fp32", quant(False)),
+            QuantRow("quantize_4bit NF4 + double quant, 4096×4096", quant(True)),
+            QuantRow("dequantize_4bit NF4, 4096×4096 → fp32", dequant)]
+
+
+def bench_quant(row: QuantRow, device: torch.device, repeats: int, warmup: int) -> dict:
+    ours, theirs, check = row.build(device)
+    agree = check()
+
+    def timed(fn):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        ours(), theirs()
+    t_ours, t_theirs, ratios = [], [], []
+    for i in range(repeats):
+        pair = [(ours, t_ours), (theirs, t_theirs)]
+        for fn, store in (pair if i % 2 == 0 else pair[::-1]):
+            store.append(timed(fn))
+        ratios.append(t_ours[-1] / t_theirs[-1])
+    return {"row": row.name, "peftlab_s": statistics.median(t_ours), "bnb_s": statistics.median(t_theirs),
+            "ratio": statistics.median(ratios), "same_bytes": agree}
 
 
 def _output(model, args):
@@ -230,7 +352,9 @@ def bench(row: Row, device: torch.device, repeats: int, warmup: int) -> dict:
     ours.train(), theirs.train()
     args = make_args()
     with torch.no_grad():
-        diff = (_output(ours.eval(), args) - _output(theirs.eval(), args)).abs().max().item()
+        if row.eval_diff:
+            ours.eval(), theirs.eval()
+        diff = (_output(ours, args) - _output(theirs, args)).abs().max().item()
     ours.train(), theirs.train()
     for _ in range(warmup):
         _step(ours, args), _step(theirs, args)
@@ -279,6 +403,22 @@ def main(argv=None) -> int:
         r = bench(row, device, repeats, warmup)
         mem = f"{r['mem_ours'] / 2**20:.1f}/{r['mem_theirs'] / 2**20:.1f}"
         print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} {mem:>19}")
+    qcost = [row for row in QLORA_COST_ROWS if not args.rows or args.rows in row.name]
+    if qcost:
+        print(f"\n{'cost of the 4-bit base (same library)':<52} {'QLoRA':>9} {'LoRA':>9} {'ratio':>6} "
+              f"{'act. MiB QLoRA/LoRA':>19}")
+    for row in qcost:
+        r = bench(row, device, repeats, warmup)
+        mem = f"{r['mem_ours'] / 2**20:.1f}/{r['mem_theirs'] / 2**20:.1f}"
+        print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} {mem:>19}")
+    quant = [row for row in quantize_rows() if not args.rows or args.rows in row.name]
+    if quant:
+        print(f"\n{'peftlab.quant vs bitsandbytes.functional':<52} {'peftlab':>9} {'bnb':>9} {'ratio':>6} "
+              f"{'same bytes':>11}")
+    for row in quant:
+        r = bench_quant(row, device, repeats, warmup)
+        print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {r['bnb_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} "
+              f"{str(r['same_bytes']):>11}")
     return 0
 
 

@@ -233,10 +233,13 @@ def _block_absmax(flat: torch.Tensor, blocksize: int) -> torch.Tensor:
     return absmax
 
 
-def _dequantize_blocks(values: torch.Tensor, absmax: torch.Tensor, blocksize: int) -> torch.Tensor:
-    """``values · absmax`` block by block (fp32 in, fp32 out)."""
+def _dequantize_blocks(values: torch.Tensor, absmax: torch.Tensor, blocksize: int,
+                       inplace: bool = False) -> torch.Tensor:
+    """``values · absmax`` block by block (fp32 in, fp32 out; ``inplace`` reuses ``values`` when it can)."""
     n = values.numel()
     full = n - n % blocksize
+    if inplace and full == n and values.is_contiguous():
+        return values.view(-1, blocksize).mul_(absmax[:, None]).view(-1)
     out = torch.empty(n, dtype=torch.float32, device=values.device)
     out[:full] = (values[:full].view(-1, blocksize) * absmax[: full // blocksize, None]).view(-1)
     if full < n:
@@ -270,7 +273,9 @@ def _nearest_code(scaled: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     order = torch.argsort(code)
     ordered = code[order]
     bounds = (ordered[:-1] + ordered[1:]) / 2
-    return order[torch.bucketize(scaled, bounds)]
+    q = torch.bucketize(scaled, bounds, out_int32=True)
+    sorted_already = bool(torch.equal(order, torch.arange(code.numel(), device=code.device)))
+    return q if sorted_already else order.to(torch.int32)[q]
 
 
 def _pack(q: torch.Tensor) -> torch.Tensor:
@@ -278,10 +283,13 @@ def _pack(q: torch.Tensor) -> torch.Tensor:
     return ((q[0::2] << 4) | q[1::2]).unsqueeze(1)
 
 
-def _unpack(packed: torch.Tensor, n: int) -> torch.Tensor:
-    flat = packed.reshape(-1)
-    q = torch.stack([flat >> 4, flat & 0xF], dim=1).view(-1)
-    return q[:n].long()
+def _decode(packed: torch.Tensor, code: torch.Tensor, n: int) -> torch.Tensor:
+    """``code[q]`` for the ``n`` packed nibbles, fp32: one look-up per *byte* in a 256-entry table of
+    (high, low) value pairs (read as one 64-bit word each), instead of two per value."""
+    code = code.to(device=packed.device, dtype=torch.float32)
+    pairs = torch.stack([code.repeat_interleave(16), code.repeat(16)], dim=1).contiguous()  # byte → (hi, lo)
+    words = torch.index_select(pairs.view(torch.int64).view(-1), 0, packed.reshape(-1).to(torch.int32))
+    return words.view(torch.float32)[:n]
 
 
 # ---------------------------------------------------------------------- 4-bit
@@ -327,8 +335,9 @@ def dequantize_4bit(packed: torch.Tensor, state: QuantState) -> torch.Tensor:
     n = state.numel
     if packed.numel() != (n + 1) // 2:
         raise ValueError(f"packed has {packed.numel()} bytes; a {tuple(state.shape)} weight needs {(n + 1) // 2}")
-    values = state.code.to(packed.device)[_unpack(packed, n)]
-    return _dequantize_blocks(values, state.block_absmax(), state.blocksize).to(state.dtype).view(state.shape)
+    values = _decode(packed, state.code, n)
+    out = _dequantize_blocks(values, state.block_absmax(), state.blocksize, inplace=True)
+    return out.to(state.dtype).view(state.shape)
 
 
 # ---------------------------------------------------------------------- 8-bit dynamic (double quantization)
