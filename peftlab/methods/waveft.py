@@ -2,10 +2,11 @@ r"""WaveFT: a sparse update learned in the wavelet domain (Bilican, Yılmaz, Tek
 "Exploring Sparsity for Parameter Efficient Fine Tuning Using Wavelets", arXiv 2505.12532).
 
 Notation as in :mod:`peftlab.methods.lora` (PyTorch's and peft's): a frozen ``nn.Linear`` holds
-``W0 ∈ R^{out×in}``; ``x ∈ R^{…×in}``. WaveFT does not look at ``W0`` at all. It learns ``n``
-wavelet coefficients of the *update* ``ΔW`` — the paper's sparse coefficient matrix, peft's
-``waveft_spectrum[name] ∈ R^n`` (``n = n_frequency``), initialised to **zero** — at ``n`` fixed random
-positions, and maps them to weight space with one level of the inverse 2-D discrete wavelet transform::
+``W0 ∈ R^{out×in}``; ``x ∈ R^{…×in}``. WaveFT does not look at ``W0`` at all. It learns a sparse update
+"in the wavelet domain of the residual matrix" (the paper's words; the residual is ``ΔW``): ``n`` wavelet
+coefficients — peft's ``waveft_spectrum[name] ∈ R^n``, ``n = n_frequency`` — initialised to **zero**, at
+``n`` fixed random positions, mapped to weight space by one level of the inverse 2-D discrete wavelet
+transform (IDWT)::
 
     ΔW = s · crop( R_H · Q · R_Wᵀ ) ∈ R^{out×in}          s = ``scaling`` (default 25)
 
@@ -16,9 +17,10 @@ positions, and maps them to weight space with one level of the inverse 2-D discr
   are drawn once, exactly as peft draws them: ``idx = randperm(out·in, Generator().manual_seed(seed))[:n]``,
   ``(idx // in, idx % in)``, shifted by ``(⌊(H−out)/2⌋, ⌊(Wd−in)/2⌋)`` into the padded grid
   (``random_loc_seed``, default 777; the same seed for every layer; *not saved* — regenerated on load).
-* ``R_n ∈ R^{(n−p)×n}``: the synthesis (inverse-DWT) matrix of one axis, built from pywt's reconstruction
-  taps ``lo = rec_lo``, ``hi = rec_hi``: for ``k < n/2``, ``R[i, k] = lo[i + p − 2k]`` and
-  ``R[i, n/2 + k] = hi[i + p − 2k]`` (zero where the tap index leaves ``[0, L)``). It is exactly
+* ``R_N ∈ R^{(N−p)×N}`` (``R_H``, ``R_Wd``; ``R_W`` in the formula): the synthesis (inverse-DWT) matrix of
+  one axis of even length ``N``, built from pywt's reconstruction taps ``lo = rec_lo``, ``hi = rec_hi``: for
+  ``k < N/2``, ``R[i, k] = lo[i + p − 2k]`` and ``R[i, N/2 + k] = hi[i + p − 2k]`` (zero where the tap
+  index leaves ``[0, L)``). It is exactly
   ``conv_transpose1d(·, filter, stride=2)`` followed by the transform's crop of ``p`` samples per side, so
   ``R_H Q R_Wᵀ`` is peft's ``waverec2d`` (a port of ptwt), and ``pywt.waverec2`` for every mode but
   ``"periodization"``. ``crop`` keeps the first ``out`` rows and ``in`` columns (peft's centre crop, whose
@@ -54,7 +56,9 @@ Families: every orthogonal wavelet peft accepts that it (and pywt) has taps for 
 ``sym2…sym10``, ``coif1…coif5`` — plus ``haar`` (= db1; peft's config rejects the name). peft's config
 also accepts ``db11…db38``, ``sym11…sym20``, ``coif6…coif17``, then fails at the first forward (no taps);
 peftlab refuses them up front, as it refuses non-orthogonal wavelets (bior, rbio), for which ``R`` would
-not be the transform's inverse.
+not be the transform's inverse. peft 0.21.2's own filter tables for coif4 (taps off by up to 1.2e-2, not
+orthonormal) and coif5 (48 taps instead of 30; its first forward fails) are not those wavelets: peftlab
+computes pywt's, and :mod:`peftlab.interop` refuses to exchange coif4/coif5 adapters with peft.
 
 **Lecture erratum.** The lecture says WaveFT computes ``C = DWT(W0)``, trains a masked ``C`` and sets
 ``ΔW = IDWT(C_train)``. There is no DWT of ``W0`` anywhere: the paper (and peft) train a sparse,
