@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["WeightSnapshots", "adapted_weight", "magnitude_direction", "magnitude_direction_change", "pearson"]
+__all__ = ["WeightSnapshots", "adapted_weight", "magnitude_direction", "magnitude_direction_change", "pearson",
+           "unit_changes"]
 
 
 def magnitude_direction(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,14 +38,20 @@ def magnitude_direction(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return m, w / m.unsqueeze(1)
 
 
-def magnitude_direction_change(w0: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
-    """The paper's ``(ΔM, ΔD)`` of ``w`` against ``w0`` (both out×in): mean |Δ row norm|, mean (1 − cos) per row."""
-    if w0.shape != w.shape:
-        raise ValueError(f"w0 and w must have the same shape, got {tuple(w0.shape)} and {tuple(w.shape)}")
-    w0, w = w0.detach().double(), w.detach().double()
+def unit_changes(w0: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per output unit j (float64, shape (out,) each): ``(|‖W[j]‖ − ‖W0[j]‖|, 1 − cos(W[j], W0[j]))``."""
+    if w0.shape != w.shape or w0.dim() != 2:
+        raise ValueError(f"w0 and w must be 2-D with the same shape, got {tuple(w0.shape)} and {tuple(w.shape)}")
+    w0, w = w0.detach().double().cpu(), w.detach().double().cpu()
     m0, m = torch.linalg.vector_norm(w0, dim=1), torch.linalg.vector_norm(w, dim=1)
     cos = (w0 * w).sum(dim=1) / (m0 * m)
-    return float((m - m0).abs().mean()), float((1 - cos).mean())
+    return (m - m0).abs(), 1 - cos
+
+
+def magnitude_direction_change(w0: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
+    """The paper's ``(ΔM, ΔD)`` of ``w`` against ``w0`` (both out×in): the means of :func:`unit_changes`."""
+    dm, dd = unit_changes(w0, w)
+    return float(dm.mean()), float(dd.mean())
 
 
 def adapted_weight(module: nn.Module, adapter_name: str = "default") -> torch.Tensor:

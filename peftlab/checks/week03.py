@@ -248,10 +248,13 @@ COST_KEYS = ("train_lora", "train_dora", "mem_lora", "mem_dora", "infer_base", "
 
 
 def _answer_3_3(time_ratio: float, mem_ratio: float) -> str:
-    """a: DoRA costs more per training step (time and memory); c: no measurable cost; d: DoRA is cheaper."""
-    if time_ratio > 1.05 and mem_ratio > 1.0:
+    """a: DoRA costs more per training step (time or memory, more than 5%, neither less); d: it costs less;
+    c: no difference beyond 5% (or one more and one less)."""
+    more = time_ratio > 1.05 or mem_ratio > 1.05
+    less = time_ratio < 0.95 or mem_ratio < 0.95
+    if more and not less:
         return "a"
-    if time_ratio < 0.95 and mem_ratio <= 1.0:
+    if less and not more:
         return "d"
     return "c"
 
