@@ -35,10 +35,11 @@ Memory per parameter with blocksize 64: ``4 + 32/64 = 4.5`` bits without, ``4 + 
 with double quantization (:func:`bits_per_param` reads these off the tensors).
 
 Exactness against bitsandbytes 0.50.2 on CPU (``tests/test_quant.py``): packed bytes, absmax and dequantized
-values are identical for NF4 and FP4. The 8-bit step of double quantization follows bitsandbytes' CPU kernel
-(divide by the block maximum, take the code at or below the value, step right only when the right
-neighbour is strictly nearer, both distances rounded in fp32), which is not the same as rounding against
-midpoints for values within an ulp or so of a decision boundary.
+values are identical for NF4 and FP4 (bitsandbytes' own AVX-512 dequantize misreads the block constants of
+2-D weights whose rows are not a whole number of blocks; there the comparison is with its flat layout).
+With double quantization the 4-bit bytes, ``μ`` and the second-level constants are identical; the 8-bit codes
+here are exact nearest rounding, while bitsandbytes' compiled CPU kernel picks the neighbouring code for
+about 0.2% of the constants, all within ~2e-5 (of the block's range) of a decision point.
 
 :func:`quantize_absmax` / :func:`dequantize_absmax` are the general uniform blockwise absmax quantizer for
 ``bits = 2 … 8`` (levels ``k/(2^{bits−1}−1)``), unpacked (one int8 per value).
@@ -342,10 +343,11 @@ def dequantize_4bit(packed: torch.Tensor, state: QuantState) -> torch.Tensor:
 
 # ---------------------------------------------------------------------- 8-bit dynamic (double quantization)
 def _quantize_dynamic(x: torch.Tensor, blocksize: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blockwise absmax quantization of fp32 ``x`` onto the 8-bit dynamic map, as bitsandbytes' CPU kernel.
+    """Blockwise absmax quantization of fp32 ``x`` onto the 8-bit dynamic map: nearest code, ties to the lower.
 
-    Per block: ``t = x / c`` (a division), ``k`` = the last code ≤ t, then ``k + 1`` if ``|t − D[k+1]|``
-    is strictly smaller than ``|t − D[k]|`` (both in fp32). The kernel searches with ``D[0]`` set to −1.
+    Per block (as bitsandbytes' CPU source describes it): ``t = x / c`` (a division), ``k`` = the last code
+    ≤ t, then ``k + 1`` if ``|t − D[k+1]|`` is strictly smaller than ``|t − D[k]|`` (both in fp32); the search
+    runs with ``D[0]`` set to −1 (the map's lowest code is −0.99297 and ``t`` can be −1).
     """
     code = _dynamic().to(x.device).clone()
     code[0] = -1.0
