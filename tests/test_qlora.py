@@ -213,6 +213,34 @@ def test_memory_and_parameter_count_from_the_tensors():
     assert count.trainable == 8 * 2048 and count.total == 1024 * 1024 + 8 * 2048
 
 
+def test_no_dense_weight_is_kept_for_the_backward_and_casts_keep_the_constants():
+    base = mlp()
+    cfg = QLoRAConfig(r=4, alpha=8, target_modules=["0", "2"])
+    x = torch.randn(5, 12)
+
+    def saved_bytes(model):
+        own = {t.untyped_storage().data_ptr() for t in list(model.parameters()) + list(model.buffers())}
+        seen = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in own:
+                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(x).pow(2).sum().backward()
+        return sum(seen.values())
+
+    qlora = peftlab.inject(copy.deepcopy(base), cfg)
+    lora = peftlab.apply_lora(dequantized_reference(base, cfg), r=4, alpha=8, target_modules=["0", "2"])
+    assert saved_bytes(qlora) == saved_bytes(lora)  # Ŵ is dequantized again in the backward, not saved
+    q = qlora[0].base_layer
+    absmax2, y = q.absmax2.clone(), q(x)
+    qlora.to(torch.bfloat16)
+    assert q.absmax2.dtype == torch.float32 and torch.equal(q.absmax2, absmax2) and q.code.dtype == torch.float32
+    assert q.bias.dtype == torch.bfloat16 and torch.allclose(q(x), y, atol=1e-2)
+
+
 def test_fp16_bf16_weights_and_compute():
     torch.manual_seed(0)
     for dtype in (torch.float16, torch.bfloat16):

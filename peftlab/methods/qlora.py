@@ -148,6 +148,18 @@ class QuantLinear(nn.Module):
         self._meta.update(dtype=state.dtype, blocksize=state.blocksize, quant_type=state.quant_type,
                           blocksize2=state.blocksize2)
 
+    def _apply(self, fn, recurse=True):
+        """``model.to(dtype)`` / ``.half()`` cast floating buffers; the block constants and code books must stay
+        fp32 (they are part of the quantized weight), so only their device follows."""
+        keep = {name: getattr(self, name) for name in ("absmax", "offset", "absmax2", "code", "code2")
+                if getattr(self, name) is not None and getattr(self, name).is_floating_point()}
+        super()._apply(fn, recurse)
+        for name, before in keep.items():
+            after = getattr(self, name)
+            if after.dtype != before.dtype:
+                setattr(self, name, before.to(after.device))
+        return self
+
     @property
     def quant_state(self) -> QuantState:
         m = self._meta
