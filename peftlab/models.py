@@ -71,7 +71,8 @@ def load_tokenizer(kind: str = "encoder", profile: str | None = None):
 def load_encoder_classifier(num_labels: int = 2, pretrained: bool = True, profile: str | None = None, **kwargs):
     """An ``AutoModelForSequenceClassification`` on the encoder.
 
-    ``pretrained=True`` loads the pretrained weights (pooler and classifier are newly initialised);
+    ``pretrained=True`` loads the pretrained weights (the tiny encoder ships its pooler, as BERT checkpoints
+    do; only the classifier is newly initialised);
     ``pretrained=False`` builds the same configuration with random weights — the from-scratch
     baseline, used with the same tokenizer. Seed with ``torch.manual_seed`` first for a
     reproducible head/initialisation.

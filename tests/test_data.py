@@ -29,7 +29,7 @@ def manifest(root):
 
 @pytest.fixture(scope="module")
 def sentiment(root):
-    return {s: pdata.read_jsonl(root / "sentiment" / f"{s}.jsonl") for s in ("train", "valid", "test")}
+    return {s: pdata.read_jsonl(root / "sentiment" / f"{s}.jsonl") for s in ("train", "valid", "test", "heldout_lexicon")}
 
 
 def test_every_file_matches_the_manifest(root, manifest):
@@ -38,59 +38,81 @@ def test_every_file_matches_the_manifest(root, manifest):
     for rel, info in manifest["files"].items():
         assert (root / rel).stat().st_size == info["bytes"], rel
         assert sha256(root / rel) == info["sha256"], f"{rel} changed since the build"
-    assert manifest["total_bytes"] < 8_500_000
+    assert manifest["total_bytes"] < 25_000_000
 
 
-def test_manifest_records_the_proof_that_pretraining_helps(manifest):
-    proof = manifest["metrics"]["finetune_proof"]
-    assert len(proof["runs"]) == 3
-    for run in proof["runs"]:
-        assert run["pretrained"]["accuracy"] > run["scratch"]["accuracy"], run
-    assert proof["mean_pretrained"] >= 0.85
-    mlm, clm = manifest["metrics"]["mlm"], manifest["metrics"]["clm"]
+def test_manifest_records_both_tables_and_every_target_met(manifest):
+    from peftlab.datagen.targets import NOT_ENFORCED, TARGETS, check
+
+    m = manifest["metrics"]
+    enc, lm = m["encoder"], m["causal_lm"]
+    assert [r["seed"] for r in enc["runs"]] == [r["seed"] for r in lm["runs"]] == [0, 1, 2]
+    rows = check(enc, lm)
+    assert rows == m["targets"]["rows"], "the recorded target rows are not what the recorded tables give"
+    assert {r["target"] for r in rows} == set(TARGETS) and len(rows) == 3 * len(TARGETS)
+    assert m["targets"]["enforced"] and m["targets"]["missed"] == 0
+    assert all(r["ok"] for r in rows if r["enforced"]), [r for r in rows if not r["ok"] and r["enforced"]]
+    assert {r["target"] for r in rows if not r["enforced"]} <= set(NOT_ENFORCED)
+    mlm, clm = m["mlm"], m["clm"]
     assert mlm["end"]["loss"] < mlm["start"]["loss"] and mlm["end"]["accuracy"] > 0.3
     assert clm["end"]["perplexity"] < clm["start"]["perplexity"] / 20
-    assert len(proof["low_label"]["runs"]) == len(proof["lora"]["runs"]) == 3
+    # the held-out lexicon is the evaluation with headroom: pretraining is what classifies it
+    for r in enc["runs"]:
+        assert r["full"]["heldout_lexicon"] > r["scratch"]["heldout_lexicon"] + 0.05, r
 
 
-def test_manifest_proof_used_the_current_recipe(manifest):
+def test_manifest_used_the_current_recipes(manifest):
+    from peftlab.datagen.lmprobe import BLOCKSIZE, LM_LORA
     from peftlab.datagen.probe import LORA, RECIPE
 
-    proof = manifest["metrics"]["finetune_proof"]
-    assert proof["recipe"] == RECIPE
-    assert proof["lora"]["config"] == LORA
-    assert proof["low_label"]["train_examples"] == BuildConfig().low_label_n
+    m = manifest["metrics"]
+    as_json = lambda x: json.loads(json.dumps(x))  # noqa: E731
+    assert m["encoder"]["recipe"] == as_json(RECIPE) and m["encoder"]["lora"] == as_json(LORA)
+    assert m["causal_lm"]["recipe"] == as_json(LM_LORA) and m["causal_lm"]["blocksize"] == BLOCKSIZE
     cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in BuildConfig().__dict__.items()}
     assert manifest["config"] == cfg
 
 
-def test_manifest_proof_reproduces(root, manifest, sentiment):
-    """One real run of the proof (seed 0, pretrained, low-label regime: ~5 s) gives the recorded number."""
+def test_manifest_linear_probe_reproduces(root, manifest, sentiment):
+    """One real measurement (seed 0 linear probe on frozen features, a few seconds) gives the recorded numbers."""
     import torch
-    from transformers import AutoTokenizer, BertForSequenceClassification
+    from transformers import AutoModel, AutoTokenizer
 
-    from peftlab.datagen.probe import RECIPE, finetune_classifier
+    from peftlab.datagen.probe import RECIPE, linear_probe
 
-    low = manifest["metrics"]["finetune_proof"]["low_label"]
-    run = next(r for r in low["runs"] if r["seed"] == 0)
+    run = next(r for r in manifest["metrics"]["encoder"]["runs"] if r["seed"] == 0)
     enc_dir = root / "models" / "tiny-ko-bert"
     tok = AutoTokenizer.from_pretrained(enc_dir)
-    train = [(r["text"], r["label"]) for r in sentiment["train"][: low["train_examples"]]]
-    test = [(r["text"], r["label"]) for r in sentiment["test"]]
+    rows = lambda split: [(r["text"], r["label"]) for r in sentiment[split]]  # noqa: E731
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        torch.manual_seed(0)
-        model = BertForSequenceClassification.from_pretrained(enc_dir, num_labels=2)
-        got = finetune_classifier(model, tok, train, test, seed=0, **RECIPE)
+        got = linear_probe(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False), tok, rows("train"),
+                           {"accuracy": rows("test"), "heldout_lexicon": rows("heldout_lexicon")}, seed=0,
+                           max_length=RECIPE["max_length"])
     finally:
         torch.set_num_threads(threads)
-    assert abs(got["accuracy"] - run["pretrained"]["accuracy"]) <= 0.02, (got, run)
+    for k, v in got.items():
+        assert abs(v - run["linear_probe"][k]) <= 0.01, (k, got, run["linear_probe"])
+
+
+def test_nf4_round_trip_matches_bitsandbytes():
+    import torch
+
+    from peftlab.datagen.lmprobe import absmax_roundtrip, nf4_roundtrip
+
+    bnbf = pytest.importorskip("bitsandbytes.functional")
+    w = torch.randn(96, 128, generator=torch.Generator().manual_seed(0))
+    q, state = bnbf.quantize_4bit(w, blocksize=64, quant_type="nf4")
+    ref = bnbf.dequantize_4bit(q, state, blocksize=64, quant_type="nf4")
+    assert (nf4_roundtrip(w) - ref).abs().max().item() < 1e-5
+    assert torch.equal(absmax_roundtrip(w, 2).view(-1, 64).abs().amax(1), w.view(-1, 64).abs().amax(1))
+    assert len(torch.unique(absmax_roundtrip(w, 2)[0, :64])) <= 3 and len(torch.unique(absmax_roundtrip(w, 4)[0, :64])) <= 15
 
 
 def test_sentiment_splits_are_balanced_disjoint_and_short(sentiment):
     sizes = {s: len(rows) for s, rows in sentiment.items()}
-    assert sizes == {"train": 3000, "valid": 500, "test": 1000}
+    assert sizes == {"train": 3000, "valid": 500, "test": 1000, "heldout_lexicon": 1000}
     texts = [r["text"] for rows in sentiment.values() for r in rows]
     assert len(set(texts)) == len(texts), "a text occurs twice (within or across splits)"
     for split, rows in sentiment.items():
@@ -146,40 +168,113 @@ def test_text_generators_are_deterministic():
     b = make_splits({"train": 50, "test": 20}, seed=5)
     assert a == b
     assert make_corpus(300, seed=3) == make_corpus(300, seed=3)
-    assert make_instructions({"train": 40}, seed=2) == make_instructions({"train": 40}, seed=2)
+    assert make_instructions({"train": 40, "test": 10}, seed=2) == make_instructions({"train": 40, "test": 10}, seed=2)
     assert make_splits({"train": 50}, seed=6)["train"] != a["train"]
 
 
 def test_shipped_text_is_what_the_generator_makes(root, manifest):
     cfg = BuildConfig()
     text = generate_text(cfg)
-    assert [r["text"] for r in pdata.read_jsonl(root / "sentiment" / "test.jsonl")] == \
-        [r.text for r in text["sentiment"]["test"]]
+    for split in ("test", "heldout_lexicon"):
+        assert [r["text"] for r in pdata.read_jsonl(root / "sentiment" / f"{split}.jsonl")] == \
+            [r.text for r in text["sentiment"][split]]
     assert pdata.load_corpus() == text["corpus"]
+    assert (root / "corpus" / "ko_world.txt").read_text(encoding="utf-8").splitlines() == text["world"]
     assert pdata.read_jsonl(root / "instructions" / "train.jsonl") == text["instructions"]["train"]
 
 
 def test_corpus_never_contains_a_test_sentence(sentiment):
     corpus = set(pdata.load_corpus())
     assert 20_000 <= len(corpus) <= 60_000
-    for r in sentiment["test"] + sentiment["valid"]:
+    for r in sentiment["test"] + sentiment["valid"] + sentiment["heldout_lexicon"]:
         assert r["text"] not in corpus
         for s in split_sentences(r["text"]):
             assert s not in corpus, s
 
 
-def test_instruction_answers_are_right():
+def _stems_in(text: str) -> set[str]:
+    """Held-out predicates used in ``text``, found by their stem without its last syllable, which every
+    inflection keeps (흡족하 → 흡족합니다, 경이롭 → 경이로웠다, 신파적이 → 신파적입니다)."""
+    from peftlab.datagen.lexicon import HELDOUT_STEMS
+
+    return {st for st in HELDOUT_STEMS if re.search(r"(^|[ ,.])" + re.escape(st[:-1]), text)}
+
+
+def test_heldout_lexicon_is_only_in_pretraining_and_its_own_split(sentiment):
+    for split in ("train", "valid", "test"):
+        hits = [r["text"] for r in sentiment[split] if _stems_in(r["text"])]
+        assert not hits, (split, hits[:3])
+    assert all(_stems_in(r["text"]) for r in sentiment["heldout_lexicon"])
+    corpus = "\n".join(pdata.load_corpus())
+    from peftlab.datagen.lexicon import HELDOUT_STEMS
+
+    assert all(corpus.count(st) >= 20 for st in HELDOUT_STEMS), "a held-out word is (nearly) absent from pretraining"
+
+
+def test_pretraining_text_is_never_instruction_formatted(root):
+    for name in ("ko_corpus.txt", "ko_world.txt"):
+        text = (root / "corpus" / name).read_text(encoding="utf-8")
+        assert "질문:" not in text and "답:" not in text, name
+
+
+def test_instruction_splits_ask_about_disjoint_items_the_corpus_states(root):
+    from peftlab.datagen.lexicon import CATEGORIES
+    from peftlab.datagen.world import make_people
+
     ds = pdata.load_instructions()
     assert set(ds) == {"train", "test"}
     assert not set(ds["train"]["instruction"]) & set(ds["test"]["instruction"])
-    for row in ds["train"]:
-        q, a = row["instruction"], row["output"]
-        m = re.search(r"(\d+) (?:\+|더하기) (\d+)", q) or re.search(r"(\d+)에 (\d+)[을를] 더하면", q)
-        if row["task"] == "add":
-            assert int(a) == int(m.group(1)) + int(m.group(2)), q
-        if row["task"] == "sentiment":
-            assert a in ("긍정", "부정")
+    cfg = BuildConfig()
+    people = {p.name: p for p in make_people(cfg.people, seed=cfg.seeds["world"])}
+    world = (root / "corpus" / "ko_world.txt").read_text(encoding="utf-8").splitlines()
+    subject = {}
+    for split in ("train", "test"):
+        for row in ds[split]:
+            q, a, task = row["instruction"], row["output"], row["task"]
+            assert " " not in a and a, row
+            assert task in ("person", "category"), row
+            if task == "person":
+                name = re.match(r"[가-힣]+?(?=[은는이가의] )", q).group(0)
+                p = people[name]
+                assert a == {"살": p.city, "도시": p.city, "직업": p.job, "일을": p.job, "과일": p.fruit,
+                             "동물": p.pet, "반려동물": p.pet}[next(k for k in ("반려동물", "과일", "동물", "직업", "일을",
+                                                                               "도시", "살") if k in q)], row
+                subject.setdefault(name, set()).add(split)
+            else:
+                assert a in {c for c, _ in CATEGORIES}, row
+    assert all(len(v) == 1 for v in subject.values()), "a person is asked about in both splits"
+    # every fact a test question asks about is stated in the knowledge corpus
+    for row in ds["test"]:
+        if row["task"] == "person":
+            name = re.match(r"[가-힣]+?(?=[은는이가의] )", row["instruction"]).group(0)
+            assert any(name in line and row["output"] in line for line in world), row
     assert pdata.format_instruction("3 더하기 4는?", "7") == "질문: 3 더하기 4는?\n답: 7"
+
+
+def test_shipped_tokenizer_is_what_the_builder_makes(root):
+    """The vocabulary is rebuilt deterministically from the shipped text (no hash-order ties)."""
+    from peftlab.datagen import lexicon as L
+    from peftlab.datagen.tokenizer import train_wordpiece
+    from peftlab.datagen.world import make_people
+
+    cfg = BuildConfig()
+    corpus = pdata.load_corpus()[: -cfg.heldout_lines]
+    world = (root / "corpus" / "ko_world.txt").read_text(encoding="utf-8").splitlines()
+    instr = [pdata.format_instruction(r["instruction"], r["output"])
+             for r in pdata.read_jsonl(root / "instructions" / "train.jsonl")]
+    people = make_people(cfg.people, seed=cfg.seeds["world"])
+    wp = train_wordpiece(corpus + world + instr, cfg.vocab_size, keep_words=[*L.ENTITY_WORDS, *(p.name for p in people)],
+                         suffixes=L.ENTITY_SUFFIXES)
+    shipped = json.loads((root / "models" / "tiny-ko-bert" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert wp.get_vocab() == shipped["model"]["vocab"]
+
+
+def test_tokenizer_keeps_entities_whole(root):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(root / "models" / "tiny-ko-llama")
+    assert tok.tokenize("고슴도치이다") == ["고슴도치", "##이다"]
+    assert tok.tokenize("서울에 산다") [:2] == ["서울", "##에"]
 
 
 def test_load_sentiment_as_datasetdict():

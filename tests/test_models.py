@@ -94,3 +94,14 @@ def test_tokenize_sentiment_helper():
     assert max(len(x) for x in ds["input_ids"]) <= 16
     with pytest.raises(ValueError, match="max_length=0"):
         tokenize_sentiment(ds, tok, max_length=0)
+
+
+def test_encoder_ships_a_pretrained_pooler():
+    """Like real BERT checkpoints: only the classifier is new, so a standard peft recipe (which trains the
+    classifier and freezes the rest) does not sit behind a random pooler."""
+    torch.manual_seed(0)
+    a = models.load_encoder_classifier(num_labels=2).state_dict()
+    torch.manual_seed(1)
+    b = models.load_encoder_classifier(num_labels=2).state_dict()
+    new = {k for k in a if not torch.equal(a[k], b[k])}
+    assert "classifier.weight" in new and new <= {"classifier.weight", "classifier.bias"}, new

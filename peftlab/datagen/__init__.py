@@ -1,11 +1,15 @@
 """Generators for the embedded ``tiny`` profile (``python -m peftlab.datagen --out data``).
 
 * :mod:`.reviews` — labelled Korean movie-review sentiment set (the labelling rule is documented there)
-* :mod:`.corpus` — unlabeled pretraining corpus
-* :mod:`.instructions` — short instruction/answer pairs for causal-LM fine-tuning
-* :mod:`.tokenizer`, :mod:`.pretrain`, :mod:`.probe` — tokenizer, pretraining loops, the
-  pretrained-vs-scratch fine-tuning proof
-* :mod:`.build` — the pipeline, ``MANIFEST.json`` and ``README.md``
+  and the held-out-lexicon split
+* :mod:`.corpus` — unlabeled pretraining corpus (movie talk with verdicts, everyday sentences)
+* :mod:`.world` — the synthetic world and its knowledge corpus (the causal LM's facts)
+* :mod:`.instructions` — one-word instruction/answer pairs for causal-LM fine-tuning
+* :mod:`.tokenizer`, :mod:`.pretrain` — tokenizer, pretraining loops (encoder: masked LM + verdict
+  objectives; causal LM: next token)
+* :mod:`.probe`, :mod:`.lmprobe`, :mod:`.targets` — the two behaviour tables, measured with plain
+  torch and peft after every build, and the targets a build must meet
+* :mod:`.build`, :mod:`.readme` — the pipeline, ``MANIFEST.json`` and ``README.md``
 """
 
 from .corpus import make_corpus

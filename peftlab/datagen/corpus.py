@@ -4,8 +4,8 @@ Movie talk uses the review grammar of :mod:`peftlab.datagen.reviews` with a flat
 distribution, so every predicate is seen often, and its sentences are mostly *coherent*: all clauses
 of a sentence share one polarity (연기가 훌륭했고 음악도 아름다웠다; 지루하지 않고 재미있었다), which is
 what lets a masked-LM learn which words carry which sentiment. The rest is everyday language
-(coherent opinions about food, trips, classes), neutral diary sentences, and simple facts
-(capitals, antonyms, sums) that the instruction set asks about.
+(coherent opinions about food, trips, classes) and neutral diary sentences. Facts (the synthetic
+world, antonyms, capitals, categories) are in :mod:`.world`'s separate knowledge corpus.
 """
 
 from __future__ import annotations
@@ -20,23 +20,23 @@ from .reviews import REGISTERS, ReviewGenerator
 
 def _movie_sentence(gen: ReviewGenerator, verdict_share: float = 0.0) -> str:
     """Movie talk. With probability ``verdict_share``: a whole review in the labelled set's grammar
-    (contrasts, negation and all), opened by a verdict that states its polarity (추천합니다. /
-    별점 1점.) — as a review site shows the rating first. To fill a masked verdict, a masked-LM must
-    read the polarity of the review, i.e. of its last evaluative clause. Otherwise a coherent
-    sentence (all clauses share one polarity)."""
+    (contrasts, negation and all), closed by a verdict that states its polarity (추천합니다. /
+    별점 1점.). To fill a masked verdict, a masked LM must read the polarity of the review, i.e. of
+    its last evaluative clause; a causal LM predicting the verdict learns the same. Otherwise a
+    coherent sentence (all clauses share one polarity)."""
     r = gen.rng
     pol = r.choice((1, -1))
     if r.random() < verdict_share:
         v = r.choice([t for t, p in L.VERDICTS if p == pol])
-        return f"{v} {gen.review(1 if pol == 1 else 0).text}"
+        return f"{gen.review(1 if pol == 1 else 0).text} {v}"
     return _movie_core(gen, pol)
 
 
-def _movie_core(gen: ReviewGenerator, pol: int) -> str:
+def _movie_core(gen: ReviewGenerator, pol: int, weights=(0.2, 0.4, 0.1, 0.15, 0.15)) -> str:
     r = gen.rng
     gen._used = set()
     reg = r.choice(REGISTERS)
-    shape = r.choices(["single", "coord", "coord3", "contrast", "filler"], [0.2, 0.4, 0.1, 0.15, 0.15])[0]
+    shape = r.choices(["single", "coord", "coord3", "contrast", "filler"], weights)[0]
     if shape == "single":
         return gen.clause(pol, end="final", register=reg) + "."
     if shape == "coord":
@@ -78,23 +78,6 @@ def _neutral_sentence(rng: random.Random) -> str:
     return f"{who} {time} {past}" + {"plain": "다.", "polite": "어요.", "formal": "습니다."}[reg]
 
 
-def _fact_sentence(rng: random.Random) -> str:
-    kind = rng.randrange(4)
-    if kind == 0:
-        country, capital = rng.choice(L.CAPITALS)
-        return f"{country}의 수도는 {capital}이다."
-    if kind == 1:
-        a, b = rng.choice(L.ANTONYMS)
-        if rng.random() < 0.5:
-            a, b = b, a
-        return f"'{a}'의 반대말은 '{b}'이다."
-    x, y = rng.randrange(0, 50), rng.randrange(0, 50)
-    if kind == 2:
-        return f"{x} 더하기 {particle(str(y), '은/는')} {x + y}이다."
-    x, y = max(x, y), min(x, y)
-    return f"{x} 빼기 {particle(str(y), '은/는')} {x - y}이다."
-
-
 def _parts(line: str) -> list[str]:
     return [p.strip() for p in re.split(r"(?<=[.!~])\s+", line) if p.strip()]
 
@@ -104,7 +87,8 @@ def make_corpus(n_lines: int, seed: int, exclude: set[str] = frozenset(), movie_
     """``n_lines`` distinct sentences; any sentence in ``exclude`` (the test reviews' sentences) is
     skipped, so the corpus never contains a test sentence verbatim. ``movie_share`` of the lines are
     movie talk, ``verdict_share`` of those carry a verdict (see :data:`lexicon.VERDICTS`); the rest is
-    split 18 : 12 : 8 between everyday opinions, neutral diary sentences and facts."""
+    split 18 : 12 between everyday opinions and neutral diary sentences (facts live in
+    :mod:`.world`'s knowledge corpus)."""
     rng = random.Random(seed)
     gen = ReviewGenerator(seed + 1, zipf=0.0)
     seen: set[str] = set()
@@ -118,12 +102,10 @@ def make_corpus(n_lines: int, seed: int, exclude: set[str] = frozenset(), movie_
         rest = (u - movie_share) / (1 - movie_share)
         if u < movie_share:
             s = _movie_sentence(gen, verdict_share)
-        elif rest < 18 / 38:
+        elif rest < 18 / 30:
             s = _everyday_sentence(rng)
-        elif rest < 30 / 38:
-            s = _neutral_sentence(rng)
         else:
-            s = _fact_sentence(rng)
+            s = _neutral_sentence(rng)
         if s in seen or s in exclude or any(part in exclude for part in _parts(s)):
             continue
         seen.add(s)

@@ -1,7 +1,17 @@
 """Short Korean instruction/answer pairs for causal-LM fine-tuning (QLoRA, QR-Adaptor weeks).
 
-Every answer is short and checkable by exact match: a number, a word, 긍정/부정, a copied or
-reversed word list.
+Every answer is one word, checkable by exact match, and needs knowledge that the pretraining text
+states (:mod:`.world`) but never in this question-and-answer form:
+
+* ``person``    — a fact about a person of the synthetic world (city, job, fruit, pet);
+* ``category``  — what kind of thing a word names (과일, 동물, 악기 …).
+
+The test split asks about other people and words than the train split: a tuned model can answer it
+only from what pretraining stored, and only once tuning taught it the format (the base model never
+saw ``질문: … 답:``). Tried and left out, because the tiny LM stays near chance on held-out items
+after LoRA and its wrong, high-loss answers drown every other measurement in noise: antonyms and
+capitals (it answers with train-split answers), review sentiment (≈ 0.5), copying an unseen word.
+(Sentiment is the encoder's task in this kit.)
 """
 
 from __future__ import annotations
@@ -12,65 +22,69 @@ from peftlab.data import format_instruction  # noqa: F401  (re-exported; the tem
 
 from . import lexicon as L
 from .korean import particle
-from .reviews import ReviewGenerator
+from .world import Person
 
-def _task(rng: random.Random, reviews: ReviewGenerator) -> tuple[str, str, str]:
-    kind = rng.choices(["add", "sub", "antonym", "sentiment", "copy", "reverse", "capital"],
-                       [0.18, 0.14, 0.14, 0.2, 0.1, 0.1, 0.14])[0]
-    if kind == "add":
-        a, b = rng.randrange(0, 50), rng.randrange(0, 50)
-        q = rng.choice([f"{a} 더하기 {particle(str(b), '은/는')} 얼마인가요?", f"다음을 계산하세요: {a} + {b}",
-                        f"{a}에 {particle(str(b), '을/를')} 더하면?"])
-        return kind, q, str(a + b)
-    if kind == "sub":
-        a, b = rng.randrange(0, 60), rng.randrange(0, 60)
-        a, b = max(a, b), min(a, b)
-        q = rng.choice([f"{a} 빼기 {particle(str(b), '은/는')} 얼마인가요?", f"다음을 계산하세요: {a} - {b}",
-                        f"{a}에서 {particle(str(b), '을/를')} 빼면?"])
-        return kind, q, str(a - b)
-    if kind == "antonym":
-        a, b = rng.choice(L.ANTONYMS)
-        if rng.random() < 0.5:
-            a, b = b, a
-        q = rng.choice([f"'{a}'의 반대말은?", f"다음 단어의 반대말을 쓰세요: {a}"])
-        return kind, q, b
-    if kind == "sentiment":
-        rev = reviews.review(rng.randrange(2))
-        q = rng.choice([f"다음 리뷰의 감성은? {rev.text}",
-                        f"다음 영화 리뷰가 긍정인지 부정인지 답하세요: {rev.text}"])
-        return kind, q, "긍정" if rev.label == 1 else "부정"
-    if kind == "copy":
-        w = rng.choice(L.WORDS)
-        return kind, rng.choice([f"다음 단어를 그대로 쓰세요: {w}", f"따라 쓰세요: {w}"]), w
-    if kind == "reverse":
-        ws = rng.sample(L.WORDS, rng.randrange(2, 5))
-        return kind, f"다음 단어들을 거꾸로 나열하세요: {' '.join(ws)}", " ".join(reversed(ws))
-    country, capital = rng.choice(L.CAPITALS)
-    q = rng.choice([f"{country}의 수도는 어디인가요?", f"{country}의 수도는?"])
-    return kind, q, capital
+TASKS = ("person", "category")
+#: Share of each task in a split (a split gets fewer rows when a task's items run out).
+MIX = {"person": 0.78, "category": 0.22}
+#: Share of people, antonym pairs, countries and category words whose questions go to the test split.
+TEST_SHARE = 0.35
 
 
-def make_instructions(sizes: dict[str, int], seed: int, exclude: set[str] = frozenset()) -> dict[str, list[dict]]:
-    """Disjoint splits of distinct instructions. Reviews in ``exclude`` (the sentiment test set) are
-    never used in a sentiment task."""
+def _subj(name: str) -> str:
+    return particle(name, "이/가")
+
+
+def person_questions(p: Person) -> list[tuple[str, str]]:
+    n = p.name
+    return [
+        (f"{particle(n, '은/는')} 어디에 살아요?", p.city), (f"{n}의 집은 어느 도시에 있나요?", p.city),
+        (f"{n}의 직업은 무엇인가요?", p.job), (f"{particle(n, '은/는')} 무슨 일을 하나요?", p.job),
+        (f"{_subj(n)} 좋아하는 과일은?", p.fruit), (f"{_subj(n)} 제일 좋아하는 과일은 무엇인가요?", p.fruit),
+        (f"{_subj(n)} 키우는 동물은?", p.pet), (f"{n}의 반려동물은 무엇인가요?", p.pet),
+    ]
+
+
+def category_questions(word: str, cat: str) -> list[tuple[str, str]]:
+    return [(f"{particle(word, '은/는')} 무엇의 한 종류인가요?", cat), (f"다음 단어가 속한 종류를 쓰세요: {word}", cat),
+            (f"{particle(word, '은/는')} 어떤 종류에 속하나요?", cat)]
+
+
+def _split(items: list, rng: random.Random) -> tuple[list, list]:
+    items = list(items)
+    rng.shuffle(items)
+    k = max(1, round(TEST_SHARE * len(items)))
+    return items[k:], items[:k]
+
+
+def make_instructions(sizes: dict[str, int], seed: int, people: list[Person] | None = None) -> dict[str, list[dict]]:
+    """Splits named as in ``sizes``; the last one is the test split, about other people and words.
+
+    ``people``: the synthetic world's people (default: :func:`world.make_people` with the build's
+    defaults).
+    """
+    from .world import make_people
+
     rng = random.Random(seed)
-    reviews = ReviewGenerator(seed + 1)
-    seen: set[str] = set()
+    people = people if people is not None else make_people(96, seed=3)
+    cat_pairs = [(w, cat) for cat, ws in L.CATEGORIES for w in ws]
+    item_sources = {"person": (people, person_questions), "category": (cat_pairs, lambda wc: category_questions(*wc))}
+    names = list(sizes)
+    pools: dict[str, dict[str, list[tuple[str, str]]]] = {n: {} for n in names}
+    for task, (items, questions) in item_sources.items():
+        train_items, test_items = _split(items, rng)
+        for n in names:
+            src = test_items if n == names[-1] else train_items
+            qs = [qa for it in src for qa in questions(it)]
+            rng.shuffle(qs)
+            pools[n][task] = qs
     out: dict[str, list[dict]] = {}
-    for name, n in sizes.items():
-        rows: list[dict] = []
-        while len(rows) < n:
-            kind, q, a = _task(rng, reviews)
-            if q in seen or _uses_excluded(q, exclude):
-                continue
-            seen.add(q)
-            rows.append({"instruction": q, "output": a, "task": kind})
-        out[name] = rows
+    for n, size in sizes.items():
+        rows = [{"instruction": q, "output": a, "task": task}
+                for task in TASKS for q, a in pools[n][task][: round(MIX[task] * size)]]
+        rng.shuffle(rows)
+        out[n] = rows
     return out
 
 
-def _uses_excluded(q: str, exclude: set[str]) -> bool:
-    if not exclude or ": " not in q and "? " not in q:
-        return False
-    tail = q.split(": ", 1)[1] if ": " in q else q.split("? ", 1)[1]
-    return tail in exclude
+__all__ = ["MIX", "TASKS", "format_instruction", "make_instructions"]

@@ -227,3 +227,44 @@ WORDS = [
     "구름", "나무", "꽃", "음악", "영화", "배우", "감독", "노래", "사랑", "우정", "가족", "친구",
 ]
 NUMBER_WORDS = ["영", "하나", "둘", "셋", "넷", "다섯", "여섯", "일곱", "여덟", "아홉", "열"]
+
+# ---- the held-out polar lexicon ---------------------------------------------------------------------
+#: Stems of aspect predicates that the labelled train/valid/test splits never use. They occur in the
+#: pretraining corpus (uniformly, like every predicate) and in the separate ``heldout_lexicon`` test
+#: split, whose every evaluative clause uses one of them: only a model that learned their polarity in
+#: pretraining can classify those reviews.
+HELDOUT_STEMS = frozenset({
+    # positive
+    "탁월하", "절묘하", "유려하", "노련하", "찬란하", "정교하", "산뜻하", "흡족하", "경이롭", "감각적이", "입체적이",
+    "빼어나", "눈부시", "걸작이", "수작이",
+    # negative
+    "지지부진하", "조악하", "졸렬하", "무미건조하", "구태의연하", "난잡하", "미흡하", "지리멸렬하", "단조롭",
+    "신파적이", "평면적이", "졸작이", "태작이", "어처구니없", "무성의하",
+})
+assert len(HELDOUT_STEMS & {p.stem for p in ASPECT_PREDICATES}) == len(HELDOUT_STEMS)
+
+# ---- the synthetic world of the knowledge corpus (see world.py) ---------------------------------------
+NAME_FIRST = ["민", "지", "서", "하", "도", "윤", "수", "예", "준", "현", "태", "은", "채", "다", "소", "규"]
+NAME_SECOND = ["우", "아", "호", "린", "진", "빈", "율", "희", "원", "솔", "람", "결"]
+CITIES = ["서울", "부산", "대구", "인천", "광주", "대전", "울산", "수원", "전주", "춘천", "제주", "포항"]
+JOBS = ["의사", "교사", "요리사", "경찰", "화가", "가수", "기자", "농부", "목수", "간호사", "변호사", "소방관"]
+FRUITS = ["사과", "포도", "딸기", "수박", "복숭아", "바나나", "자두", "참외", "망고", "레몬"]
+PETS = ["고양이", "강아지", "토끼", "앵무새", "거북이", "햄스터", "금붕어", "고슴도치"]
+CATEGORIES = [
+    ("과일", ["사과", "포도", "딸기", "수박", "귤", "복숭아", "바나나", "자두", "참외", "망고", "레몬", "체리"]),
+    ("동물", ["호랑이", "사자", "코끼리", "기린", "여우", "늑대", "판다", "원숭이", "하마", "사슴"]),
+    ("탈것", ["자동차", "기차", "비행기", "자전거", "버스", "택시", "지하철", "오토바이"]),
+    ("악기", ["피아노", "기타", "바이올린", "드럼", "플루트", "첼로", "하프", "가야금"]),
+    ("채소", ["당근", "오이", "양파", "감자", "배추", "시금치", "가지", "호박"]),
+    ("운동", ["축구", "야구", "농구", "배구", "테니스", "수영", "탁구", "골프"]),
+    ("색깔", ["빨강", "파랑", "노랑", "초록", "보라", "주황", "분홍", "검정"]),
+    ("가구", ["의자", "책상", "침대", "소파", "옷장", "식탁", "책장", "서랍장"]),
+]
+ALL_CATEGORY_WORDS = sorted({w for _, ws in CATEGORIES for w in ws})
+#: Words the tokenizer keeps whole before any particle or ending (소빈 + 은, 고슴도치 + 이다), so an entity
+#: is one token however it is inflected: the knowledge the causal LM stores is keyed on it.
+ENTITY_WORDS = sorted(set(CITIES) | set(JOBS) | set(FRUITS) | set(PETS) | set(ALL_CATEGORY_WORDS)
+                      | {c for c, _ in CATEGORIES} | {a for a, _ in CAPITALS} | {b for _, b in CAPITALS})
+#: Particles and endings that follow an entity word (continuation pieces of the tokenizer).
+ENTITY_SUFFIXES = ["은", "는", "이", "가", "을", "를", "의", "에", "에서", "로", "으로", "와", "과", "도", "이다", "이고",
+                   "이었다", "다", "고", "만", "한테", "랑", "이랑", "처럼", "보다", "까지", "부터", "이에요", "예요", "입니다"]

@@ -62,7 +62,8 @@ def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, b
     for i in range(0, len(enc), batch):
         ids, attn = _pad(enc[i: i + batch], tokenizer.pad_token_id)
         inputs, labels = mask_tokens(ids, attn, tokenizer, gen, mask_prob)
-        logits = model(input_ids=inputs, attention_mask=attn).logits
+        out = model(input_ids=inputs, attention_mask=attn)
+        logits = out.logits if hasattr(out, "logits") else out.prediction_logits
         sel = labels != -100
         tot_loss += nn.functional.cross_entropy(logits[sel], labels[sel], reduction="sum").item()
         correct += (logits[sel].argmax(-1) == labels[sel]).sum().item()
@@ -150,3 +151,130 @@ def pretrain_clm(model: nn.Module, blocks: torch.Tensor, *, steps: int, batch_si
         _update(model, loss, opt, sched, step, steps, t0, log, "clm")
     model.eval()
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+# ---- encoder: masked LM + verdict objectives ----------------------------------------------------------
+def verdict_spans(tokenizer, lines: list[str], verdicts: list[tuple[str, int]]):
+    """Token ids of every line and, per line, (index of the verdict that closes it, first verdict
+    token position), or (-1, 0) when the line carries no verdict (or truncation cut it off)."""
+    enc = tokenizer(lines, truncation=True, max_length=64)["input_ids"]
+    v_ids = [tokenizer(v, add_special_tokens=False)["input_ids"] for v, _ in verdicts]
+    spans = []
+    for line, ids in zip(lines, enc, strict=True):
+        span = (-1, 0)
+        for i, (v, _) in enumerate(verdicts):
+            start = len(ids) - 1 - len(v_ids[i])
+            if line.endswith(" " + v) and ids[start: len(ids) - 1] == v_ids[i]:
+                span = (i, start)
+                break
+        spans.append(span)
+    return enc, spans, v_ids
+
+
+def pretrain_encoder(model: nn.Module, tokenizer, lines: list[str], verdicts: list[tuple[str, int]], *, steps: int,
+                     batch_size: int, lr: float, seed: int, mask_prob: float = 0.15, verdict_steps: int = 0,
+                     log=print) -> dict:
+    """Pretraining of a ``BertForPreTraining`` with self-supervised signals of the raw corpus:
+
+    * masked LM: ``mask_prob`` of the tokens (BERT's 80/10/10 rule);
+    * verdict MLM: on the lines closed by a verdict (추천합니다. / 별점 1점.) every verdict token is
+      masked, so the model must read the review's polarity to fill it in;
+    * sentence-level verdict prediction, through BERT's pooler and its two-way pretraining head (the
+      slot NSP uses): from the pooled ``[CLS]`` state, and from the pooled mean of the review's token
+      states, predict which family (recommending or not) the masked verdict belongs to — the rating a
+      review site prints beside the text. This is what trains the pooler that ships with the model,
+      and what puts the review's polarity into its sentence features.
+
+    The last ``verdict_steps`` of the ``steps`` draw verdict-bearing lines only. The MLM head runs on
+    the masked positions only (the vocabulary projection dominates the cost).
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    enc, spans, v_ids = verdict_spans(tokenizer, lines, verdicts)
+    which = [k for k, _ in spans]
+    special = torch.tensor(tokenizer.all_special_ids)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    sched = _schedule(opt, steps, max(1, steps // 20))
+    model.train()
+    t0 = time.perf_counter()
+    pool = list(range(len(enc)))
+    order = torch.randperm(len(pool), generator=gen).tolist()
+    pos = 0
+    stats = {"mlm": 0.0, "verdict": 0.0, "sentence": 0.0, "n": 0}
+    for step in range(steps):
+        if step == steps - verdict_steps:
+            pool = [j for j, k in enumerate(which) if k >= 0]
+            order, pos = torch.randperm(len(pool), generator=gen).tolist(), 0
+        if pos + batch_size > len(order):
+            order, pos = torch.randperm(len(pool), generator=gen).tolist(), 0
+        idx = [pool[o] for o in order[pos: pos + batch_size]]
+        pos += batch_size
+        ids, attn = _pad([enc[j] for j in idx], tokenizer.pad_token_id)
+        can = attn.bool() & ~torch.isin(ids, special)
+        verdict_pos = torch.zeros_like(can)
+        family = torch.full((len(idx),), -100)
+        for i, j in enumerate(idx):
+            k, start = spans[j]
+            if k >= 0:
+                verdict_pos[i, start: start + len(v_ids[k])] = True
+                family[i] = 0 if verdicts[k][1] > 0 else 1
+        chosen = ((torch.rand(ids.shape, generator=gen) < mask_prob) & can) | verdict_pos
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        uu = torch.rand(ids.shape, generator=gen)
+        inputs = ids.clone()
+        inputs[chosen & ((uu < 0.8) | verdict_pos)] = tokenizer.mask_token_id
+        rand = chosen & ~verdict_pos & (uu >= 0.8) & (uu < 0.9)
+        inputs[rand] = torch.randint(len(special), len(tokenizer), ids.shape, generator=gen)[rand]
+        seq = model.bert(input_ids=inputs, attention_mask=attn)[0]
+        sel = labels != -100
+        tok_loss = nn.functional.cross_entropy(model.cls.predictions(seq[sel]), labels[sel], reduction="none")
+        loss = tok_loss.mean()
+        rows = family != -100
+        if rows.any():
+            text_mask = (attn.bool() & ~verdict_pos)[rows].unsqueeze(-1).to(seq.dtype)
+            mean = (seq[rows] * text_mask).sum(1) / text_mask.sum(1)
+            heads = [model.bert.pooler(seq[rows]), model.bert.pooler(mean.unsqueeze(1))]
+            s_loss = sum(nn.functional.cross_entropy(model.cls.seq_relationship(h), family[rows]) for h in heads) / 2
+            loss = loss + s_loss
+            stats["sentence"] += s_loss.item()
+        is_v = verdict_pos[sel]
+        stats["mlm"] += tok_loss[~is_v].mean().item()
+        stats["verdict"] += tok_loss[is_v].mean().item() if is_v.any() else 0.0
+        stats["n"] += 1
+        if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
+            n = stats.pop("n")
+            log(f"  encoder step {step:5d}/{steps}  mlm {stats['mlm'] / n:.3f}  verdict {stats['verdict'] / n:.3f}  "
+                f"sentence {stats['sentence'] / n:.3f}  {time.perf_counter() - t0:6.1f}s")
+            stats = {"mlm": 0.0, "verdict": 0.0, "sentence": 0.0, "n": 0}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    model.eval()
+    return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+@torch.no_grad()
+def verdict_accuracy(model: nn.Module, tokenizer, lines: list[str], verdicts: list[tuple[str, int]],
+                     batch: int = 128) -> dict:
+    """How often the encoder fills a masked verdict with one of the right polarity: every verdict token
+    of a held-out line is masked, each verdict with as many tokens is scored by the sum of its
+    tokens' log-probabilities, and the best one's polarity is compared with the line's."""
+    model.eval()
+    enc, spans, v_ids = verdict_spans(tokenizer, lines, verdicts)
+    rows = [(ids, k, s) for ids, (k, s) in zip(enc, spans, strict=True) if k >= 0]
+    correct = 0
+    for i in range(0, len(rows), batch):
+        chunk = rows[i: i + batch]
+        ids, attn = _pad([r[0] for r in chunk], tokenizer.pad_token_id)
+        for j, (_, k, s) in enumerate(chunk):
+            ids[j, s: s + len(v_ids[k])] = tokenizer.mask_token_id
+        out = model.bert(input_ids=ids, attention_mask=attn)[0] if hasattr(model, "bert") else None
+        for j, (_, k, s) in enumerate(chunk):
+            n = len(v_ids[k])
+            logp = model.cls.predictions(out[j, s: s + n]).log_softmax(-1)
+            best = max((sum(logp[t, tok].item() for t, tok in enumerate(v_ids[c])), c)
+                       for c in range(len(verdicts)) if len(v_ids[c]) == n)
+            correct += int(verdicts[best[1]][1] == verdicts[k][1])
+    return {"lines": len(rows), "accuracy": round(correct / max(1, len(rows)), 4)}

@@ -1,6 +1,15 @@
-"""The proof that pretraining helps: fine-tune the encoder for sentiment, pretrained vs random init.
+"""The encoder's behaviour table, measured after every build with independent code (plain torch loops
+and Hugging Face ``peft``; nothing of peftlab's own training or adapter code).
 
-The same recipe (``RECIPE``) is used by the Week 01 notebook; keep them in sync.
+Per seed, on the sentiment test split and on the held-out-lexicon split (reviews whose every polar
+word never occurs in the labelled train split):
+
+* linear probe: logistic regression on frozen, standardised, mean-pooled last-layer features;
+* full fine-tuning (``RECIPE``) of the pretrained encoder, and of the same architecture from scratch;
+* LoRA via peft (``LORA``) on every encoder ``Linear`` (peft's ``"all-linear"``: attention, FFN and the
+  pretrained pooler; embeddings and LayerNorms frozen; new classifier trained), and on query, value only.
+
+The same recipe is the one the Week 01 notebook should use on this encoder.
 """
 
 from __future__ import annotations
@@ -12,26 +21,28 @@ from torch import nn
 
 from .pretrain import _pad
 
-#: Fine-tuning recipe for the tiny encoder on the sentiment set (full fine-tuning, AdamW).
-RECIPE = {"epochs": 6, "lr": 1e-3, "batch_size": 32, "max_length": 32, "weight_decay": 0.01, "warmup_ratio": 0.1}
-#: LoRA on the frozen pretrained encoder (embeddings, LayerNorms frozen; new classifier trained); same
-#: recipe as ``RECIPE`` except the learning rate.
-LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "key", "value", "dense"], "modules_to_save": ["classifier"],
-        "lr": 3e-3}
+#: Fine-tuning recipe for the tiny encoder on the sentiment set (AdamW, linear warm-up and decay).
+RECIPE = {"epochs": 5, "lr": 1e-3, "batch_size": 32, "max_length": 32, "weight_decay": 0.01, "warmup_ratio": 0.1}
+#: LoRA via peft on the frozen pretrained encoder: the recipe above with this learning rate.
+LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lr": 3e-3,
+        "targets": {"all_linear": "all-linear", "query_value": ["query", "value"]}}
 
 
-def lora_model(model: nn.Module, lora: dict | None = None) -> nn.Module:
-    """``model`` with LoRA adapters (``LORA`` without ``lr``), everything else frozen."""
-    from peftlab.lora import apply_lora
+def lora_model(model: nn.Module, target_modules, lora: dict | None = None) -> nn.Module:
+    """``model`` wrapped by peft: LoRA on ``target_modules``, classifier trained, the rest frozen."""
+    from peft import LoraConfig, get_peft_model
 
-    kw = {k: v for k, v in (lora or LORA).items() if k != "lr"}
-    return apply_lora(model, **kw)
+    lo = lora or LORA
+    cfg = LoraConfig(task_type="SEQ_CLS", r=lo["r"], lora_alpha=lo["lora_alpha"], lora_dropout=lo["lora_dropout"],
+                     target_modules=target_modules)
+    return get_peft_model(model, cfg)
 
 
 def finetune_classifier(model: nn.Module, tokenizer, train: list[tuple[str, int]], test: list[tuple[str, int]],
                         *, seed: int, epochs: int, lr: float, batch_size: int, max_length: int,
-                        weight_decay: float = 0.01, warmup_ratio: float = 0.1) -> dict:
-    """Full fine-tuning with a linear warm-up/decay schedule; returns test accuracy and seconds."""
+                        weight_decay: float = 0.01, warmup_ratio: float = 0.1,
+                        extra_tests: dict | None = None) -> dict:
+    """Train every parameter that requires grad; returns test accuracy (and on ``extra_tests``) and seconds."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     enc = tokenizer([t for t, _ in train], truncation=True, max_length=max_length)["input_ids"]
@@ -54,7 +65,10 @@ def finetune_classifier(model: nn.Module, tokenizer, train: list[tuple[str, int]
             opt.step()
             sched.step()
     train_s = time.perf_counter() - t0
-    return {"accuracy": accuracy(model, tokenizer, test, max_length), "train_seconds": round(train_s, 1)}
+    out = {"accuracy": accuracy(model, tokenizer, test, max_length), "train_seconds": round(train_s, 1)}
+    for name, rows in (extra_tests or {}).items():
+        out[name] = accuracy(model, tokenizer, rows, max_length)
+    return out
 
 
 @torch.no_grad()
@@ -68,3 +82,76 @@ def accuracy(model: nn.Module, tokenizer, rows: list[tuple[str, int]], max_lengt
         pred = model(**enc).logits.argmax(-1)
         correct += (pred == torch.tensor([lab for _, lab in chunk])).sum().item()
     return round(correct / len(rows), 4)
+
+
+@torch.no_grad()
+def mean_pooled(encoder: nn.Module, tokenizer, texts: list[str], max_length: int, batch: int = 256) -> torch.Tensor:
+    """Mean of the last layer's hidden states over the real tokens ([CLS], [SEP] included)."""
+    encoder.eval()
+    feats = []
+    for i in range(0, len(texts), batch):
+        enc = tokenizer(texts[i: i + batch], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        h = encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
+        m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+        feats.append((h * m).sum(1) / m.sum(1))
+    return torch.cat(feats)
+
+
+def linear_probe(encoder: nn.Module, tokenizer, train, tests: dict, *, seed: int, max_length: int = 32,
+                 epochs: int = 200, lr: float = 0.05, weight_decay: float = 1e-3) -> dict:
+    """Logistic regression (full-batch AdamW from a seeded init) on standardised frozen features."""
+    x = mean_pooled(encoder, tokenizer, [t for t, _ in train], max_length)
+    mu, sd = x.mean(0), x.std(0).clamp_min(1e-6)
+    x = (x - mu) / sd
+    y = torch.tensor([lab for _, lab in train])
+    torch.manual_seed(seed)
+    head = nn.Linear(x.shape[1], 2)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        loss = nn.functional.cross_entropy(head(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    out = {}
+    with torch.no_grad():
+        for name, rows in tests.items():
+            xt = (mean_pooled(encoder, tokenizer, [t for t, _ in rows], max_length) - mu) / sd
+            pred = head(xt).argmax(-1)
+            out[name] = round((pred == torch.tensor([lab for _, lab in rows])).float().mean().item(), 4)
+    return out
+
+
+def measure_encoder(enc_dir, train, test, heldout, seeds, recipe: dict | None = None, lora: dict | None = None,
+                    log=print) -> dict:
+    """The encoder table for every seed."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    rc = dict(RECIPE, **(recipe or {}))
+    lo = dict(LORA, **(lora or {}))
+    tok = AutoTokenizer.from_pretrained(enc_dir)
+    extra = {"heldout_lexicon": heldout}
+
+    def pretrained():
+        return AutoModelForSequenceClassification.from_pretrained(enc_dir, num_labels=2)
+
+    def scratch():
+        return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(enc_dir, num_labels=2))
+
+    runs = []
+    for seed in seeds:
+        probe = linear_probe(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False), tok, train,
+                             {"accuracy": test, **extra}, seed=seed, max_length=rc["max_length"])
+        row = {"seed": seed, "linear_probe": probe}
+        for name, make, lr in (("full", pretrained, rc["lr"]), ("scratch", scratch, rc["lr"])):
+            torch.manual_seed(seed)
+            row[name] = finetune_classifier(make(), tok, train, test, seed=seed, extra_tests=extra, **{**rc, "lr": lr})
+        for name, targets in lo["targets"].items():
+            torch.manual_seed(seed)
+            model = lora_model(pretrained(), targets, lo)
+            row[f"lora_{name}"] = finetune_classifier(model, tok, train, test, seed=seed, extra_tests=extra,
+                                                      **{**rc, "lr": lo["lr"]})
+        runs.append(row)
+        log(f"  encoder seed {seed}: " + "  ".join(
+            f"{k} {v['accuracy']:.3f}/{v['heldout_lexicon']:.3f}" for k, v in row.items() if k != "seed")
+            + "  (test/held-out lexicon)")
+    return {"recipe": rc, "lora": lo, "runs": runs}

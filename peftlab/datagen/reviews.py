@@ -51,16 +51,26 @@ class ReviewGenerator:
     long tail of real reviews). Ranks follow the lexicon's order: the common core words first, the
     long tail (탁월하다, 지지부진하다 …) last, so a labelled set sees tail words only a few times while
     the uniform pretraining corpus sees all of them often.
+
+    ``lexicon`` picks the aspect predicates: "all", "main" (all but :data:`lexicon.HELDOUT_STEMS`,
+    for the labelled splits) or "heldout" (only those; no viewer clauses and no rating phrases, so
+    every evaluative word of a review is a held-out one).
     """
 
-    def __init__(self, seed: int, zipf: float = 1.0):
+    def __init__(self, seed: int, zipf: float = 1.0, lexicon: str = "all"):
+        if lexicon not in ("all", "main", "heldout"):
+            raise ValueError(f"lexicon={lexicon!r}: expected 'all', 'main' or 'heldout'")
         self.rng = random.Random(seed)
         self.zipf = zipf
+        self.lexicon = lexicon
+        self.viewer_share = 0.0 if lexicon == "heldout" else 0.2
         self._used: set[Predicate] = set()
         self.pools: dict[tuple[int, bool], tuple[list[Predicate], list[float]]] = {}
+        keep = {"all": lambda p: True, "main": lambda p: p.stem not in L.HELDOUT_STEMS,
+                "heldout": lambda p: p.stem in L.HELDOUT_STEMS}[lexicon]
         for viewer, preds in ((False, L.ASPECT_PREDICATES), (True, L.VIEWER_PREDICATES)):
             for pol in (1, -1):
-                items = [p for p in preds if p.polarity == pol]
+                items = [p for p in preds if p.polarity == pol and (viewer or keep(p))]
                 self.pools[(pol, viewer)] = (items, _zipf_weights(len(items), zipf))
 
     # ---- clauses --------------------------------------------------------------------------------
@@ -81,7 +91,7 @@ class ReviewGenerator:
         r = self.rng
         negated = r.random() < 0.3
         base = -polarity if negated else polarity
-        viewer = r.random() < 0.2
+        viewer = r.random() < self.viewer_share
         pred = self._pick(base, viewer, negated)
         words: list[str] = []
         if pred.viewer:
@@ -161,17 +171,18 @@ class ReviewGenerator:
             parts.append(self.clause(pol, end="고", register=reg))
             parts.append(self.clause(pol, end="final", register=reg, also=r.random() < 0.5) + self._end())
         tail = r.random()
-        if tail < 0.1:
+        if tail < 0.1 and self.lexicon != "heldout":
             parts.append(r.choice([t for t, p in L.RATINGS if p == pol]))
         elif tail < 0.15:
             parts.append(r.choice(L.CLOSERS))
         return Review(" ".join(parts), label, shape)
 
 
-def make_splits(sizes: dict[str, int], seed: int, zipf: float = 1.0) -> dict[str, list[Review]]:
-    """Balanced splits with no text shared between (or repeated within) splits."""
-    gen = ReviewGenerator(seed, zipf=zipf)
-    seen: set[str] = set()
+def make_splits(sizes: dict[str, int], seed: int, zipf: float = 1.0, lexicon: str = "all",
+                seen: set[str] | None = None) -> dict[str, list[Review]]:
+    """Balanced splits with no text shared between (or repeated within) splits, nor with ``seen``."""
+    gen = ReviewGenerator(seed, zipf=zipf, lexicon=lexicon)
+    seen = set(seen or ())
     out: dict[str, list[Review]] = {}
     for name, n in sizes.items():
         rows: list[Review] = []

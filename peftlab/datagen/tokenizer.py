@@ -2,25 +2,75 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"]
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """Train a cased WordPiece model (Hangul is never decomposed: no accent stripping)."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+def _empty(model) -> Tokenizer:
+    tok = Tokenizer(model)
     tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Strip()])
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False,
-        continuing_subword_prefix="##",
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
     return tok
+
+
+def _words(texts: Iterable[str]) -> Counter:
+    """Word counts after the tokenizer's own normalizer and pre-tokenizer (whitespace and punctuation)."""
+    norm = normalizers.Sequence([normalizers.NFC(), normalizers.Strip()])
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter = Counter()
+    for t in texts:
+        counts.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
+    return counts
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, keep_words: Iterable[str] = (),
+                    suffixes: Iterable[str] = ()) -> Tokenizer:
+    """A cased WordPiece vocabulary (Hangul is never decomposed), built deterministically.
+
+    (The ``tokenizers`` WordPiece trainer breaks ties between equally frequent merges in hash order,
+    so two runs on the same text give different vocabularies; this builder is plain counting with
+    ties broken by the string itself.) The vocabulary: the special tokens; every character, as a
+    word start and as a ``##`` continuation; ``keep_words`` and ``##`` + each of ``suffixes``; then,
+    by descending frequency, whole words, word-initial pieces and ``##`` word endings (two or more
+    characters) until ``vocab_size``. WordPiece's longest-match rule then cuts a rare word into its
+    most frequent known start and endings.
+
+    ``keep_words`` are whole tokens that never merge with what follows them: every piece that starts
+    with a kept word and is longer is left out, so the longest match cuts 고슴도치이다 into 고슴도치 +
+    ##이다 and 소빈의 into 소빈 + ##의 — one token per entity however it is inflected (stem and
+    ending, 어간/어미).
+    """
+    counts = _words(texts)
+    keep = sorted(set(keep_words))
+    score: Counter = Counter()
+    chars: set[str] = set()
+    for w, c in counts.items():
+        chars.update(w)
+        score[w] += c
+        for k in range(2, len(w)):
+            score[w[:k]] += c
+        for k in range(1, len(w) - 1):
+            score["##" + w[k:]] += c
+    base = [*SPECIAL_TOKENS, *sorted(chars), *sorted("##" + ch for ch in chars), *keep,
+            *(f"##{x}" for x in suffixes)]
+    vocab: dict[str, int] = {}
+    for t in base:
+        vocab.setdefault(t, len(vocab))
+
+    def blocked(t: str) -> bool:
+        return not t.startswith("##") and any(t != w and t.startswith(w) for w in keep)
+
+    for t, c in sorted(score.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if c >= 2 and t not in vocab and not blocked(t):
+            vocab[t] = len(vocab)
+    return _empty(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
 
 
 def encoder_tokenizer(tok: Tokenizer):
