@@ -153,9 +153,9 @@ def _all_layer_types() -> tuple[type[AdapterLayer], ...]:
 
 
 # ---------------------------------------------------------------------- inject
-def adapter_layers(model: nn.Module) -> dict[str, AdapterLayer]:
-    """Every adapter layer of ``model`` by module name."""
-    return {name: mod for name, mod in model.named_modules() if isinstance(mod, AdapterLayer)}
+def adapter_layers(model: nn.Module, kind: type | tuple[type, ...] = AdapterLayer) -> dict[str, AdapterLayer]:
+    """Every adapter layer of ``model`` by module name; ``kind`` keeps only layers of that class (e.g. ``LoRALayer``)."""
+    return {name: mod for name, mod in model.named_modules() if isinstance(mod, AdapterLayer) and isinstance(mod, kind)}
 
 
 def _configs(model: nn.Module) -> dict:

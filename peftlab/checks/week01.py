@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._peft import peft_linear
 
 WEEK = "01"
 
@@ -33,18 +34,7 @@ def _close(a, b, atol=1e-5, rtol=1e-5) -> bool:
 
 def _peft_linear(W0, b, A, B, alpha, r, dropout=0.0):
     """A peft LoRA layer holding exactly these weights."""
-    from peft import LoraConfig, get_peft_model
-
-    base = nn.Sequential(nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype))
-    with torch.no_grad():
-        base[0].weight.copy_(W0)
-        base[0].bias.copy_(b)
-    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"], lora_dropout=dropout))
-    layer = model.base_model.model[0]
-    with torch.no_grad():
-        layer.lora_A["default"].weight.copy_(A)
-        layer.lora_B["default"].weight.copy_(B)
-    return model.eval()
+    return peft_linear(W0, b, A, B, alpha, r, dropout=dropout)[0]
 
 
 def _reference_layer(W0, b, A, B, alpha, r):

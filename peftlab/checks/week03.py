@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._peft import peft_linear
 
 WEEK = "03"
 
@@ -105,19 +106,7 @@ def _reference_dora(W0, b, A, B, m, alpha, r):
 
 
 def _peft_dora(W0, b, A, B, m, alpha, r):
-    from peft import LoraConfig, get_peft_model
-
-    base = nn.Sequential(nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype))
-    with torch.no_grad():
-        base[0].weight.copy_(W0)
-        base[0].bias.copy_(b)
-    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=["0"], use_dora=True))
-    layer = model.base_model.model[0]
-    with torch.no_grad():
-        layer.lora_A["default"].weight.copy_(A)
-        layer.lora_B["default"].weight.copy_(B)
-        layer.lora_magnitude_vector["default"].weight.copy_(m)
-    return model.eval(), layer
+    return peft_linear(W0, b, A, B, alpha, r, magnitude=m)
 
 
 @checkpoint(WEEK, "E2", points=2, title="DoRA forward: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ), norm detached")

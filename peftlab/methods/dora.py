@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALayer, LoRALinear
+from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALayer, LoRALinear, lora_family_config
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "dora_layers"]
@@ -291,7 +291,7 @@ class DoRAEmbedding(DoRALayer, LoRAEmbedding):
 # ---------------------------------------------------------------------- model level
 def dora_layers(model: nn.Module) -> dict[str, DoRALayer]:
     """Every DoRA layer of ``model`` (:class:`DoRALinear` and :class:`DoRAEmbedding`) by module name."""
-    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, DoRALayer)}
+    return adapter_layers(model, DoRALayer)
 
 
 def apply_dora(
@@ -311,10 +311,9 @@ def apply_dora(
     everything else; the convenient form of ``peftlab.inject(model, DoRAConfig(...), adapter_name)``.
     Arguments as :func:`peftlab.apply_lora`. Nothing changes if any argument is invalid. Returns ``model``.
     """
-    config = DoRAConfig(r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora,
-                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-                        modules_to_save=list(modules_to_save or []), rank_pattern=dict(rank_pattern or {}),
-                        alpha_pattern=dict(alpha_pattern or {}), init=init)
+    config = lora_family_config(DoRAConfig, r=r, alpha=alpha, target_modules=target_modules, dropout=dropout,
+                                use_rslora=use_rslora, modules_to_save=modules_to_save, init=init,
+                                rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
     return inject(model, config, adapter_name)
 
 

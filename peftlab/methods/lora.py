@@ -59,6 +59,7 @@ __all__ = [
     "LoRALinear",
     "apply_lora",
     "disable_adapters",
+    "lora_family_config",
     "lora_layers",
     "merge_lora",
     "set_active_adapters",
@@ -301,7 +302,16 @@ class LoRAEmbedding(LoRALayer):
 # ---------------------------------------------------------------------- model level
 def lora_layers(model: nn.Module) -> dict[str, LoRALayer]:
     """Every LoRA layer of ``model`` (:class:`LoRALinear` and :class:`LoRAEmbedding`) by module name."""
-    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, LoRALayer)}
+    return adapter_layers(model, LoRALayer)
+
+
+def lora_family_config(config_cls: type, *, target_modules, modules_to_save=None, rank_pattern=None,
+                       alpha_pattern=None, **fields) -> LoRAConfig:
+    """A ``LoRAConfig`` (or subclass: DoRA, QLoRA) from ``apply_*``-style keyword arguments (any sequences,
+    ``None`` for empty), validated by the config class."""
+    return config_cls(target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+                      modules_to_save=list(modules_to_save or []), rank_pattern=dict(rank_pattern or {}),
+                      alpha_pattern=dict(alpha_pattern or {}), **fields)
 
 
 def apply_lora(
@@ -328,10 +338,9 @@ def apply_lora(
     Note: peft's ``LoraConfig`` defaults to ``lora_alpha=8``; peftlab's default ``alpha=16`` is the common
     "α = 2r" choice for r = 8.
     """
-    config = LoRAConfig(r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora,
-                        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-                        modules_to_save=list(modules_to_save or []), rank_pattern=dict(rank_pattern or {}),
-                        alpha_pattern=dict(alpha_pattern or {}), init=init)
+    config = lora_family_config(LoRAConfig, r=r, alpha=alpha, target_modules=target_modules, dropout=dropout,
+                                use_rslora=use_rslora, modules_to_save=modules_to_save, init=init,
+                                rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
     return inject(model, config, adapter_name)
 
 

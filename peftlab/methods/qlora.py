@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab.methods.lora import LoRAConfig, LoRALinear
+from peftlab.methods.lora import LoRAConfig, LoRALinear, lora_family_config
 from peftlab.quant import (
     FLOAT_DTYPES,
     QuantState,
@@ -339,7 +339,7 @@ class QLoRALinear(LoRALinear):
 # ---------------------------------------------------------------------- model level
 def qlora_layers(model: nn.Module) -> dict[str, QLoRALinear]:
     """Every :class:`QLoRALinear` of ``model`` by module name."""
-    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, QLoRALinear)}
+    return adapter_layers(model, QLoRALinear)
 
 
 def apply_qlora(
@@ -361,10 +361,9 @@ def apply_qlora(
     The default targets are every linear layer of a Llama block (the paper adapts all of them). Layers not
     targeted stay as they are. Nothing is changed if any argument is invalid. Returns ``model``.
     """
-    config = QLoRAConfig(r=r, alpha=alpha, dropout=dropout,
-                         target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-                         modules_to_save=list(modules_to_save or []), quant_type=quant_type, blocksize=blocksize,
-                         double_quant=double_quant, compute_dtype=compute_dtype)
+    config = lora_family_config(QLoRAConfig, r=r, alpha=alpha, dropout=dropout, target_modules=target_modules,
+                                modules_to_save=modules_to_save, quant_type=quant_type, blocksize=blocksize,
+                                double_quant=double_quant, compute_dtype=compute_dtype)
     return inject(model, config, adapter_name)
 
 

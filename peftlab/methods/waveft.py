@@ -572,7 +572,7 @@ class WaveFTLinear(AdapterLayer):
 # ---------------------------------------------------------------------- model level
 def waveft_layers(model: nn.Module) -> dict[str, WaveFTLinear]:
     """Every WaveFT layer of ``model`` by module name."""
-    return {name: mod for name, mod in adapter_layers(model).items() if isinstance(mod, WaveFTLinear)}
+    return adapter_layers(model, WaveFTLinear)
 
 
 def apply_waveft(
