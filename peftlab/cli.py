@@ -1,8 +1,9 @@
-"""Command line: ``peftlab env | run | execute | build-student | grade | memory``."""
+"""Command line: ``peftlab env | run | execute | build-student | grade | memory | compare``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -69,6 +70,41 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from peftlab.compare import (CompareConfig, LR_GRID, format_summary, load_config_file, parse_methods,
+                                 parse_seeds, run_comparison, summarize, tune_learning_rates)
+
+    try:
+        methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)
+        opts = load_config_file(args.config) if args.config else {}
+        for key in ("task", "profile", "steps"):
+            value = getattr(args, key)
+            if value is not None:
+                opts[key] = value
+        cfg = CompareConfig(**opts)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs={args.jobs}: expected a positive integer")
+        if args.tune_lr:
+            table = tune_learning_rates(methods, cfg, LR_GRID, seed=seeds[0])
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "learning_rates.json").write_text(json.dumps(
+                {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "grid": list(LR_GRID),
+                 "seed": seeds[0], "methods": {m: {"best": v["best"], "scores": {str(k): s for k, s in v["scores"].items()}}
+                                              for m, v in table.items()}}, indent=2) + "\n")
+            return 0
+        records = run_comparison(methods, seeds, args.out, cfg, jobs=args.jobs, force=args.force)
+    except ValueError as exc:
+        print(f"peftlab compare: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"task={cfg.task} profile={cfg.profile} steps={cfg.steps} batch={cfg.batch_size} seeds={seeds}")
+    print(format_summary(summarize(records)))
+    failed = [r for r in records if r.get("status") != "ok"]
+    for r in failed:
+        print(f"FAILED {r['method']} seed {r['seed']}: {r['error']}", file=sys.stderr)
+    print(f"results: {Path(args.out) / 'results.csv'}, {Path(args.out) / 'summary.csv'}, plots in {Path(args.out) / 'plots'}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="peftlab", description="PEFT course kit")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
     s.add_argument("--no-double-quant", action="store_true", help="QLoRA without double quantization")
     s.set_defaults(func=_cmd_memory)
+
+    s = sub.add_parser("compare", help="train every method on one task with one budget over seeds; tables and plots")
+    s.add_argument("--methods", default="all", help="comma-separated method names, or 'all' (default)")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    s.add_argument("--out", required=True, help="output folder (results.csv, summary.csv, results.json, plots/)")
+    s.add_argument("--task", default=None, choices=["sentiment", "instructions"], help="default: sentiment")
+    s.add_argument("--profile", default=None, choices=["tiny", "colab"], help="default: tiny")
+    s.add_argument("--steps", type=int, default=None, help="optimizer steps per cell (default: 150)")
+    s.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (default: 1)")
+    s.add_argument("--config", default=None, help="JSON file with CompareConfig fields (learning_rates, train_size, ...)")
+    s.add_argument("--force", action="store_true", help="rerun cells that already finished")
+    s.add_argument("--tune-lr", action="store_true",
+                   help="sweep each method's learning rate on the validation split (first seed) and write learning_rates.json")
+    s.set_defaults(func=_cmd_compare)
     return p
 
 

@@ -14,7 +14,8 @@ from importlib import metadata
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-__all__ = ["check", "requirements"]
+__all__ = ["check", "requirements", "versions"]
+
 
 def requirements(include_dev: bool = False) -> list[Requirement]:
     """peftlab's declared runtime requirements (plus ``dev`` extras if asked), read from the installed
@@ -38,6 +39,13 @@ def _installed(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def versions() -> dict[str, str | None]:
+    """Python, peftlab and the installed version of every runtime requirement (for result files)."""
+    out = {"python": platform.python_version(), "peftlab": _installed("peftlab")}
+    out.update({req.name: _installed(req.name) for req in requirements()})
+    return out
 
 
 def check(verbose: bool = True, include_dev: bool = False) -> bool:

@@ -1,0 +1,718 @@
+"""``peftlab compare``: every method of the kit on one task, one budget, one evaluation, several seeds.
+
+A *cell* is one (method, seed). Every cell of a comparison shares the task, the data split, the number of
+optimizer steps, the batch size, the schedule (AdamW, 6 % linear warm-up, linear decay) and the evaluation;
+only the method and its learning rate differ. Each method's learning rate is the best of a small grid on
+the *validation* split with seed 0 (:func:`tune_learning_rates`, ``peftlab compare --tune-lr``); the table
+in :data:`LEARNING_RATES` records that sweep's winners for the tiny profile and the command that made it.
+
+Per cell the comparison records
+
+* ``trainable`` / ``trainable_pct`` — parameters that receive gradients (shared tensors counted once);
+* ``adapter_bytes`` — bytes on disk of what a user ships for this task: the peft adapter folder written by
+  :func:`peftlab.save_peft_adapter` where peft has the method (``adapter_format = peft``), else the
+  trainable tensors in one safetensors file (``safetensors``); full fine-tuning ships every parameter;
+* ``seconds_per_step`` — wall time of the optimizer steps divided by their number (model loading, data
+  preparation and evaluation are outside the timer);
+* ``peak_memory_bytes`` — on CUDA ``torch.cuda.max_memory_allocated`` during training; on the CPU the peak
+  of live tensor bytes of one training step, counted from the tensors themselves: parameters (frozen and
+  quantized buffers included), gradients, optimizer states and the activations autograd saves for the
+  backward pass. (Python's ``tracemalloc`` does not see torch's CPU allocator, and process RSS mixes in
+  the interpreter, libraries and allocator caches, so neither measures the method.)
+* the task metric — ``accuracy`` on the sentiment test split, or ``exact_match`` of greedy answers on the
+  instruction test split.
+
+Results live in ``OUT/cells/*.json`` (one file per finished cell, written atomically), so a run that is
+killed keeps what it finished and the next run does only the rest. ``OUT/config.json`` pins the
+configuration; a different configuration in the same folder is refused. ``results.csv``, ``summary.csv``,
+``results.json`` and ``plots/`` are rebuilt from the cells at the end of every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "known_methods", "parse_methods",
+           "run_comparison", "run_cell", "summarize", "tune_learning_rates"]
+
+TASKS = ("sentiment", "instructions")
+ENCODER_TARGETS = ("query", "key", "value", "dense")
+LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+
+
+def _targets(task: str) -> tuple[str, ...]:
+    return ENCODER_TARGETS if task == "sentiment" else LLAMA_TARGETS
+
+
+def _head(task: str) -> list[str]:
+    """The new task head trained beside every method (the causal LM keeps its pretrained LM head)."""
+    return ["classifier"] if task == "sentiment" else []
+
+
+# ---------------------------------------------------------------------------------------------- methods
+@dataclass(frozen=True)
+class Method:
+    """How one method turns a freshly loaded model into the model to train (``build(model, task)``)."""
+
+    name: str
+    summary: str
+    build: Callable
+    tasks: tuple[str, ...] = TASKS
+
+
+def _full(model, task):
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def _lora(model, task, **kw):
+    from peftlab.methods.lora import apply_lora
+
+    return apply_lora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task), **kw)
+
+
+def _dora(model, task):
+    from peftlab.methods.dora import apply_dora
+
+    return apply_dora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task))
+
+
+def _waveft(model, task):
+    from peftlab.methods.waveft import apply_waveft
+
+    # a quarter of LoRA r=8's parameters on a square d×d layer (2·8·d → 4·d coefficients)
+    d = model.config.hidden_size
+    return apply_waveft(model, n_frequency=4 * d, target_modules=_targets(task), modules_to_save=_head(task))
+
+
+def _qlora(model, task):
+    from peftlab.methods.qlora import apply_qlora
+
+    return apply_qlora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task))
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("full", "full fine-tuning: every parameter", _full),
+    Method("lora", "LoRA r=8, alpha=16 on every attention and MLP Linear", _lora),
+    Method("rslora", "rsLoRA: LoRA with alpha/sqrt(r) scaling", lambda m, t: _lora(m, t, use_rslora=True)),
+    Method("dora", "DoRA r=8, alpha=16 (LoRA's targets)", _dora),
+    Method("waveft", "WaveFT, n_frequency = 4·hidden per target, db1", _waveft),
+    Method("qlora", "QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _qlora),
+)}
+
+#: Learning rate per (task, method): the best of LR_GRID on the validation split, seed 0, 150 steps, tiny
+#: profile, made by ``peftlab compare --tune-lr --task TASK --methods all --out DIR``.
+LEARNING_RATES: dict[str, dict[str, float]] = {
+    "sentiment": {"full": 3e-4, "lora": 3e-3, "rslora": 3e-3, "dora": 3e-3, "waveft": 1e-2, "qlora": 3e-3},
+    "instructions": {"full": 3e-4, "lora": 3e-3, "rslora": 3e-3, "dora": 3e-3, "waveft": 1e-2, "qlora": 3e-3},
+}
+
+
+def known_methods() -> list[str]:
+    return list(METHODS)
+
+
+def parse_methods(text: str | Sequence[str]) -> list[str]:
+    """``"all"`` or a comma-separated list of known method names (order kept, duplicates dropped)."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if names == ["all"]:
+        return known_methods()
+    if not names:
+        raise ValueError(f"--methods is empty; known methods: {', '.join(known_methods())} (or 'all')")
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ValueError(f"--methods: unknown method(s) {', '.join(unknown)}; known methods: "
+                         f"{', '.join(known_methods())} (or 'all')")
+    return list(dict.fromkeys(names))
+
+
+def parse_seeds(text: str | Sequence[int]) -> list[int]:
+    items = [s.strip() for s in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        seeds = [int(s) for s in items if str(s) != ""]
+    except ValueError:
+        raise ValueError(f"--seeds={text!r}: expected comma-separated integers such as 0,1,2") from None
+    if not seeds:
+        raise ValueError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds={text!r}: seeds must be ≥ 0")
+    return list(dict.fromkeys(seeds))
+
+
+# ----------------------------------------------------------------------------------------------- config
+@dataclass
+class CompareConfig:
+    """Everything two comparisons must share for their cells to be comparable (pinned in config.json)."""
+
+    task: str = "sentiment"
+    profile: str = "tiny"
+    steps: int = 150
+    batch_size: int = 32
+    train_size: int | None = None  # first N training examples (selection-guide experiments); None = all
+    learning_rates: dict = field(default_factory=dict)  # per method; default: LEARNING_RATES[task]
+    warmup_ratio: float = 0.06
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r}: expected one of {', '.join(TASKS)}")
+        if self.profile not in ("tiny", "colab"):
+            raise ValueError(f"profile={self.profile!r}: expected 'tiny' or 'colab'")
+        for name in ("steps", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name}={v!r}: expected a positive integer")
+        if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size <= 0):
+            raise ValueError(f"train_size={self.train_size!r}: expected a positive integer or null")
+        for k, v in self.learning_rates.items():
+            if k not in METHODS:
+                raise ValueError(f"learning_rates: unknown method {k!r}; known methods: {', '.join(METHODS)}")
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"learning_rates[{k!r}]={v!r}: expected a positive finite number")
+
+    def lr(self, method: str) -> float:
+        return float(self.learning_rates.get(method, LEARNING_RATES[self.task].get(method, 1e-3)))
+
+    def pinned(self) -> dict:
+        d = asdict(self)
+        d["learning_rates"] = {m: self.lr(m) for m in METHODS}
+        return d
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.pinned(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """Keys of a ``--config`` JSON file: any field of :class:`CompareConfig` (task, profile, steps,
+    batch_size, train_size, learning_rates, warmup_ratio)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--config={path}: no such file")
+    data = json.loads(p.read_text(encoding="utf-8"))
+    allowed = set(CompareConfig.__dataclass_fields__)
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"--config {path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+class _SentimentTask:
+    metric = "accuracy"
+
+    def __init__(self, cfg: CompareConfig, split: str = "test"):
+        from peftlab.data import load_sentiment
+        from peftlab.models import load_tokenizer
+        from peftlab.train import encode
+
+        data = load_sentiment(cfg.profile)
+        tok = load_tokenizer("encoder", cfg.profile)
+        train = data["train"]
+        if cfg.train_size is not None:
+            train = train.select(range(min(cfg.train_size, len(train))))
+        self.train = encode(train, tok)
+        self.eval = encode(data[split], tok)
+        self.cfg = cfg
+
+    def model(self):
+        from peftlab.models import load_encoder_classifier
+
+        return load_encoder_classifier(2, pretrained=True, profile=self.cfg.profile)
+
+    def batch(self, idx):
+        from peftlab.train import _trim
+
+        ids, mask = _trim(self.train.input_ids[idx], self.train.attention_mask[idx])
+        return {"input_ids": ids, "attention_mask": mask}, self.train.labels[idx]
+
+    def n_train(self) -> int:
+        return len(self.train)
+
+    @staticmethod
+    def loss(model, inputs, labels):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(model(**inputs).logits.float(), labels)
+
+    def evaluate(self, model) -> float:
+        from peftlab.train import evaluate_accuracy
+
+        return evaluate_accuracy(model, self.eval, device=next(model.parameters()).device)
+
+
+class _InstructionTask:
+    metric = "exact_match"
+
+    def __init__(self, cfg: CompareConfig, split: str = "test"):
+        import torch
+
+        from peftlab.data import format_instruction, load_instructions
+        from peftlab.models import load_tokenizer
+
+        data = load_instructions(cfg.profile)
+        self.tok = tok = load_tokenizer("causal_lm", cfg.profile)
+        rows = data["train"]
+        if split == "validation":  # the instruction set has no validation split: hold out the last 20 % of train
+            cut = int(0.8 * len(rows))
+            rows, self.eval_rows = rows.select(range(cut)), [dict(r) for r in rows.select(range(cut, len(rows)))]
+        else:
+            self.eval_rows = [dict(r) for r in data["test"]]
+        if cfg.train_size is not None:
+            rows = rows.select(range(min(cfg.train_size, len(rows))))
+        self.pairs = []
+        eos = tok.eos_token_id
+        for r in rows:
+            prompt = tok(format_instruction(r["instruction"]))["input_ids"]
+            full = tok(format_instruction(r["instruction"], r["output"]))["input_ids"] + [eos]
+            self.pairs.append((torch.tensor(full), len(prompt)))
+        self.cfg = cfg
+
+    def model(self):
+        from peftlab.models import load_causal_lm
+
+        return load_causal_lm(self.cfg.profile)
+
+    def n_train(self) -> int:
+        return len(self.pairs)
+
+    def batch(self, idx):
+        import torch
+
+        seqs = [self.pairs[int(i)] for i in idx]
+        width = max(len(s) for s, _ in seqs)
+        ids = torch.full((len(seqs), width), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for j, (s, k) in enumerate(seqs):
+            ids[j, : len(s)], mask[j, : len(s)] = s, 1
+            labels[j, k: len(s)] = s[k:]
+        return {"input_ids": ids, "attention_mask": mask}, labels
+
+    @staticmethod
+    def loss(model, inputs, labels):
+        import torch.nn.functional as F
+
+        logits = model(**inputs).logits[:, :-1].float()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+    def evaluate(self, model) -> float:
+        """Exact match of greedy answers (up to 8 new tokens, stop at EOS or a newline)."""
+        import torch
+
+        from peftlab.data import format_instruction
+
+        model.eval()
+        device = next(model.parameters()).device
+        tok, hits = self.tok, 0
+        with torch.no_grad():
+            for start in range(0, len(self.eval_rows), 64):
+                chunk = self.eval_rows[start: start + 64]
+                seqs = [tok(format_instruction(r["instruction"]))["input_ids"] for r in chunk]
+                new: list[list[int]] = [[] for _ in seqs]
+                done = [False] * len(seqs)
+                for _ in range(8):
+                    width = max(len(s) for s in seqs)
+                    ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+                    mask = torch.zeros_like(ids)
+                    for j, s in enumerate(seqs):
+                        ids[j, : len(s)], mask[j, : len(s)] = torch.tensor(s), 1
+                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                    for j, s in enumerate(seqs):
+                        if done[j]:
+                            continue
+                        t = int(logits[j, len(s) - 1].argmax())
+                        if t == tok.eos_token_id:
+                            done[j] = True
+                        else:
+                            s.append(t)
+                            new[j].append(t)
+                    if all(done):
+                        break
+                for r, toks in zip(chunk, new, strict=True):
+                    hits += tok.decode(toks, skip_special_tokens=True).split("\n")[0].strip() == r["output"]
+        return hits / len(self.eval_rows)
+
+
+def _task(cfg: CompareConfig, split: str = "test"):
+    return (_SentimentTask if cfg.task == "sentiment" else _InstructionTask)(cfg, split)
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+def _tensor_bytes(model, optimizer) -> int:
+    """Bytes of every live tensor a training step holds besides activations: parameters and buffers once
+    each (quantized weights included), gradients, optimizer states."""
+    seen: set[int] = set()
+    total = 0
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+        if getattr(t, "grad", None) is not None:
+            total += t.grad.numel() * t.grad.element_size()
+    for state in optimizer.state.values():
+        for v in state.values():
+            if hasattr(v, "numel") and v.dim() > 0:
+                total += v.numel() * v.element_size()
+    return total
+
+
+def _activation_bytes(task, model, inputs, labels) -> int:
+    """Bytes autograd saves for the backward pass of one step (each storage counted once, parameters excluded)."""
+    import torch
+
+    params = {p.data_ptr() for p in model.parameters()}
+    seen: set[int] = set()
+    total = [0]
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in seen and ptr not in params:
+            seen.add(ptr)
+            total[0] += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        task.loss(model, inputs, labels)
+    return total[0]
+
+
+def _adapter_bytes(method: str, model, folder: Path, task: str) -> tuple[int, str]:
+    """Bytes on disk of what ships for this task, and the format written."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if method != "full":
+        from peftlab.interop import codecs, save_peft_adapter
+        from peftlab.tuner import method_for_config
+
+        try:
+            from peftlab.interop import _config_of
+
+            name = method_for_config(_config_of(model, "default")).name
+        except Exception:  # noqa: BLE001 - not an injected method (wrapper-based ones save their own way)
+            name = None
+        if name in codecs():
+            save_peft_adapter(model, folder, task_type="SEQ_CLS" if task == "sentiment" else "CAUSAL_LM")
+            return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()), "peft"
+    tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    if method == "full":  # the whole model is the checkpoint: count its bytes, don't write a copy per seed
+        return sum(t.numel() * t.element_size() for t in tensors.values()), "full-model"
+    save_file(tensors, str(folder / "adapter.safetensors"))
+    return (folder / "adapter.safetensors").stat().st_size, "safetensors"
+
+
+def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None, task=None) -> dict:
+    """Train ``method`` with ``seed`` under ``cfg`` and measure it; returns the cell's record."""
+    import torch
+
+    from peftlab.device import pick_device
+    from peftlab.targets import count_parameters
+
+    spec = METHODS[method]
+    task = task or _task(cfg)
+    device = pick_device() if cfg.profile == "colab" else torch.device("cpu")
+    torch.manual_seed(seed)
+    model = spec.build(task.model(), cfg.task)
+    model.to(device)
+    counts = count_parameters(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = cfg.lr(method)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warm = max(1, int(cfg.warmup_ratio * cfg.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm)))
+    gen = torch.Generator().manual_seed(seed)
+    n = task.n_train()
+    order, pos = torch.randperm(n, generator=gen), 0
+    batches = []
+    for _ in range(cfg.steps):  # data preparation outside the timer
+        if pos + cfg.batch_size > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        batches.append(task.batch(order[pos: pos + cfg.batch_size]))
+        pos += min(cfg.batch_size, n)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    model.train()
+    losses, peak = [], 0
+    t0 = time.perf_counter()
+    for step, (inputs, labels) in enumerate(batches):
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        labels = labels.to(device)
+        if step == 1 and not cuda:  # one step's activations, measured once the optimizer holds its states
+            t_pause = time.perf_counter()
+            act = _activation_bytes(task, model, inputs, labels)
+            peak = _tensor_bytes(model, opt) + act
+            t0 += time.perf_counter() - t_pause
+        loss = task.loss(model, inputs, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(device)
+    elif cfg.steps == 1:
+        peak = _tensor_bytes(model, opt)
+    model.eval()
+    metric = task.evaluate(model)
+    folder = (out or Path(".")) / "adapters" / f"{method}-seed{seed}"
+    nbytes, fmt = _adapter_bytes(method, model, folder, cfg.task)
+    return {"method": method, "seed": seed, "status": "ok", "error": "", "lr": lr,
+            "trainable": counts.trainable, "total": counts.total,
+            "trainable_pct": round(100 * counts.trainable / counts.total, 4),
+            "adapter_bytes": nbytes, "adapter_format": fmt,
+            "seconds_per_step": round(seconds / cfg.steps, 5), "peak_memory_bytes": int(peak),
+            "memory_source": "cuda.max_memory_allocated" if cuda else "tensor bytes (params+grads+optimizer+activations)",
+            "metric": task.metric, "value": round(float(metric), 4), "final_loss": round(losses[-1], 4),
+            "device": device.type}
+
+
+# ------------------------------------------------------------------------------------------------ a run
+def _cell_path(out: Path, method: str, seed: int) -> Path:
+    return out / "cells" / f"{method}__seed{seed}.json"
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _pin(out: Path, cfg: CompareConfig) -> None:
+    """Write config.json, or check the folder's pinned configuration equals ``cfg``."""
+    path = out / "config.json"
+    pinned = cfg.pinned()
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != pinned:
+            diff = [f"{k}: {old.get(k)!r} → {pinned.get(k)!r}" for k in sorted(set(old) | set(pinned))
+                    if old.get(k) != pinned.get(k)]
+            raise ValueError(f"--out {out} holds results of a different configuration ({'; '.join(diff)}). "
+                             f"Use another --out folder, or delete {out} to start over with this configuration.")
+        return
+    _write_json(path, pinned)
+
+
+def _worker(args) -> dict:
+    cfg_dict, method, seed, out, threads = args
+    import torch
+
+    torch.set_num_threads(threads)
+    cfg = CompareConfig(**cfg_dict)
+    return _safe_cell(cfg, method, seed, Path(out))
+
+
+def _safe_cell(cfg, method, seed, out, task=None) -> dict:
+    try:
+        rec = run_cell(cfg, method, seed, out, task)
+    except Exception as exc:  # noqa: BLE001 - a failing cell is recorded and the others go on
+        rec = {"method": method, "seed": seed, "status": "error",
+               "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)}
+    _write_json(_cell_path(out, method, seed), rec)
+    return rec
+
+
+def run_comparison(methods: Sequence[str], seeds: Sequence[int], out: str | os.PathLike,
+                   cfg: CompareConfig | None = None, jobs: int = 1, force: bool = False,
+                   progress: bool = True, log: Callable = print) -> list[dict]:
+    """Run every (method, seed) cell not yet finished in ``out`` and rebuild the result files."""
+    methods, seeds = parse_methods(methods), parse_seeds(seeds)
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: expected a positive integer")
+    cfg = cfg or CompareConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _pin(out, cfg)
+    todo = []
+    for m in methods:
+        for s in seeds:
+            p = _cell_path(out, m, s)
+            if force or not p.is_file() or json.loads(p.read_text(encoding="utf-8")).get("status") != "ok":
+                todo.append((m, s))
+    done = len(methods) * len(seeds) - len(todo)
+    if done:
+        log(f"{done} finished cell(s) kept in {out}/cells; {len(todo)} to run")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc="compare", unit="cell", disable=not progress or not todo)
+    if jobs == 1 or len(todo) <= 1:
+        task = _task(cfg) if todo else None
+        for m, s in todo:
+            bar.set_postfix_str(f"{m} seed {s}")
+            _safe_cell(cfg, m, s, out, task)
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        args = [(asdict(cfg), m, s, str(out), threads) for m, s in todo]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
+            for fut in as_completed([ex.submit(_worker, a) for a in args]):
+                rec = fut.result()
+                bar.set_postfix_str(f"{rec['method']} seed {rec['seed']}")
+                bar.update()
+    bar.close()
+    records = [json.loads(_cell_path(out, m, s).read_text(encoding="utf-8")) for m in methods for s in seeds]
+    write_results(out, cfg, records)
+    return records
+
+
+# --------------------------------------------------------------------------------------------- results
+RESULT_COLUMNS = ["method", "seed", "status", "metric", "value", "trainable", "trainable_pct", "adapter_bytes",
+                  "adapter_format", "seconds_per_step", "peak_memory_bytes", "memory_source", "lr", "final_loss",
+                  "device", "error"]
+SUMMARY_COLUMNS = ["method", "cells_ok", "metric", "mean", "std", "trainable", "trainable_pct", "adapter_bytes",
+                   "seconds_per_step", "peak_memory_bytes"]
+
+
+def summarize(records: Sequence[dict]) -> list[dict]:
+    """Per method: mean ± std (sample std over seeds; 0 for one seed) of the metric, medians of the rest."""
+    rows = []
+    for m in dict.fromkeys(r["method"] for r in records):
+        ok = [r for r in records if r["method"] == m and r.get("status") == "ok"]
+        if not ok:
+            rows.append({"method": m, "cells_ok": 0})
+            continue
+        vals = [r["value"] for r in ok]
+
+        def med(k):
+            return statistics.median(r[k] for r in ok)
+
+        rows.append({"method": m, "cells_ok": len(ok), "metric": ok[0]["metric"],
+                     "mean": round(statistics.fmean(vals), 4),
+                     "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0,
+                     "trainable": int(med("trainable")), "trainable_pct": round(med("trainable_pct"), 4),
+                     "adapter_bytes": int(med("adapter_bytes")), "seconds_per_step": round(med("seconds_per_step"), 5),
+                     "peak_memory_bytes": int(med("peak_memory_bytes"))})
+    return rows
+
+
+def format_summary(rows: Sequence[dict]) -> str:
+    head = f"{'method':<8} {'cells':>5} {'metric':>17} {'trainable':>10} {'%':>8} {'adapter':>10} {'s/step':>8} {'peak mem':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if not r.get("cells_ok"):
+            lines.append(f"{r['method']:<8} {0:>5}  (every cell failed: see results.csv)")
+            continue
+        lines.append(f"{r['method']:<8} {r['cells_ok']:>5} {r['mean']:>9.4f} ± {r['std']:<5.4f} {r['trainable']:>10,} "
+                     f"{r['trainable_pct']:>7.3f}% {_human(r['adapter_bytes']):>10} {r['seconds_per_step']:>8.4f} "
+                     f"{_human(r['peak_memory_bytes']):>9}")
+    return "\n".join(lines)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def write_results(out: Path, cfg: CompareConfig, records: Sequence[dict]) -> None:
+    from peftlab.env import versions
+
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(records)
+    summary = summarize(records)
+    with open(out / "summary.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(summary)
+    import torch
+
+    env = {"versions": versions(), "device": records[0].get("device", "cpu") if records else "cpu",
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+           "torch_threads": torch.get_num_threads(), "profile": cfg.profile}
+    _write_json(out / "results.json", {"config": cfg.pinned(), "environment": env, "summary": summary,
+                                       "cells": list(records)})
+    plot_results(out, summary, records)
+
+
+def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in summary if r.get("cells_ok")]
+    if not ok:
+        return []
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    metric = ok[0]["metric"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for r in ok:
+        ax.errorbar(r["trainable"], r["mean"], yerr=r["std"], fmt="o", capsize=3, label=r["method"])
+        ax.annotate(r["method"], (r["trainable"], r["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (log scale)")
+    ax.set_ylabel(f"{metric} (mean ± std over seeds)")
+    ax.set_title(f"{metric} vs trainable parameters")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    p1 = plots / "metric_vs_params.png"
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    names = [r["method"] for r in ok]
+    axes[0].bar(names, [r["seconds_per_step"] * 1e3 for r in ok])
+    axes[0].set_ylabel("ms per training step (median)")
+    axes[0].set_title("step time")
+    axes[1].bar(names, [r["peak_memory_bytes"] / 2**20 for r in ok])
+    axes[1].set_ylabel("peak memory, MiB (median)")
+    axes[1].set_title("training memory")
+    for a in axes:
+        a.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    p2 = plots / "time_memory.png"
+    fig.savefig(p2, dpi=110)
+    plt.close(fig)
+    return [p1, p2]
+
+
+# --------------------------------------------------------------------------------------- learning rates
+def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None, grid: Sequence[float] = LR_GRID,
+                        seed: int = 0, log: Callable = print) -> dict[str, dict]:
+    """For each method, the learning rate of ``grid`` with the best validation metric (seed 0), and every
+    point of the sweep. The sentiment task uses its validation split; the instruction task the last 20 %
+    of its train split."""
+    cfg = cfg or CompareConfig()
+    task = _task(cfg, split="validation")
+    table = {}
+    for m in parse_methods(methods):
+        scores = {}
+        for lr in grid:
+            c = CompareConfig(**{**asdict(cfg), "learning_rates": {m: lr}})
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    scores[lr] = run_cell(c, m, seed, Path(tmp), task)["value"]
+                except Exception as exc:  # noqa: BLE001 - a diverging lr is a result of the sweep
+                    scores[lr] = float("nan")
+                    log(f"  {m} lr={lr:g}: {type(exc).__name__}: {exc}")
+        finite = {k: v for k, v in scores.items() if v == v}
+        best = max(finite, key=lambda k: (finite[k], -k)) if finite else None
+        table[m] = {"best": best, "scores": scores}
+        log(f"{m:<8} " + "  ".join(f"{lr:g}: {v:.4f}" for lr, v in scores.items()) + f"  → {best:g}")
+    return table
