@@ -23,10 +23,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-## Execute every solution notebook headless into build/ (HTML with plots) and print a summary.
+## Execute every solution notebook headless into build/ (HTML with plots) and print a summary, then
+## compare every method on the sentiment task over three seeds (build/compare: tables and plots).
 run: $(STAMP)
 	@test -d solutions || { echo "make run executes solutions/, which a student release does not have: use 'make lab'"; exit 2; }
 	$(BIN)/peftlab run --out build
+	$(BIN)/peftlab compare --methods all --seeds 0,1,2 --out build/compare --jobs 2
 
 ## Every test: unit, parity with peft/bitsandbytes, notebook pipeline, nbval on solutions/.
 ## (In a student release, which has no tests/: validate the student notebooks with nbval.)

@@ -490,8 +490,15 @@ def _cell_path(out: Path, method: str, seed: int) -> Path:
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    """Write through a per-process temporary file and rename: readers and concurrent writers (cells of one
+    comparison run by several processes or cluster jobs) never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -626,18 +633,22 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def _csv(columns: Sequence[str], rows: Sequence[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
 def write_results(out: Path, cfg: CompareConfig, records: Sequence[dict]) -> None:
     from peftlab.env import versions
 
-    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(records)
     summary = summarize(records)
-    with open(out / "summary.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(summary)
+    _atomic_text(out / "results.csv", _csv(RESULT_COLUMNS, records))
+    _atomic_text(out / "summary.csv", _csv(SUMMARY_COLUMNS, summary))
     import torch
 
     env = {"versions": versions(), "device": records[0].get("device", "cpu") if records else "cpu",
