@@ -31,7 +31,6 @@ configuration; a different configuration in the same folder is refused. ``result
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -112,12 +111,22 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("qlora", "QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _qlora),
 )}
 
-#: Learning rate per (task, method): the best of LR_GRID on the validation split, seed 0, 150 steps, tiny
-#: profile, made by ``peftlab compare --tune-lr --task TASK --methods all --out DIR``.
-LEARNING_RATES: dict[str, dict[str, float]] = {
-    "sentiment": {"full": 3e-4, "lora": 3e-3, "rslora": 3e-3, "dora": 3e-3, "waveft": 1e-2, "qlora": 3e-3},
-    "instructions": {"full": 3e-4, "lora": 3e-3, "rslora": 3e-3, "dora": 3e-3, "waveft": 1e-2, "qlora": 3e-3},
-}
+def _swept_rates() -> dict[str, dict[str, float]]:
+    """``compare_lr/<task>.json``: the learning-rate sweeps behind :data:`LEARNING_RATES` (every score kept)."""
+    folder = Path(__file__).with_name("compare_lr")
+    out: dict[str, dict[str, float]] = {t: {} for t in TASKS}
+    for t in TASKS:
+        path = folder / f"{t}.json"
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            out[t] = {m: float(v["best"]) for m, v in data["methods"].items() if v.get("best") is not None}
+    return out
+
+
+#: Learning rate per task and method: the best of LR_GRID on the validation split, seed 0, 150 steps, tiny
+#: profile, as measured by ``peftlab compare --tune-lr --task TASK --methods ... --out DIR`` and stored with all
+#: its scores in ``peftlab/compare_lr/TASK.json``.
+LEARNING_RATES: dict[str, dict[str, float]] = _swept_rates()
 
 
 def known_methods() -> list[str]:
@@ -182,15 +191,20 @@ class CompareConfig:
                 raise ValueError(f"learning_rates[{k!r}]={v!r}: expected a positive finite number")
 
     def lr(self, method: str) -> float:
-        return float(self.learning_rates.get(method, LEARNING_RATES[self.task].get(method, 1e-3)))
+        if method in self.learning_rates:
+            return float(self.learning_rates[method])
+        if method in LEARNING_RATES[self.task]:
+            return LEARNING_RATES[self.task][method]
+        raise ValueError(f"method {method!r} has no learning rate for task {self.task!r}: sweep it with "
+                         f"`peftlab compare --tune-lr --task {self.task} --methods {method} --seeds 0 --out DIR`, "
+                         f"or give one in --config ({{\"learning_rates\": {{\"{method}\": 0.001}}}})")
 
     def pinned(self) -> dict:
         d = asdict(self)
-        d["learning_rates"] = {m: self.lr(m) for m in METHODS}
+        d["learning_rates"] = {m: self.lr(m) for m in METHODS
+                               if m in self.learning_rates or m in LEARNING_RATES[self.task]}
         return d
 
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.pinned(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_config_file(path: str | os.PathLike) -> dict:
@@ -502,18 +516,23 @@ def _atomic_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _pin(out: Path, cfg: CompareConfig) -> None:
-    """Write config.json, or check the folder's pinned configuration equals ``cfg``."""
+def _pin(out: Path, cfg: CompareConfig, methods: Sequence[str]) -> None:
+    """Write config.json, or check that the folder's pinned configuration agrees with ``cfg``: every field
+    equal, and the same learning rate for every method both know (a method new to the folder is added)."""
     path = out / "config.json"
     pinned = cfg.pinned()
+    pinned["learning_rates"] = {m: cfg.lr(m) for m in methods}
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        if old != pinned:
-            diff = [f"{k}: {old.get(k)!r} → {pinned.get(k)!r}" for k in sorted(set(old) | set(pinned))
-                    if old.get(k) != pinned.get(k)]
+        diff = [f"{k}: {old.get(k)!r} → {pinned.get(k)!r}" for k in sorted(set(old) | set(pinned))
+                if k != "learning_rates" and old.get(k) != pinned.get(k)]
+        old_lr = old.get("learning_rates", {})
+        diff += [f"learning rate of {m}: {old_lr[m]!r} → {v!r}" for m, v in pinned["learning_rates"].items()
+                 if m in old_lr and old_lr[m] != v]
+        if diff:
             raise ValueError(f"--out {out} holds results of a different configuration ({'; '.join(diff)}). "
                              f"Use another --out folder, or delete {out} to start over with this configuration.")
-        return
+        pinned["learning_rates"] = {**old_lr, **pinned["learning_rates"]}
     _write_json(path, pinned)
 
 
@@ -544,9 +563,11 @@ def run_comparison(methods: Sequence[str], seeds: Sequence[int], out: str | os.P
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs={jobs!r}: expected a positive integer")
     cfg = cfg or CompareConfig()
+    for m in methods:
+        cfg.lr(m)  # every requested method has a learning rate, before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _pin(out, cfg)
+    _pin(out, cfg, methods)
     todo = []
     for m in methods:
         for s in seeds:

@@ -79,6 +79,38 @@ def test_different_configuration_refused(small_run):
         C.run_comparison(["lora"], [0], out, C.CompareConfig(steps=4, train_size=96), progress=False)
 
 
+def test_adding_a_method_to_a_folder_is_allowed(small_run, tmp_path):
+    import shutil
+
+    out, cfg, _ = small_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    recs = C.run_comparison(["lora", "rslora"], [0], copy, cfg, progress=False, log=lambda *a: None)
+    assert [r["status"] for r in recs] == ["ok", "ok"]
+    pinned = json.loads((copy / "config.json").read_text(encoding="utf-8"))["learning_rates"]
+    assert set(pinned) == {"lora", "full", "rslora"} and pinned["rslora"] == C.LEARNING_RATES["sentiment"]["rslora"]
+
+
+def test_learning_rates_are_the_sweeps_winners():
+    for task in C.TASKS:
+        path = Path(C.__file__).with_name("compare_lr") / f"{task}.json"
+        if not path.is_file():
+            continue
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+        assert sweep["task"] == task and sweep["grid"] == list(C.LR_GRID)
+        for m, v in sweep["methods"].items():
+            finite = {float(k): s for k, s in v["scores"].items() if s == s}
+            best = max(finite.values())
+            assert finite[v["best"]] == best and C.LEARNING_RATES[task][m] == v["best"]
+
+
+def test_method_without_a_learning_rate_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setitem(C.LEARNING_RATES, "sentiment", {"full": 1e-3})
+    with pytest.raises(ValueError, match=r"'lora' has no learning rate for task 'sentiment'.*--tune-lr"):
+        C.run_comparison(["lora"], [0], tmp_path / "o", C.CompareConfig(steps=2), progress=False)
+    assert not (tmp_path / "o").exists()
+
+
 def test_failing_cell_is_recorded_and_others_go_on(tmp_path, monkeypatch):
     def boom(model, task):
         raise RuntimeError("this method cannot train")
