@@ -71,8 +71,17 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from peftlab.compare import (CompareConfig, LR_GRID, format_summary, load_config_file, parse_methods,
-                                 parse_seeds, run_comparison, summarize, tune_learning_rates)
+    from peftlab.compare import (
+        LR_GRID,
+        CompareConfig,
+        format_summary,
+        load_config_file,
+        parse_methods,
+        parse_seeds,
+        run_comparison,
+        summarize,
+        tune_learning_rates,
+    )
 
     try:
         methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)

@@ -621,7 +621,7 @@ def summarize(records: Sequence[dict]) -> list[dict]:
             continue
         vals = [r["value"] for r in ok]
 
-        def med(k):
+        def med(k, ok=ok):
             return statistics.median(r[k] for r in ok)
 
         rows.append({"method": m, "cells_ok": len(ok), "metric": ok[0]["metric"],
