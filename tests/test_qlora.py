@@ -318,6 +318,11 @@ def test_peft_adapter_of_a_4bit_model_is_a_lora_file_both_ways(tmp_path):
     y = ours(input_ids=ids).logits
     assert torch.equal(y, theirs(input_ids=ids).logits)
 
+    # copy_from_peft into an existing QLoRA adapter (same targets): the same values
+    fresh = peftlab.apply_qlora(copy.deepcopy(base), r=4, alpha=8, target_modules=LLAMA_TARGETS, double_quant=False)
+    peftlab.copy_from_peft(theirs, fresh)
+    assert torch.equal(fresh.train()(input_ids=ids).logits, y)
+
     # peftlab → peft: the same tensors under the same names, read onto a fresh transformers 4-bit model
     peftlab.save_peft_adapter(ours, tmp_path / "ours")
     assert json.loads((tmp_path / "ours" / "adapter_config.json").read_text())["peft_type"] == "LORA"
