@@ -15,6 +15,9 @@ peft names each of its tensors in the file. :func:`save_peft_adapter` writes a f
 ``PeftModel.from_pretrained`` loads; :func:`load_peft_adapter` reads one into peftlab layers, validating
 every tensor against the model before anything changes. :func:`copy_from_peft` takes the adapter of a
 live peft model. Never pickle: safetensors + JSON only, written atomically.
+
+QLoRA has no format of its own: peft saves LoRA over a 4-bit base as a plain LoRA file, so a QLoRA model is
+saved through the LoRA codec, and a LoRA file loaded onto 4-bit targets becomes QLoRA layers.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from torch import nn
 from peftlab.layer import AdapterLayer, check_adapter_name
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear
 from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
+from peftlab.methods.qlora import QLoRALinear, QuantLinear
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, filter_taps
 from peftlab.targets import modules_matching
 from peftlab.tuner import adapter_layers, bind_targets, get_method, inject, method_for_config
@@ -176,7 +180,8 @@ _CODECS: list[Codec] = [
         method="lora", peft_type="LORA",
         tensor_keys={LoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"},
                      LoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
-                                     "lora_embedding_B": ".lora_embedding_B"}},
+                                     "lora_embedding_B": ".lora_embedding_B"},
+                     QLoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"}},
         accepts=lambda cfg: cfg.get("peft_type") == "LORA" and not cfg.get("use_dora"),
         to_peft=_lora_to_peft, from_peft=_lora_from_peft,
     ),
@@ -202,6 +207,32 @@ _CODECS: list[Codec] = [
 ]
 
 
+#: methods whose adapter file *is* another method's: peft saves the LoRA of a 4-bit (bitsandbytes) base as a
+#: plain LoRA file — the quantization belongs to the base model, not to the adapter.
+_SAME_FILE_AS = {"qlora": "lora"}
+
+
+def _quantized_targets(model: nn.Module, names, where: str) -> dict | None:
+    """QLoRA's quantization settings when every named module's base is 4-bit (:class:`QuantLinear`), ``None``
+    when none is; a mix, or 4-bit layers quantized differently, is an error (nothing has changed yet)."""
+    modules = dict(model.named_modules())
+    bases = {n: getattr(m, "base_layer", m) for n in names if (m := modules.get(n)) is not None}
+    quant = {n: b for n, b in bases.items() if isinstance(b, QuantLinear)}
+    if not quant:
+        return None
+    if len(quant) != len(bases):
+        plain = sorted(set(bases) - set(quant))
+        raise ValueError(f"{where}: the adapter targets 4-bit layers ({sorted(quant)[0]!r}, …) and unquantized ones "
+                         f"({plain[0]!r}, …); quantize all of its targets or none")
+    settings = {(b.quant_type, b.blocksize, b.double_quant, b.compute_dtype) for b in quant.values()}
+    if len(settings) > 1:
+        raise ValueError(f"{where}: the targeted 4-bit layers are quantized in different ways {sorted(map(str, settings))}; "
+                         "one adapter file is loaded with one QLoRA setting")
+    quant_type, blocksize, double_quant, compute_dtype = settings.pop()
+    return {"quant_type": quant_type, "blocksize": blocksize, "double_quant": double_quant,
+            "compute_dtype": compute_dtype}
+
+
 def codecs() -> dict[str, Codec]:
     """The codec of every method peftlab can exchange with peft, by method name."""
     return {c.method: c for c in _CODECS}
@@ -222,6 +253,7 @@ def _codec_for_file(cfg: dict, where: str) -> Codec:
 
 
 def _codec_for_method(method: str) -> Codec:
+    method = _SAME_FILE_AS.get(method, method)
     for codec in _CODECS:
         if codec.method == method:
             return codec
@@ -346,7 +378,7 @@ def _split(state: dict[str, torch.Tensor], codec: Codec) -> _Plan:
 
 def _validate(model: nn.Module, plan: _Plan, config, codec: Codec, where: str, adapter_name: str) -> None:
     """Every check that loading could fail, run before the model is touched."""
-    spec = get_method(codec.method)
+    spec = method_for_config(config)
     modules = dict(model.named_modules())
     if not plan.adapters:
         raise ValueError(f"{where} holds no {codec.method} adapter tensors")
@@ -431,6 +463,11 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     The file's ``peft_type`` picks the codec. Every tensor is checked against the model before anything
     changes: a missing module, a layer of the wrong kind or a shape that does not fit raises an error
     naming the file and the tensor, and leaves ``model`` as it was.
+
+    A LoRA file whose targets are 4-bit in ``model`` (:class:`peftlab.QuantLinear`, e.g. after
+    ``peftlab.unload`` of a QLoRA model, or a second adapter on one) is loaded as QLoRA layers with those
+    layers' quantization settings, as ``PeftModel.from_pretrained`` over a bitsandbytes 4-bit model; the file is
+    the same either way, since peft keeps quantization with the base model.
     """
     check_adapter_name(adapter_name)
     folder = Path(folder)
@@ -444,6 +481,9 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     spec = get_method(codec.method)
     if not plan.adapters:
         raise ValueError(f"{where} holds no {codec.method} adapter tensors")
+    quantized = _quantized_targets(model, plan.adapters, where) if codec.method == "lora" else None
+    if quantized is not None:  # a LoRA file onto a 4-bit base: QLoRA layers, as PeftModel over a bitsandbytes model
+        spec, kwargs = get_method("qlora"), {**kwargs, **quantized}
     config = spec.config_cls(**kwargs, target_modules=_exact(plan.adapters), modules_to_save=saved)
     _validate(model, plan, config, codec, where, adapter_name)
     inject(model, config, adapter_name)
@@ -461,7 +501,7 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], adapter
     config = _config_of(model, adapter_name)
     codec = _codec_for_method(method_for_config(config).name)
     plan = _split(state, codec)
-    spec = get_method(codec.method)
+    spec = method_for_config(config)
     layers = adapter_layers(model)
     where = "state dict"
     for name, parts in plan.adapters.items():

@@ -286,3 +286,93 @@ def test_second_adapter_must_use_the_same_quantization():
     assert peftlab.adapter_layers(model)["0"].adapter_names == ["default"]
     peftlab.apply_qlora(model, r=2, target_modules=["0"], adapter_name="other")
     assert peftlab.adapter_layers(model)["0"].adapter_names == ["default", "other"]
+
+
+# ---------------------------------------------------------------------- adapter files (peft's format)
+def _quantized_llama(base, **quant):
+    """``base`` with every Llama Linear 4-bit and no adapter (what a 4-bit loaded base model is)."""
+    return peftlab.unload(peftlab.apply_qlora(copy.deepcopy(base), r=2, target_modules=LLAMA_TARGETS, **quant))
+
+
+def test_peft_adapter_of_a_4bit_model_is_a_lora_file_both_ways(tmp_path):
+    """peft saves LoRA over a bitsandbytes 4-bit base as a plain LoRA file. peftlab reads it onto its own 4-bit
+    base (QLoRA layers) and writes one that peft loads onto transformers' 4-bit model; outputs are identical."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    base = _tiny_llama()
+    theirs = _bnb_peft(base, tmp_path / "base", "nf4", False, torch.float32)
+    theirs.save_pretrained(tmp_path / "peft")
+    saved = json.loads((tmp_path / "peft" / "adapter_config.json").read_text())
+    assert saved["peft_type"] == "LORA" and not saved.get("use_dora")
+
+    ours = peftlab.load_peft_adapter(_quantized_llama(base, double_quant=False), tmp_path / "peft")
+    layers = peftlab.adapter_layers(ours)
+    assert len(layers) == 14 and all(type(layer) is QLoRALinear for layer in layers.values())
+    assert type(ours.peftlab_config["default"]) is QLoRAConfig
+    assert not ours.peftlab_config["default"].double_quant
+    ids = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(0))
+    theirs.train(), ours.train()  # see test_parity_with_transformers_bitsandbytes_and_peft
+    y = ours(input_ids=ids).logits
+    assert torch.equal(y, theirs(input_ids=ids).logits)
+
+    # copy_from_peft into an existing QLoRA adapter (same targets): the same values
+    fresh = peftlab.apply_qlora(copy.deepcopy(base), r=4, alpha=8, target_modules=LLAMA_TARGETS, double_quant=False)
+    peftlab.copy_from_peft(theirs, fresh)
+    assert torch.equal(fresh.train()(input_ids=ids).logits, y)
+
+    # peftlab → peft: the same tensors under the same names, read onto a fresh transformers 4-bit model
+    peftlab.save_peft_adapter(ours, tmp_path / "ours")
+    assert json.loads((tmp_path / "ours" / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    q = AutoModelForCausalLM.from_pretrained(tmp_path / "base", device_map="cpu", quantization_config=BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=False,
+        bnb_4bit_compute_dtype=torch.float32))
+    again = PeftModel.from_pretrained(q, tmp_path / "ours").train()
+    assert torch.equal(again(input_ids=ids).logits, y)
+    # the same file onto an unquantized model is plain LoRA (what peft does with a 16/32-bit base)
+    plain = peftlab.load_peft_adapter(copy.deepcopy(base), tmp_path / "ours")
+    assert {type(layer) for layer in peftlab.adapter_layers(plain).values()} == {peftlab.LoRALinear}
+
+
+def test_qlora_file_round_trip_second_adapter_and_bad_targets(tmp_path):
+    base = _tiny_llama(seed=1)
+    model = peftlab.apply_qlora(copy.deepcopy(base), r=4, alpha=8, target_modules=LLAMA_TARGETS, quant_type="fp4",
+                                blocksize=32)
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for layer in peftlab.adapter_layers(model).values():
+            layer.lora_B["default"].copy_(torch.randn(layer.lora_B["default"].shape, generator=gen) * 0.1)
+    ids = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(3))
+    y = model(input_ids=ids).logits
+    peftlab.save_peft_adapter(model, tmp_path / "a")
+    from peftlab.interop import adapter_state_dict
+
+    state = adapter_state_dict(model)
+    assert len(state) == 28 and all(k.endswith((".lora_A.weight", ".lora_B.weight")) for k in state)
+
+    again = peftlab.load_peft_adapter(_quantized_llama(base, quant_type="fp4", blocksize=32), tmp_path / "a")
+    cfg = again.peftlab_config["default"]
+    assert (cfg.quant_type, cfg.blocksize, cfg.double_quant) == ("fp4", 32, True)
+    assert torch.equal(again(input_ids=ids).logits, y)
+
+    # a second adapter from the file on the QLoRA model itself: same quantization, adapter "b" equal to "default"
+    peftlab.load_peft_adapter(model, tmp_path / "a", adapter_name="b")
+    peftlab.set_adapter(model, "b")
+    assert torch.equal(model(input_ids=ids).logits, y)
+
+    # load_adapter_state into an existing QLoRA adapter
+    fresh = peftlab.apply_qlora(copy.deepcopy(base), r=4, alpha=8, target_modules=LLAMA_TARGETS, quant_type="fp4",
+                                blocksize=32)
+    peftlab.load_adapter_state(fresh, state)
+    assert torch.equal(fresh(input_ids=ids).logits, y)
+
+    # targets partly 4-bit: refused, nothing changed
+    mixed = _quantized_llama(base, quant_type="fp4", blocksize=32)
+    mixed.model.layers[0].self_attn.q_proj = base.model.layers[0].self_attn.q_proj
+    before = {k: v.clone() for k, v in mixed.state_dict().items()}
+    with pytest.raises(ValueError, match="4-bit layers .* and unquantized"):
+        peftlab.load_peft_adapter(mixed, tmp_path / "a")
+    assert not peftlab.adapter_layers(mixed) and not getattr(mixed, "peftlab_config", None)
+    assert all(torch.equal(v, mixed.state_dict()[k]) for k, v in before.items())
