@@ -39,8 +39,8 @@ I. **Sensitivity → warm start.** ``I_q(ℓ)``: loss increase when unit ℓ alo
 II. **Constrained NSGA-II ("PRGA").** A population of the warm start and jittered copies; offspring by
    ``k`` random one-step moves on the ``Q``/``R`` ladders ("atomic edits"); every candidate repaired to
    the budget by the cheapest downgrade (:func:`repair`: the one-rung downgrade with the smallest
-   ``(I(ℓ) + ε)/ΔM``); all offspring get a *low-fidelity* evaluation (few fine-tuning steps), the best by
-   non-dominated rank and crowding distance a *high-fidelity* one (more steps); survivors chosen by
+   ``(I(ℓ) + ε)/ΔM``); all offspring get a *low-fidelity* evaluation (few fine-tuning steps), those with the
+   lowest low-fidelity loss a *high-fidelity* one (more steps); survivors chosen by
    :func:`nsga2_select` (elitism: parents and offspring compete). Every candidate is repaired, so all are
    feasible and constrained domination reduces to plain domination.
 III. **Bayesian-optimisation refinement.** A Gaussian process (Matérn-5/2 + white noise, hand-written in
@@ -51,11 +51,10 @@ III. **Bayesian-optimisation refinement.** A Gaussian process (Matérn-5/2 + whi
    with the largest expected improvement is evaluated at high fidelity, up to ``bo_iterations`` times or
    until the largest EI falls below ``1e-4``.
 
-Departures from the authors' code, all for a 2-core CPU: population 8 (not 40), 2 moves per offspring (not 5),
-3–4 generations (not 12–15), no hypervolume early stop, and the paper's MLP surrogate that picks which
-offspring get a high-fidelity run is replaced by ranking their low-fidelity losses (non-dominated sorting +
-crowding distance). Evaluations are cached by (configuration, fidelity), and everything is seeded, so a
-search repeats exactly.
+Departures from the authors' code, all for a 2-core CPU: a population of 6–8 (not 40), 2 moves per offspring
+(not 5), 2–4 generations (not 12–15), no hypervolume early stop, and the paper's MLP surrogate that picks which
+offspring get a high-fidelity run is replaced by their low-fidelity losses themselves. Evaluations are cached
+by (configuration, fidelity), and everything is seeded, so a search repeats exactly.
 """
 
 from __future__ import annotations
@@ -641,11 +640,15 @@ def qr_adaptor_search(evaluate: Evaluate, space: SearchSpace, memory: MemoryMode
                       importance_q: Sequence[float], importance_r: Sequence[float], *, population: int = 8,
                       generations: int = 3, moves: int = 2, jitter: int = 4, high_per_generation: int = 2,
                       bo_iterations: int = 3, alpha: float = 0.6, seed: int = 0,
+                      extra_initial: Sequence[Sequence[LayerChoice]] = (),
                       log: Callable[[str], None] | None = None) -> SearchResult:
     """Phases II and III of QR-Adaptor (Phase I's sensitivities come in as ``importance_q``/``importance_r``).
 
     ``evaluate(config, fidelity)`` returns the loss of ``config`` at ``fidelity`` ("low" or "high");
     it is called at most once per (config, fidelity): results are cached in the returned records.
+    ``extra_initial``: configurations added to the initial population besides the warm start and its jittered
+    copies (e.g. the uniform configuration that defines the budget, so that elitism keeps it until something
+    beats it); each is repaired to the budget.
     Deterministic for a given ``seed`` and a deterministic ``evaluate``.
     """
     for name, v, low in (("population", population, 2), ("generations", generations, 0), ("moves", moves, 1),
@@ -688,13 +691,12 @@ def qr_adaptor_search(evaluate: Evaluate, space: SearchSpace, memory: MemoryMode
         return getattr(rec, fidelity)
 
     def promote(cands: list[Config], k: int, origin: str) -> None:
-        """High-fidelity runs for the ``k`` best (by low-fidelity rank and crowding) not yet run at high."""
-        todo = [c for c in cands if records[c].high is None]
-        if not todo:
-            return
-        pick = nsga2_select([(records[c].low, records[c].nbytes) for c in todo], min(k, len(todo)))
-        for i in pick:
-            run(todo[i], "high", origin)
+        """High-fidelity runs for the ``k`` candidates with the lowest low-fidelity loss (ties: fewer bytes) not
+        yet run at high fidelity — the paper ranks them by a surrogate's predicted performance."""
+        todo = sorted((c for c in dict.fromkeys(cands) if records[c].high is None),
+                      key=lambda c: (records[c].low, records[c].nbytes))
+        for c in todo[:k]:
+            run(c, "high", origin)
 
     def snapshot(phase: str) -> None:
         highs = [r for r in records.values() if r.high is not None]
@@ -708,6 +710,10 @@ def qr_adaptor_search(evaluate: Evaluate, space: SearchSpace, memory: MemoryMode
     # ---- initial population: warm start + jittered copies (≤ `jitter` random per-unit resets each)
     start = fix(warm_start(importance_q, importance_r, space))
     pop: list[Config] = [start]
+    for extra in extra_initial:
+        cfg = fix(space.check(extra))
+        if cfg not in pop:
+            pop.append(cfg)
     tries = 0
     while len(pop) < population and tries < 50 * population:
         tries += 1
@@ -718,7 +724,7 @@ def qr_adaptor_search(evaluate: Evaluate, space: SearchSpace, memory: MemoryMode
         if cfg not in pop:
             pop.append(cfg)
     for c in pop:
-        run(c, "low", "warm start" if c == start else "population")
+        run(c, "low", "warm start" if c == start else "initial" if c in pop[: 1 + len(extra_initial)] else "population")
     promote(pop, high_per_generation, "population")
     snapshot("initial population")
 
@@ -925,10 +931,22 @@ class LoRAFinetuneEvaluator:
         t0 = time.perf_counter()
         pairs = None if texts is None else [(self._tok(t)["input_ids"], 0) for t in texts]
 
+        mods = dict(self.model.named_modules())
+
         def measure(cfg):
-            if steps is None:
-                return self.loss(self.build(cfg, ranks=False), answer_only=False, pairs=pairs)
-            return self.loss(self.finetune(self.build(cfg), steps))
+            if steps is not None:
+                return self.loss(self.finetune(self.build(cfg), steps))
+            swapped = [n for (b, _), u in zip(cfg, self.layers, strict=True) if b is not None for n in self.groups[u]]
+            bits_of = {n: b for (b, _), u in zip(cfg, self.layers, strict=True) for n in self.groups[u]}
+            try:  # forward only: swap the weights in place (no copy of the model), then put them back
+                with torch.no_grad():
+                    for n in swapped:
+                        mods[n].weight.copy_(self.quantized(n, bits_of[n]))
+                return self.loss(self.model, answer_only=False, pairs=pairs)
+            finally:
+                with torch.no_grad():
+                    for n in swapped:
+                        mods[n].weight.copy_(self._original[n])
 
         r = rank or 1
         ref = measure([(None, r)] * len(self.layers))
