@@ -3,6 +3,7 @@ budget repair, the memory model (closed form = bytes of the real tensors), warm 
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 
@@ -343,7 +344,19 @@ def test_evaluator_builds_quantized_bases_with_per_unit_ranks_and_caches():
     assert ev.evaluations == {"low": 1, "high": 1}
     with pytest.raises(ValueError, match="fidelity"):
         ev(cfg, "medium")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     iq = ev.quant_sensitivity(2, texts=texts)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # weights put back
     ir = ev.rank_sensitivity(2, steps=1)
     assert len(iq) == len(ir) == 2 and all(math.isfinite(v) for v in iq + ir)
+    # I_q by hand for unit 1: its Linears at 2 bits, every token of the texts, minus the unquantized loss
+    ref = copy.deepcopy(model)
+    for name in groups["model.layers.1"]:
+        with torch.no_grad():
+            ref.get_submodule(name).weight.copy_(qa.roundtrip(model.get_submodule(name).weight, 2))
+    pairs = [(tok(t)["input_ids"], 0) for t in texts]
+    assert iq[1] == pytest.approx(ev.loss(ref, answer_only=False, pairs=pairs)
+                                  - ev.loss(model, answer_only=False, pairs=pairs), abs=1e-6)
+    with pytest.raises(ValueError, match="either texts"):
+        ev.quant_sensitivity(2)
     assert dict(model.named_modules())["model.layers.0.self_attn.q_proj"].weight.requires_grad  # model untouched
