@@ -96,6 +96,7 @@ __all__ = [
     "lora_nbytes",
     "min_max",
     "mutate",
+    "neighbours",
     "non_dominated_sort",
     "nsga2_select",
     "pack_bits",

@@ -360,3 +360,19 @@ def test_evaluator_builds_quantized_bases_with_per_unit_ranks_and_caches():
     with pytest.raises(ValueError, match="either texts"):
         ev.quant_sensitivity(2)
     assert dict(model.named_modules())["model.layers.0.self_attn.q_proj"].weight.requires_grad  # model untouched
+
+
+def test_neighbours_and_mutation_move_one_rung_at_a_time():
+    space = qa.SearchSpace(("a", "b"))
+    assert sorted(qa.neighbours(((2, 2), (8, 8)), space)) == sorted(
+        [((3, 2), (8, 8)), ((2, 4), (8, 8)), ((2, 2), (4, 8)), ((2, 2), (8, 4))])
+
+    def rungs(c1, c2):
+        return sum(abs(space.bits.index(b1) - space.bits.index(b2)) + abs(space.ranks.index(r1) - space.ranks.index(r2))
+                   for (b1, r1), (b2, r2) in zip(c1, c2, strict=True))
+
+    start = ((4, 4), (4, 4))
+    for seed in range(20):
+        child = qa.mutate(start, space, random.Random(seed), moves=2)
+        assert space.check(child) == child and rungs(start, child) in (0, 2)
+        assert child == qa.mutate(start, space, random.Random(seed), moves=2)  # seeded
