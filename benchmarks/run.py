@@ -194,6 +194,9 @@ ROWS = [
     # x ΔWᵀ as a second product (3 matmuls per training step and the convolution); peftlab scatters ΔW's
     # non-zero terms and runs one product with W0 + ΔW (2 matmuls: forward and ΔW's gradient). The
     # whole-model row also carries the encoder's own cost (attention, dropout, layer norms), the same in both.
+    # That shared cost alone puts 0.50 out of reach on the tiny-encoder row: the same base with no Linear weight
+    # gradient at all (only the word embeddings trainable, so the backward still runs through the encoder) took
+    # 0.57 of peft's WaveFT step, and with the targets' weights trainable (full FT of them) 0.63–0.66 (2-core CPU).
     Row("WaveFT n=2048 db1, tiny encoder q/k/v/dense, 32×48", waveft_tiny_encoder),
     Row("WaveFT n=2048 db1, Linear 256×128, x: 32×48 tokens", waveft_256x128),
     Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536),
