@@ -18,6 +18,7 @@ quiet_third_party()  # before peft / bitsandbytes are imported anywhere
 from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
 from peftlab.layer import AdapterLayer  # noqa: E402
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, apply_dora  # noqa: E402
+from peftlab.methods.ia3 import IA3Config, IA3Linear, apply_ia3  # noqa: E402
 from peftlab.methods.lora import (  # noqa: E402
     LoRAConfig,
     LoRAEmbedding,
@@ -50,6 +51,8 @@ __all__ = [
     "DoRAConfig",
     "DoRAEmbedding",
     "DoRALinear",
+    "IA3Config",
+    "IA3Linear",
     "LoRAConfig",
     "LoRAEmbedding",
     "LoRALinear",
@@ -62,6 +65,7 @@ __all__ = [
     "active_adapters",
     "adapter_layers",
     "apply_dora",
+    "apply_ia3",
     "apply_lora",
     "apply_qlora",
     "apply_waveft",

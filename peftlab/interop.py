@@ -34,6 +34,7 @@ from torch import nn
 
 from peftlab.layer import AdapterLayer, check_adapter_name
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear
+from peftlab.methods.ia3 import IA3Config, IA3Linear
 from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, filter_taps
 from peftlab.targets import modules_matching
@@ -171,6 +172,22 @@ def _waveft_from_peft(cfg: dict, where: str) -> dict:
     return kwargs
 
 
+def _ia3_to_peft(cfg: IA3Config) -> dict:
+    return {"feedforward_modules": cfg.feedforward_modules, "fan_in_fan_out": False,
+            "init_ia3_weights": cfg.init_ia3_weights}
+
+
+def _ia3_from_peft(cfg: dict, where: str) -> dict:
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    ff = cfg.get("feedforward_modules")
+    if ff is None:
+        raise ValueError(f"{where}: missing feedforward_modules (peft fills it in from the model type when saving; "
+                         "peftlab needs it in the file)")
+    return {"feedforward_modules": ff if isinstance(ff, str) else sorted(ff),
+            "init_ia3_weights": bool(cfg.get("init_ia3_weights", True))}
+
+
 _CODECS: list[Codec] = [
     Codec(
         method="lora", peft_type="LORA",
@@ -198,6 +215,13 @@ _CODECS: list[Codec] = [
         tensor_keys={WaveFTLinear: {"waveft_spectrum": ".waveft_spectrum"}},
         accepts=lambda cfg: cfg.get("peft_type") == "WAVEFT",
         to_peft=_waveft_to_peft, from_peft=_waveft_from_peft,
+    ),
+    # IA³: one vector per layer, (out, 1) for output scaling, (1, in) for feed-forward (input) targets.
+    Codec(
+        method="ia3", peft_type="IA3",
+        tensor_keys={IA3Linear: {"ia3_l": ".ia3_l"}},
+        accepts=lambda cfg: cfg.get("peft_type") == "IA3",
+        to_peft=_ia3_to_peft, from_peft=_ia3_from_peft,
     ),
 ]
 

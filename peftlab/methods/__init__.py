@@ -12,3 +12,4 @@ from peftlab.methods import (
     qlora,  # noqa: F401  (registers "qlora")
     waveft,  # noqa: F401  (registers "waveft")
 )
+from peftlab.methods import ia3  # noqa: F401, E402  (registers "ia3")
