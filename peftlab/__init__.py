@@ -27,6 +27,14 @@ from peftlab.methods.lora import (  # noqa: E402
     merge_lora,
     unmerge_lora,
 )
+from peftlab.methods.prompts import (  # noqa: E402
+    PrefixTuningConfig,
+    PrefixTuningModel,
+    PromptTuningConfig,
+    PromptTuningModel,
+    apply_prefix_tuning,
+    apply_prompt_tuning,
+)
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, apply_qlora  # noqa: E402
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
 from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
@@ -57,6 +65,10 @@ __all__ = [
     "LoRAEmbedding",
     "LoRALinear",
     "ParameterCount",
+    "PrefixTuningConfig",
+    "PrefixTuningModel",
+    "PromptTuningConfig",
+    "PromptTuningModel",
     "QLoRAConfig",
     "QLoRALinear",
     "QuantLinear",
@@ -67,6 +79,8 @@ __all__ = [
     "apply_dora",
     "apply_ia3",
     "apply_lora",
+    "apply_prefix_tuning",
+    "apply_prompt_tuning",
     "apply_qlora",
     "apply_waveft",
     "copy_from_peft",

@@ -31,9 +31,10 @@ value slice ``2ℓ+1``. They enter the model as a key/value cache (``past_key_va
 ``DynamicCache``), so real tokens take positions ``T … T+n−1`` and the attention mask gets ``T`` ones in
 front. ``M`` is either learned directly (``Embedding(T, 2L·d_kv)``, N(0, 1), or zeros with ``init="zero"``)
 or, with ``prefix_projection=True`` (the paper's reparametrisation, which it found trains more stably), made
-by an MLP from a smaller table: ``M = W_2 tanh(W_1 E_p + b_1) + b_2`` with ``E_p ∈ R^{T×d}``, ``W_1 ∈ R^{h×d}``,
-``W_2 ∈ R^{2L·d_kv×h}`` (``h`` = ``encoder_hidden_size``, default ``d``). Trainable: ``T·2L·d_kv`` without
-projection; ``T·d + (d·h + h) + (h·2L·d_kv + 2L·d_kv)`` with it (after training only ``M`` is needed).
+by an MLP from a smaller table: ``M = tanh(E_p W_1ᵀ + b_1) W_2ᵀ + b_2`` with ``E_p ∈ R^{T×d_kv}``,
+``W_1 ∈ R^{h×d_kv}``, ``W_2 ∈ R^{2L·d_kv×h}`` (``h`` = ``encoder_hidden_size``, default ``d_kv``; peft sizes
+the table by ``d_kv``, which is ``d`` without grouped-query attention). Trainable: ``T·2L·d_kv`` without
+projection; ``T·d_kv + (d_kv·h + h) + (h·2L·d_kv + 2L·d_kv)`` with it (after training only ``M`` is needed).
 
 Both are wrappers (:class:`PromptTuningModel`, :class:`PrefixTuningModel`) around the unchanged model,
 which is frozen except ``modules_to_save`` (a classifier head). ``peftlab.save_peft_adapter`` /
@@ -129,8 +130,10 @@ class PrefixTuningConfig:
     """Prefix tuning (peft's ``PrefixTuningConfig`` names in brackets).
 
     ``num_virtual_tokens`` [same], ``prefix_projection`` [same] (the reparametrising MLP),
-    ``encoder_hidden_size`` [same] (its hidden width h; None: the model's hidden size), ``init``
-    ("random" N(0, 1), or "zero" [init_weights="zero"]: no effect at start), ``task_type``, ``modules_to_save``.
+    ``encoder_hidden_size`` [same] (its hidden width h; None: ``d_kv``), ``init`` ("random" N(0, 1), or "zero"
+    [init_weights="zero"]: ``M = 0`` at start, the MLP's last layer zeroed with the projection; zero keys and values
+    still take a share of the attention, so this is not the base model's output), ``task_type``,
+    ``modules_to_save``.
     """
 
     num_virtual_tokens: int = 8
@@ -216,6 +219,8 @@ class PromptTuningModel(_VirtualTokenModel):
         if config.init == "text" and tokenizer is None:
             raise ValueError("init='text' needs tokenizer= (to turn init_text into token ids)")
         super().__init__(model, config)
+        #: the tokenizer's name (written as peft's ``tokenizer_name_or_path`` when saving a "text" init)
+        self.tokenizer_name = getattr(tokenizer, "name_or_path", None) or None
         embed = model.get_input_embeddings()
         T, d = config.num_virtual_tokens, embed.embedding_dim
         if config.init == "random":
@@ -277,6 +282,10 @@ class PrefixEncoder(nn.Module):
         if projection:
             self.embedding = nn.Embedding(T, d)
             self.transform = nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, out))
+            if init == "zero":
+                with torch.no_grad():
+                    self.transform[-1].weight.zero_()
+                    self.transform[-1].bias.zero_()
         else:
             self.embedding = nn.Embedding(T, out)
             with torch.no_grad():
@@ -302,8 +311,9 @@ class PrefixTuningModel(_VirtualTokenModel):
         super().__init__(model, config)
         L, d, kv_heads, head_dim = _model_dims(model)
         self.num_layers, self.kv_heads, self.head_dim = L, kv_heads, head_dim
-        hidden = config.encoder_hidden_size or d
-        self.prefix_encoder = PrefixEncoder(config.num_virtual_tokens, d, 2 * L * kv_heads * head_dim,
+        d_kv = kv_heads * head_dim  # peft's token_dim for prefix tuning: d, or H_kv·d_h under grouped-query attention
+        hidden = config.encoder_hidden_size or d_kv
+        self.prefix_encoder = PrefixEncoder(config.num_virtual_tokens, d_kv, 2 * L * d_kv,
                                             config.prefix_projection, hidden, config.init, generator)
 
     def prefix_matrix(self) -> torch.Tensor:
