@@ -17,6 +17,7 @@ quiet_third_party()  # before peft / bitsandbytes are imported anywhere
 
 from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
 from peftlab.layer import AdapterLayer  # noqa: E402
+from peftlab.methods.adapters import HoulsbyConfig, HoulsbyLinear, apply_houlsby_adapter  # noqa: E402
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, apply_dora  # noqa: E402
 from peftlab.methods.ia3 import IA3Config, IA3Linear, apply_ia3  # noqa: E402
 from peftlab.methods.lora import (  # noqa: E402
@@ -57,6 +58,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AdapterLayer",
     "DoRAConfig",
+    "HoulsbyConfig",
+    "HoulsbyLinear",
     "DoRAEmbedding",
     "DoRALinear",
     "IA3Config",
@@ -77,6 +80,7 @@ __all__ = [
     "active_adapters",
     "adapter_layers",
     "apply_dora",
+    "apply_houlsby_adapter",
     "apply_ia3",
     "apply_lora",
     "apply_prefix_tuning",

@@ -13,3 +13,5 @@ from peftlab.methods import (
     waveft,  # noqa: F401  (registers "waveft")
 )
 from peftlab.methods import ia3  # noqa: F401, E402  (registers "ia3")
+from peftlab.methods import adapters  # noqa: F401, E402  (registers "houlsby")
+from peftlab.methods import prompts  # noqa: F401, E402  (input-side wrappers; not registered: they inject no layers)
