@@ -313,6 +313,7 @@ class PrefixTuningModel(_VirtualTokenModel):
         self.num_layers, self.kv_heads, self.head_dim = L, kv_heads, head_dim
         d_kv = kv_heads * head_dim  # peft's token_dim for prefix tuning: d, or H_kv·d_h under grouped-query attention
         hidden = config.encoder_hidden_size or d_kv
+        self._takes_cache = "past_key_values" in inspect.signature(model.forward).parameters
         self.prefix_encoder = PrefixEncoder(config.num_virtual_tokens, d_kv, 2 * L * d_kv,
                                             config.prefix_projection, hidden, config.init, generator)
 
@@ -325,12 +326,14 @@ class PrefixTuningModel(_VirtualTokenModel):
         from transformers import DynamicCache
 
         T, L = self.num_virtual_tokens, self.num_layers
-        M = self.prefix_matrix().unsqueeze(0).expand(batch, -1, -1)
+        M = self.prefix_matrix()
         dtype = next((p.dtype for p in self.base_model.parameters() if p.is_floating_point()), M.dtype)
-        kv = M.to(dtype).reshape(batch, T, 2 * L, self.kv_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        # (T, 2L·d_kv) → (2L, H_kv, T, d_h); the batch is a broadcast view, not B copies (peft copies)
+        kv = M.to(dtype).view(T, 2 * L, self.kv_heads, self.head_dim).permute(1, 2, 0, 3)
         cache = DynamicCache()
         for layer in range(L):
-            cache.update(kv[2 * layer], kv[2 * layer + 1], layer)
+            key, value = (kv[2 * layer + i].unsqueeze(0).expand(batch, -1, -1, -1) for i in (0, 1))
+            cache.update(key, value, layer)
         return cache
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
@@ -343,7 +346,7 @@ class PrefixTuningModel(_VirtualTokenModel):
                     past_key_values=self.past_key_values(batch), **kwargs)
         if position_ids is not None:
             args["position_ids"] = position_ids
-        if "past_key_values" in inspect.signature(model.forward).parameters:
+        if self._takes_cache:
             return model(labels=labels, **args)
         return self._classify(args, labels)
 
