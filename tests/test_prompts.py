@@ -13,10 +13,9 @@ import json
 import pytest
 import torch
 from helpers import tiny_bert
-from peft import PeftModel, TaskType, get_peft_model
+from peft import PeftModel, PromptTuningInit, TaskType, get_peft_model
 from peft import PrefixTuningConfig as PeftPrefixConfig
 from peft import PromptTuningConfig as PeftPromptConfig
-from peft import PromptTuningInit
 
 import peftlab
 from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME
@@ -274,3 +273,15 @@ def test_bad_wrapping_changes_nothing():
     with pytest.raises(TypeError, match="PrefixTuningConfig"):
         PrefixTuningModel(model, PromptTuningConfig())
     assert flags == [p.requires_grad for p in model.parameters()]
+
+
+def test_disable_adapter_gives_the_base_model():
+    for kind, apply in (("llama", apply_prompt_tuning), ("bert", apply_prefix_tuning)):
+        build, _ = MODELS[kind]
+        base = build()
+        ours = apply(copy.deepcopy(base), num_virtual_tokens=3, seed=0)
+        ids, mask, _ = _batch(kind)
+        with ours.disable_adapter():
+            assert torch.equal(ours(input_ids=ids, attention_mask=mask).logits,
+                               base(input_ids=ids, attention_mask=mask).logits)
+        assert ours(input_ids=ids, attention_mask=mask).logits.shape[1] == (10 if kind == "llama" else 2)

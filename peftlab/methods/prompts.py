@@ -46,6 +46,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -180,7 +181,18 @@ class _VirtualTokenModel(nn.Module):
 
     @property
     def num_virtual_tokens(self) -> int:
-        return self.config.num_virtual_tokens
+        return self.config.num_virtual_tokens if self.adapters_enabled else 0
+
+    adapters_enabled = True
+
+    @contextmanager
+    def disable_adapter(self):
+        """Within the block the wrapper computes the base model (no virtual tokens), as peft's ``disable_adapter``."""
+        self.adapters_enabled = False
+        try:
+            yield self
+        finally:
+            self.adapters_enabled = True
 
     def _mask(self, attention_mask: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         if attention_mask is None:
@@ -210,7 +222,8 @@ class PromptTuningModel(_VirtualTokenModel):
     """A frozen transformers model reading ``T`` trainable virtual token embeddings before its input.
 
     ``prompt_embeddings``: (T, d). ``forward`` takes the model's usual arguments and returns its output
-    (a causal LM's logits cover the ``T`` virtual positions too, as peft's).
+    (a causal LM's logits cover the ``T`` virtual positions too, as peft's). ``with wrapper.disable_adapter():``
+    computes the base model.
     """
 
     def __init__(self, model: nn.Module, config: PromptTuningConfig, tokenizer=None, generator=None):
@@ -237,6 +250,9 @@ class PromptTuningModel(_VirtualTokenModel):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, token_type_ids=None,
                 position_ids=None, **kwargs):
+        if not self.adapters_enabled:
+            return self.base_model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                                   labels=labels, token_type_ids=token_type_ids, position_ids=position_ids, **kwargs)
         batch = self._batch(input_ids, inputs_embeds)
         if position_ids is not None:
             warnings.warn("position_ids are ignored with prompt tuning (the virtual tokens shift every position)",
@@ -338,10 +354,13 @@ class PrefixTuningModel(_VirtualTokenModel):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, labels=None, position_ids=None,
                 **kwargs):
+        model = self.base_model
+        if not self.adapters_enabled:
+            return model(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds,
+                         labels=labels, position_ids=position_ids, **kwargs)
         batch = self._batch(input_ids, inputs_embeds)
         if position_ids is not None:
             position_ids = position_ids + self.num_virtual_tokens
-        model = self.base_model
         args = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=self._mask(attention_mask, batch),
                     past_key_values=self.past_key_values(batch), **kwargs)
         if position_ids is not None:
