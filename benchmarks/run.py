@@ -185,6 +185,59 @@ def qlora_4096(device):
     return ours, theirs, lambda: (x,)
 
 
+def _ia3_pair(base: nn.Module, targets, feedforward):
+    from peft import IA3Config
+
+    theirs = get_peft_model(copy.deepcopy(base), IA3Config(target_modules=targets, feedforward_modules=feedforward))
+    ours = peftlab.apply_ia3(copy.deepcopy(base), target_modules=targets, feedforward_modules=feedforward)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            if p.requires_grad:
+                p.add_(0.1)
+    peftlab.copy_from_peft(theirs, ours)
+    return ours, theirs
+
+
+def ia3_tiny_encoder(device):
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _ia3_pair(base, ["key", "value", "output.dense"], ["output.dense"])
+    return ours, theirs, lambda: (ids,)
+
+
+def ia3_4096(device):
+    base, x = _linear_4096(device)
+    ours, theirs = _ia3_pair(base, ["0"], ["0"])
+    return ours, theirs, lambda: (x,)
+
+
+def _prompt_pair(base: nn.Module, prefix: bool, tokens: int):
+    from peft import PrefixTuningConfig, PromptTuningConfig
+
+    if prefix:
+        theirs = get_peft_model(copy.deepcopy(base), PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=tokens))
+        ours = peftlab.apply_prefix_tuning(copy.deepcopy(base), num_virtual_tokens=tokens, modules_to_save=["classifier"])
+        ours.prefix_encoder.load_state_dict(theirs.prompt_encoder["default"].state_dict())
+    else:
+        theirs = get_peft_model(copy.deepcopy(base), PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=tokens))
+        ours = peftlab.apply_prompt_tuning(copy.deepcopy(base), num_virtual_tokens=tokens,
+                                           modules_to_save=["classifier"])
+        with torch.no_grad():
+            ours.prompt_embeddings.copy_(theirs.prompt_encoder["default"].embedding.weight)
+    return ours, theirs
+
+
+def prompt_tiny_encoder(device):
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _prompt_pair(base, prefix=False, tokens=20)
+    return ours, theirs, lambda: (ids,)
+
+
+def prefix_tiny_encoder(device):
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _prompt_pair(base, prefix=True, tokens=20)
+    return ours, theirs, lambda: (ids,)
+
+
 ROWS = [
     Row("LoRA r=16, Linear 4096×4096, x: 4×128 tokens", lora_4096),
     Row("LoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", lora_tiny_encoder),
@@ -202,6 +255,12 @@ ROWS = [
     Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536),
     Row("WaveFT n=2592 sym4, Linear 384×1536, x: 4×128 tokens", lambda d: waveft_384x1536(d, "sym4")),
     Row("QLoRA r=16 NF4+DQ, Linear 4096×4096, 4×128 tokens", qlora_4096, eval_diff=False),
+    # Week 00's classic methods (goal ≤ 1.00). Prompt/prefix tuning: peftlab's wrapper against peft's
+    # PeftModelForSequenceClassification, 20 virtual tokens, the classifier trained in both.
+    Row("IA3 k/v/ff, tiny encoder, 32×48 tokens", ia3_tiny_encoder),
+    Row("IA3 ff (input scaling), Linear 4096×4096, 4×128 tokens", ia3_4096),
+    Row("Prompt tuning T=20, tiny encoder, 32×48 tokens", prompt_tiny_encoder),
+    Row("Prefix tuning T=20, tiny encoder, 32×48 tokens", prefix_tiny_encoder),
 ]
 
 

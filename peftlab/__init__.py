@@ -17,7 +17,9 @@ quiet_third_party()  # before peft / bitsandbytes are imported anywhere
 
 from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
 from peftlab.layer import AdapterLayer  # noqa: E402
+from peftlab.methods.adapters import HoulsbyConfig, HoulsbyLinear, apply_houlsby_adapter  # noqa: E402
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, apply_dora  # noqa: E402
+from peftlab.methods.ia3 import IA3Config, IA3Linear, apply_ia3  # noqa: E402
 from peftlab.methods.lora import (  # noqa: E402
     LoRAConfig,
     LoRAEmbedding,
@@ -25,6 +27,14 @@ from peftlab.methods.lora import (  # noqa: E402
     apply_lora,
     merge_lora,
     unmerge_lora,
+)
+from peftlab.methods.prompts import (  # noqa: E402
+    PrefixTuningConfig,
+    PrefixTuningModel,
+    PromptTuningConfig,
+    PromptTuningModel,
+    apply_prefix_tuning,
+    apply_prompt_tuning,
 )
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, apply_qlora  # noqa: E402
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
@@ -48,12 +58,20 @@ __version__ = "0.1.0"
 __all__ = [
     "AdapterLayer",
     "DoRAConfig",
+    "HoulsbyConfig",
+    "HoulsbyLinear",
     "DoRAEmbedding",
     "DoRALinear",
+    "IA3Config",
+    "IA3Linear",
     "LoRAConfig",
     "LoRAEmbedding",
     "LoRALinear",
     "ParameterCount",
+    "PrefixTuningConfig",
+    "PrefixTuningModel",
+    "PromptTuningConfig",
+    "PromptTuningModel",
     "QLoRAConfig",
     "QLoRALinear",
     "QuantLinear",
@@ -62,7 +80,11 @@ __all__ = [
     "active_adapters",
     "adapter_layers",
     "apply_dora",
+    "apply_houlsby_adapter",
+    "apply_ia3",
     "apply_lora",
+    "apply_prefix_tuning",
+    "apply_prompt_tuning",
     "apply_qlora",
     "apply_waveft",
     "copy_from_peft",

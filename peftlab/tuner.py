@@ -84,6 +84,8 @@ class MethodSpec:
     ``tolerances`` relaxes named contract checks for a method where an invariant holds only approximately by
     construction (QLoRA: ``"merged_output"``, since merging re-quantizes ``W + ΔW``); each entry is explained
     where the method registers.
+    ``mergeable=False`` marks a method whose update is not a weight change (the Houlsby adapter: a nonlinear
+    bottleneck after a layer); its layers refuse to merge and the contract test checks that refusal instead.
     """
 
     name: str
@@ -92,6 +94,7 @@ class MethodSpec:
     examples: tuple[dict, ...] = field(default_factory=tuple)
     reference: Callable[[nn.Module, object], nn.Module] | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
+    mergeable: bool = True
 
     def reference_model(self, base: nn.Module, config) -> nn.Module:
         return base if self.reference is None else self.reference(base, config)
@@ -116,7 +119,7 @@ _REGISTRY: dict[str, MethodSpec] = {}
 
 def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLayer]],
                     examples: Sequence[dict] = (), reference: Callable | None = None,
-                    tolerances: dict[str, float] | None = None) -> MethodSpec:
+                    tolerances: dict[str, float] | None = None, mergeable: bool = True) -> MethodSpec:
     """Register a method (called once, at the bottom of its file in ``peftlab/methods/``)."""
     if name in _REGISTRY and _REGISTRY[name].config_cls is not config_cls:
         raise ValueError(f"a method named {name!r} is already registered")
@@ -124,7 +127,7 @@ def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLa
         if not (isinstance(cls, type) and issubclass(cls, AdapterLayer)):
             raise TypeError(f"layers of {name!r} must be AdapterLayer subclasses, got {cls!r}")
     spec = MethodSpec(name=name, config_cls=config_cls, layers=tuple(layers), examples=tuple(examples),
-                      reference=reference, tolerances=dict(tolerances or {}))
+                      reference=reference, tolerances=dict(tolerances or {}), mergeable=bool(mergeable))
     _REGISTRY[name] = spec
     return spec
 

@@ -91,6 +91,19 @@ def test_merge_unmerge_and_unload(method, i):
     y = _out(model, inputs)
     reference = _out(_reference(spec, example, base), inputs)
     assert not torch.allclose(y, reference, atol=1e-4), "randomised adapter should change the output"
+    if not spec.mergeable:  # e.g. the Houlsby adapter: merging is refused and changes nothing
+        weights = {k: v.clone() for k, v in model.state_dict().items()}
+        for merge in (peftlab.merge_adapter, peftlab.merge_and_unload):
+            with pytest.raises(ValueError, match="cannot be merged"):
+                merge(model)
+            assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+        assert torch.allclose(_out(model, inputs), y, atol=1e-6)
+        with peftlab.disable_adapter(model):
+            assert torch.allclose(_out(model, inputs), reference, atol=1e-6)
+        plain = peftlab.unload(model)
+        assert not adapter_layers(plain) and all(type(m) in (type(b) for b in base.modules()) for m in plain.modules())
+        assert torch.allclose(_out(plain, inputs), reference, atol=1e-6)
+        return
     weights = {n: layer.base_weight().clone() for n, layer in adapter_layers(model).items()}
     peftlab.merge_adapter(model)
     assert torch.allclose(_out(model, inputs), y, atol=spec.tolerance("merged_output", 1e-5))
@@ -198,9 +211,10 @@ def test_two_adapters_on_different_targets(method, i):
     y_ab = _out(model, inputs)
     peftlab.set_adapter(model, ["a"])
     y_a = _out(model, inputs)
-    peftlab.merge_adapter(model)  # layers without "a" are left alone
-    assert torch.allclose(_out(model, inputs), y_a, atol=spec.tolerance("merged_output", 1e-5))
-    peftlab.unmerge_adapter(model)  # ... and there is nothing to undo there
+    if spec.mergeable:
+        peftlab.merge_adapter(model)  # layers without "a" are left alone
+        assert torch.allclose(_out(model, inputs), y_a, atol=spec.tolerance("merged_output", 1e-5))
+        peftlab.unmerge_adapter(model)  # ... and there is nothing to undo there
     for n, layer in adapter_layers(model).items():
         assert torch.allclose(layer.base_weight(), weights[n], atol=1e-6), n
     with peftlab.disable_adapter(model):
@@ -209,10 +223,11 @@ def test_two_adapters_on_different_targets(method, i):
     assert torch.allclose(_out(model, inputs), y_ab, atol=1e-6)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any(".a" in n or n.endswith(".a") for n in trainable) and any(n.endswith(".b") for n in trainable)
-    peftlab.merge_adapter(model, adapter_names=["b"])
-    with pytest.raises(RuntimeError, match="unmerge"):
-        peftlab.delete_adapter(model, "b")
-    peftlab.unmerge_adapter(model)
+    if spec.mergeable:
+        peftlab.merge_adapter(model, adapter_names=["b"])
+        with pytest.raises(RuntimeError, match="unmerge"):
+            peftlab.delete_adapter(model, "b")
+        peftlab.unmerge_adapter(model)
     peftlab.delete_adapter(model, "a")
     assert set(model.peftlab_config) == {"b"}
     assert torch.allclose(_out(model, inputs), _out(only_b, inputs), atol=1e-6)

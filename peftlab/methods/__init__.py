@@ -7,8 +7,11 @@
 """
 
 from peftlab.methods import (
+    adapters,  # noqa: F401  (registers "houlsby")
     dora,  # noqa: F401  (registers "dora")
+    ia3,  # noqa: F401  (registers "ia3")
     lora,  # noqa: F401  (registers "lora")
+    prompts,  # noqa: F401  (input-side wrappers: not registered, they inject no layers)
     qlora,  # noqa: F401  (registers "qlora")
     waveft,  # noqa: F401  (registers "waveft")
 )

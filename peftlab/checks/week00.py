@@ -1,0 +1,215 @@
+"""Checks for Week 00 — why PEFT, and the classic methods (``solutions/00_why_peft.ipynb``).
+
+Exercises (the student writes code):
+  E1  ``bottleneck_adapter(h, W_down, b_down, W_up, b_up)``: the Houlsby adapter, compared with peftlab's
+      ``HoulsbyLinear``
+  E2  ``ia3_linear(x, W, b, l, feedforward)``: IA³'s output / input scaling, compared with peftlab's ``IA3Linear``
+      (itself equal to peft's IA³ layer: tests/test_ia3.py)
+  E3  ``prepend_prompt(prompt, inputs_embeds, attention_mask)``: prompt tuning's concatenation ``[P; E]`` and the
+      mask with T ones in front (what peftlab's ``PromptTuningModel`` and peft feed the model)
+Checkpoint questions (written for this notebook; the lecture gives none), each on the student's own numbers:
+  0.1 what dominates the memory of full fine-tuning of a 7B model (from the student's estimate)
+  0.2 how many of the smallest adapter fit in one full checkpoint (from the student's saved files)
+  0.3 which fine-tuning forgot more of the pretraining corpus (from the student's before/after LM losses)
+  0.4 the accuracy / trainable-parameter trade-off of the conventional approaches (from the student's runs)
+  0.5 which of the lecture's trainable-% figures our 7B-shaped measurement does not confirm
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from peftlab.checks._core import checkpoint, expect
+
+WEEK = "00"
+
+__all__ = ["LECTURE_PERCENT", "bottleneck_adapter", "ia3_linear", "prepend_prompt", "q0_1", "q0_2", "q0_3",
+           "q0_4", "q0_5"]
+
+#: the lecture's "파라미터 비율" column (seed 000's table and text), in percent
+LECTURE_PERCENT = {"LoRA": (0.1, 1.0), "IA3": (0.01, 0.01), "Adapter": (3.6, 3.6), "Prefix tuning": (0.1, 0.1)}
+
+
+def _close(a, b, atol=1e-5) -> bool:
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=1e-5)
+
+
+def _choice(choice, letters: str) -> str:
+    expect(choice is not None, f"답(choice)을 고르세요: {', '.join(repr(c) for c in letters)} 중 하나")
+    expect(isinstance(choice, str) and choice.strip().lower() in letters and len(choice.strip()) == 1,
+           f"choice는 {', '.join(repr(c) for c in letters)} 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
+    return choice.strip().lower()
+
+
+def _number(value, what: str) -> float:
+    expect(value is not None, f"{what} 값을 채우세요")
+    if isinstance(value, torch.Tensor):
+        expect(value.numel() == 1, f"{what}은(는) 숫자 하나여야 합니다")
+        value = value.item()
+    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------- E1
+@checkpoint(WEEK, "E1", points=1, title="Houlsby adapter: h + W_up f(W_down h + b_down) + b_up")
+def bottleneck_adapter(fn, hidden: bool = False) -> None:
+    from peftlab.methods.adapters import HoulsbyLinear
+
+    cases = [(16, 4, (3, 16)), (10, 3, (2, 5, 10))] + ([(8, 1, (4, 8)), (24, 6, (1, 2, 24))] if hidden else [])
+    for i, (d, m, shape) in enumerate(cases):
+        g = torch.Generator().manual_seed(70 + i)
+        layer = HoulsbyLinear(nn.Linear(d, d), bottleneck_size=m)
+        with torch.no_grad():
+            for p in layer.adapter_parameters("default").values():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        h = torch.randn(*shape, generator=g)
+        params = [layer.adapter_down_weight["default"], layer.adapter_down_bias["default"],
+                  layer.adapter_up_weight["default"], layer.adapter_up_bias["default"]]
+        Wd, bd, Wu, bu = (p.detach().clone() for p in params)
+        got = fn(h.clone(), Wd, bd, Wu, bu)
+        expect(isinstance(got, torch.Tensor), f"torch.Tensor를 반환해야 합니다 (받은 것: {type(got).__name__})")
+        expect(tuple(got.shape) == tuple(h.shape), f"출력 shape는 h와 같은 {tuple(h.shape)}여야 합니다 (받은 것: "
+                                                   f"{tuple(got.shape)})")
+        with torch.no_grad():
+            want = layer.adapter("default", h)
+            inner = nn.functional.gelu(h @ Wd.T + bd) @ Wu.T + bu
+            expect(not _close(got, inner), "내부 skip connection이 빠졌습니다: A(h) = h + (bottleneck 출력)")
+            expect(not _close(got, h + torch.relu(h @ Wd.T + bd) @ Wu.T + bu) or _close(want, h + torch.relu(
+                h @ Wd.T + bd) @ Wu.T + bu), "비선형 함수가 ReLU입니다: adapter-bert와 peftlab은 GELU를 씁니다")
+            expect(not _close(got, h + (h @ Wd.T + bd) @ Wu.T + bu),
+                   "down과 up 사이에 비선형 함수가 없습니다 (그러면 LoRA 같은 선형 업데이트가 됩니다)")
+            expect(_close(got, want), "HoulsbyLinear의 출력과 다릅니다: h + W_up·gelu(W_down·h + b_down) + b_up")
+
+
+# ---------------------------------------------------------------------------------------------- E2
+@checkpoint(WEEK, "E2", points=1, title="IA³: y = (xWᵀ + b) ⊙ l, or y = (x ⊙ l)Wᵀ + b for a feed-forward layer")
+def ia3_linear(fn, hidden: bool = False) -> None:
+    from peftlab.methods.ia3 import IA3Linear
+
+    cases = [(6, 4, False, (3, 6)), (6, 4, True, (3, 6))]
+    if hidden:
+        cases += [(5, 5, False, (2, 3, 5)), (7, 3, True, (2, 2, 7))]
+    for i, (n_in, n_out, ff, shape) in enumerate(cases):
+        g = torch.Generator().manual_seed(80 + i)
+        base = nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            base.weight.copy_(torch.randn(n_out, n_in, generator=g))
+            base.bias.copy_(torch.randn(n_out, generator=g))
+        layer = IA3Linear(base, is_feedforward=ff)
+        l_vec = torch.rand(n_in if ff else n_out, generator=g) + 0.5
+        with torch.no_grad():
+            layer.ia3_l["default"].copy_(l_vec.view(layer.ia3_l["default"].shape))
+        x = torch.randn(*shape, generator=g)
+        W, b = base.weight.detach().clone(), base.bias.detach().clone()
+        got = fn(x.clone(), W, b, l_vec.clone(), ff)
+        expect(isinstance(got, torch.Tensor), f"torch.Tensor를 반환해야 합니다 (받은 것: {type(got).__name__})")
+        want_shape = (*shape[:-1], n_out)
+        expect(tuple(got.shape) == want_shape, f"출력 shape는 {want_shape}여야 합니다 (받은 것: {tuple(got.shape)})")
+        with torch.no_grad():
+            want = layer(x)
+            if not ff:
+                expect(not _close(got, x @ W.T * l_vec + b), "출력을 스케일할 때는 bias도 함께 스케일됩니다: "
+                                                            "(xWᵀ + b) ⊙ l (peft와 같음)")
+            else:
+                expect(n_in == n_out or not _close(got, x @ W.T + b), "feed-forward 층에서 l을 적용하지 않았습니다")
+                expect(not _close(got, (x * l_vec) @ W.T + b * 0), "bias를 빠뜨렸습니다")
+            expect(_close(got, want), "IA3Linear의 출력과 다릅니다: feed-forward면 입력을, 아니면 출력(bias 포함)을 "
+                                      "l로 곱하세요")
+
+
+# ---------------------------------------------------------------------------------------------- E3
+@checkpoint(WEEK, "E3", points=1, title="prompt tuning: [P; E] and a mask with T ones in front")
+def prepend_prompt(fn, hidden: bool = False) -> None:
+    cases = [(3, 2, 5, 8)] + ([(1, 3, 4, 6), (6, 1, 2, 8)] if hidden else [])
+    for i, (T, B, n, d) in enumerate(cases):
+        g = torch.Generator().manual_seed(90 + i)
+        prompt = torch.randn(T, d, generator=g)
+        embeds = torch.randn(B, n, d, generator=g)
+        mask = torch.ones(B, n, dtype=torch.long)
+        mask[-1, -1:] = 0
+        got = fn(prompt.clone(), embeds.clone(), mask.clone())
+        expect(isinstance(got, tuple) and len(got) == 2, "(inputs_embeds, attention_mask) 두 개의 튜플을 반환하세요")
+        out, out_mask = got
+        expect(isinstance(out, torch.Tensor) and tuple(out.shape) == (B, T + n, d),
+               f"inputs_embeds의 shape는 (B, T + n, d) = {(B, T + n, d)}여야 합니다")
+        expect(not _close(out, torch.cat([embeds, prompt.expand(B, -1, -1)], 1)),
+               "프롬프트를 입력 뒤에 붙였습니다: 가상 토큰은 입력 *앞*에 옵니다 [P; E]")
+        expect(_close(out, torch.cat([prompt.expand(B, -1, -1), embeds], 1)), "inputs_embeds는 [P; E]여야 합니다")
+        expect(isinstance(out_mask, torch.Tensor) and tuple(out_mask.shape) == (B, T + n),
+               f"attention_mask도 T만큼 늘어나야 합니다: shape {(B, T + n)}")
+        expect(bool((out_mask[:, :T] == 1).all()), "가상 토큰 자리의 mask는 1이어야 합니다 (모든 토큰이 프롬프트를 봄)")
+        expect(torch.equal(out_mask[:, T:].long(), mask), "실제 토큰의 mask는 원래 mask 그대로여야 합니다")
+
+
+# ---------------------------------------------------------------------------------------------- 0.1
+@checkpoint(WEEK, "0.1", points=1, title="memory of full fine-tuning: what dominates")
+def q0_1(choice, bytes_per_param, estimate) -> None:
+    expect(estimate is not None and hasattr(estimate, "optimizer"), "estimate (MemoryEstimate) 를 넘기세요")
+    params = estimate.settings["parameters"]
+    want = (estimate.weights + estimate.gradients + estimate.optimizer) / params
+    got = _number(bytes_per_param, "bytes_per_param")
+    expect(abs(got - want) <= 0.02 * want, "bytes_per_param은 (weights + gradients + optimizer) / 파라미터 수입니다 "
+                                           "(활성값 제외, 당신의 estimate로 계산)")
+    parts = {"a": estimate.weights, "b": estimate.gradients, "c": estimate.optimizer, "d": estimate.activations}
+    biggest = max(parts, key=parts.get)
+    expect(_choice(choice, "abcd") == biggest, "당신의 estimate에서 가장 큰 항목을 다시 보세요 (GiB로 나눠 비교)")
+
+
+# ---------------------------------------------------------------------------------------------- 0.2
+@checkpoint(WEEK, "0.2", points=1, title="checkpoint sizes: adapters per full checkpoint")
+def q0_2(smallest, per_full, sizes, full_bytes) -> None:
+    expect(isinstance(sizes, dict) and sizes, "sizes (방법 → 바이트) 딕셔너리를 넘기세요")
+    full = _number(full_bytes, "full_bytes")
+    name = min(sizes, key=sizes.get)
+    expect(smallest == name, "sizes에서 가장 작은 체크포인트의 방법 이름을 쓰세요")
+    want = full / sizes[name]
+    got = _number(per_full, "per_full")
+    expect(abs(got - want) <= 0.01 * want + 1, "per_full은 완전 미세조정 체크포인트 하나의 바이트 / 가장 작은 어댑터의 바이트입니다")
+
+
+# ---------------------------------------------------------------------------------------------- 0.3
+@checkpoint(WEEK, "0.3", points=1, title="catastrophic forgetting: which fine-tuning forgot more")
+def q0_3(choice, increase, forgetting) -> None:
+    expect(isinstance(forgetting, dict) and len(forgetting) == 2, "forgetting ({방법: (before, after)}) 를 넘기세요")
+    expect(isinstance(increase, dict) and set(increase) == set(forgetting),
+           f"increase는 {sorted(forgetting)} 각각의 after − before 입니다")
+    for method, (before, after) in forgetting.items():
+        expect(abs(_number(increase[method], f"increase[{method!r}]") - (after - before)) <= 1e-6,
+               f"increase[{method!r}]는 사전학습 코퍼스 손실의 after − before 입니다")
+    full, peft = (forgetting[k][1] - forgetting[k][0] for k in forgetting)  # full fine-tuning first, then PEFT
+    if full < 0.01 and peft < 0.01:
+        want = "c"
+    else:
+        want = "a" if full > peft else "b"
+    expect(_choice(choice, "abc") == want,
+           "당신이 잰 손실 증가량 두 개를 비교하세요 (둘 다 0.01 넘게 오르지 않았으면 c: 잊지 않음)")
+
+
+# ---------------------------------------------------------------------------------------------- 0.4
+@checkpoint(WEEK, "0.4", points=1, title="conventional approaches: accuracy against trainable parameters")
+def q0_4(best, cheapest_close, results, margin: float = 0.02) -> None:
+    expect(isinstance(results, dict) and len(results) >= 3, "results ({방식: (학습 파라미터 수, 정확도)}) 를 넘기세요")
+    top = max(results, key=lambda k: results[k][1])
+    expect(best == top, "results에서 정확도가 가장 높은 방식을 쓰세요")
+    close = [k for k, (_, acc) in results.items() if acc >= results[top][1] - margin]
+    want = min(close, key=lambda k: results[k][0])
+    expect(cheapest_close == want, f"최고 정확도에서 {margin} 이내인 방식들 중 학습 파라미터가 가장 적은 것을 쓰세요")
+
+
+# ---------------------------------------------------------------------------------------------- 0.5
+@checkpoint(WEEK, "0.5", points=1, title="the lecture's trainable-% figures against a 7B-shaped model")
+def q0_5(not_confirmed, percent_7b, reference) -> None:
+    expect(isinstance(percent_7b, dict) and set(LECTURE_PERCENT) <= set(percent_7b),
+           f"percent_7b에 {sorted(LECTURE_PERCENT)} 를 모두 채우세요")
+    expect(isinstance(reference, dict) and set(LECTURE_PERCENT) <= set(reference), "reference를 넘기세요")
+    for method in LECTURE_PERCENT:
+        got, want = _number(percent_7b[method], f"percent_7b[{method!r}]"), reference[method]
+        expect(abs(got - want) <= 1e-3 * want, f"percent_7b[{method!r}]는 7B 설정에서 학습 파라미터 / 전체 파라미터 × 100 "
+                                               "입니다 (meta device에서 센 값)")
+    off = {m for m, (lo, hi) in LECTURE_PERCENT.items() if not (lo / 2 <= reference[m] <= hi * 2)}
+    expect(isinstance(not_confirmed, (set, list, tuple)) and set(not_confirmed) == off,
+           "잰 비율이 강의 값의 절반보다 작거나 두 배보다 큰 방법들의 집합을 쓰세요 (LoRA는 범위 0.1–1%)")
