@@ -102,6 +102,45 @@ def _qlora(model, task):
     return apply_qlora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task))
 
 
+def _ia3(model, task):
+    from peftlab.methods.ia3 import apply_ia3
+
+    if task == "sentiment":  # peft's BERT mapping: keys, values, and the FFN's second linear (feed-forward: input side)
+        return apply_ia3(model, target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"],
+                         modules_to_save=_head(task))
+    return apply_ia3(model, target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"])
+
+
+def _prompt(model, task):
+    from peftlab.methods.prompts import apply_prompt_tuning
+
+    return apply_prompt_tuning(model, num_virtual_tokens=16, init="sample_vocab", modules_to_save=_head(task),
+                               seed=int(torch_initial_seed()))
+
+
+def _prefix(model, task):
+    from peftlab.methods.prompts import apply_prefix_tuning
+
+    return apply_prefix_tuning(model, num_virtual_tokens=16, modules_to_save=_head(task),
+                               seed=int(torch_initial_seed()))
+
+
+def _adapter(model, task):
+    from peftlab.methods.adapters import apply_houlsby_adapter
+
+    if task == "sentiment":  # after the attention output and the FFN output projections (BERT's *.output.dense)
+        return apply_houlsby_adapter(model, bottleneck_size=16, target_modules=["output.dense"],
+                                     modules_to_save=["LayerNorm", "classifier"])
+    return apply_houlsby_adapter(model, bottleneck_size=16, target_modules=["o_proj", "down_proj"],
+                                 modules_to_save=["input_layernorm", "post_attention_layernorm"])
+
+
+def torch_initial_seed() -> int:
+    import torch
+
+    return torch.initial_seed() % (2**31)
+
+
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("full", "full fine-tuning: every parameter", _full),
     Method("lora", "LoRA r=8, alpha=16 on every attention and MLP Linear", _lora),
@@ -109,6 +148,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dora", "DoRA r=8, alpha=16 (LoRA's targets)", _dora),
     Method("waveft", "WaveFT, n_frequency = 4·hidden per target, db1", _waveft),
     Method("qlora", "QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _qlora),
+    Method("ia3", "IA3: scaling vectors on keys, values and the FFN input", _ia3),
+    Method("prompt", "prompt tuning: 16 virtual tokens, vocabulary-sampled init", _prompt),
+    Method("prefix", "prefix tuning: 16 key/value prefixes per layer", _prefix),
+    Method("adapter", "Houlsby adapters, bottleneck 16, after attention and FFN outputs; LayerNorms trained", _adapter),
 )}
 
 def _swept_rates() -> dict[str, dict[str, float]]:
@@ -317,7 +360,7 @@ class _InstructionTask:
     def loss(model, inputs, labels):
         import torch.nn.functional as F
 
-        logits = model(**inputs).logits[:, :-1].float()
+        logits = _text_logits(model(**inputs).logits, inputs["input_ids"])[:, :-1].float()
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
     def evaluate(self, model) -> float:
@@ -341,7 +384,7 @@ class _InstructionTask:
                     mask = torch.zeros_like(ids)
                     for j, s in enumerate(seqs):
                         ids[j, : len(s)], mask[j, : len(s)] = torch.tensor(s), 1
-                    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                    logits = _text_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits, ids)
                     for j, s in enumerate(seqs):
                         if done[j]:
                             continue
@@ -356,6 +399,11 @@ class _InstructionTask:
                 for r, toks in zip(chunk, new, strict=True):
                     hits += tok.decode(toks, skip_special_tokens=True).split("\n")[0].strip() == r["output"]
         return hits / len(self.eval_rows)
+
+
+def _text_logits(logits, input_ids):
+    """The logits of the text positions: prompt tuning returns its virtual positions first (as peft does)."""
+    return logits[:, logits.shape[1] - input_ids.shape[1]:]
 
 
 def _task(cfg: CompareConfig, split: str = "test"):
@@ -408,18 +456,14 @@ def _adapter_bytes(method: str, model, folder: Path, task: str) -> tuple[int, st
 
     folder.mkdir(parents=True, exist_ok=True)
     if method != "full":
-        from peftlab.interop import codecs, save_peft_adapter
-        from peftlab.tuner import method_for_config
+        from peftlab.interop import save_peft_adapter
 
         try:
-            from peftlab.interop import _config_of
-
-            name = method_for_config(_config_of(model, "default")).name
-        except Exception:  # noqa: BLE001 - not an injected method (wrapper-based ones save their own way)
-            name = None
-        if name in codecs():
             save_peft_adapter(model, folder, task_type="SEQ_CLS" if task == "sentiment" else "CAUSAL_LM")
             return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()), "peft"
+        except (ValueError, TypeError, KeyError):  # no peft format for this method (prefix, Houlsby adapter)
+            for f in folder.iterdir():
+                f.unlink()
     tensors = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     if method == "full":  # the whole model is the checkpoint: count its bytes, don't write a copy per seed
         return sum(t.numel() * t.element_size() for t in tensors.values()), "full-model"
