@@ -27,6 +27,7 @@ from peftlab.methods.lora import (  # noqa: E402
     unmerge_lora,
 )
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, apply_qlora  # noqa: E402
+from peftlab.methods.vblora import VBLoRAConfig, VBLoRALinear, apply_vblora  # noqa: E402
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
 from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
 from peftlab.tuner import (  # noqa: E402
@@ -57,6 +58,8 @@ __all__ = [
     "QLoRAConfig",
     "QLoRALinear",
     "QuantLinear",
+    "VBLoRAConfig",
+    "VBLoRALinear",
     "WaveFTConfig",
     "WaveFTLinear",
     "active_adapters",
@@ -64,6 +67,7 @@ __all__ = [
     "apply_dora",
     "apply_lora",
     "apply_qlora",
+    "apply_vblora",
     "apply_waveft",
     "copy_from_peft",
     "count_parameters",

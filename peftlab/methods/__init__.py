@@ -10,5 +10,6 @@ from peftlab.methods import (
     dora,  # noqa: F401  (registers "dora")
     lora,  # noqa: F401  (registers "lora")
     qlora,  # noqa: F401  (registers "qlora")
+    vblora,  # noqa: F401  (registers "vblora")
     waveft,  # noqa: F401  (registers "waveft")
 )
