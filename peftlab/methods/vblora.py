@@ -93,7 +93,7 @@ def topk_admixture(logits: torch.Tensor, bank: torch.Tensor, topk: int) -> torch
     """
     values, indices = logits.topk(topk, dim=-1)
     weights = torch.softmax(values, dim=-1)
-    picked = F.embedding(indices, bank)  # (…, k, b): V[indices], with a sparse-friendly backward
+    picked = bank.index_select(0, indices.reshape(-1)).view(*indices.shape, bank.shape[-1])  # (…, k, b): V[i]
     return (weights.unsqueeze(-1) * picked).sum(-2)
 
 
