@@ -2,7 +2,7 @@
 
 ``lora.py`` — LoRA and rsLoRA (``LoRALinear``, ``LoRAEmbedding``); ``dora.py`` — DoRA (``DoRALinear``);
 ``waveft.py`` — WaveFT (``WaveFTLinear``); ``qlora.py`` — QLoRA (``QLoRALinear`` over a 4-bit
-``QuantLinear``). The later weeks add ``vblora.py``, ``ia3.py``, ``prompts.py`` and ``adapters.py``; see
+``QuantLinear``); ``vblora.py`` — VB-LoRA (``VBLoRALinear`` over one shared vector bank). The later weeks add ``ia3.py``, ``prompts.py`` and ``adapters.py``; see
 ``docs/architecture.md`` for the checklist.
 """
 
