@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from peft import LoraConfig, WaveFTConfig, get_peft_model
+from peft import LoraConfig, VBLoRAConfig, WaveFTConfig, get_peft_model
 from torch import nn
 
 import peftlab
@@ -150,6 +150,29 @@ def waveft_384x1536(device, family="db1"):
     return ours, theirs, lambda: (x,)
 
 
+def _vblora_pair(base: nn.Module, targets, r: int, num_vectors: int, vector_length: int, topk: int = 2):
+    """peft's VB-LoRA (top-k, softmax and gather once for A and once for B, per layer) and peftlab's (one
+    top-k, softmax and gather for A's and B's logits together), with the same bank and logits."""
+    theirs = get_peft_model(copy.deepcopy(base), VBLoRAConfig(r=r, num_vectors=num_vectors, topk=topk,
+                                                              vector_length=vector_length, target_modules=targets))
+    ours = peftlab.apply_vblora(copy.deepcopy(base), r=r, num_vectors=num_vectors, vector_length=vector_length,
+                                topk=topk, target_modules=targets)
+    peftlab.copy_from_peft(theirs, ours)
+    return ours, theirs
+
+
+def vblora_tiny_encoder(device):
+    base, ids = _tiny_encoder(device)
+    ours, theirs = _vblora_pair(base, ENCODER_TARGETS, r=4, num_vectors=256, vector_length=64)
+    return ours, theirs, lambda: (ids,)
+
+
+def vblora_4096(device):
+    base, x = _linear_4096(device)
+    ours, theirs = _vblora_pair(base, ["0"], r=4, num_vectors=256, vector_length=256)
+    return ours, theirs, lambda: (x,)
+
+
 def _bnb_linear4bit(linear: nn.Linear, device, quant_type="nf4", double_quant=True) -> nn.Module:
     import bitsandbytes as bnb
 
@@ -261,6 +284,9 @@ ROWS = [
     Row("IA3 ff (input scaling), Linear 4096×4096, 4×128 tokens", ia3_4096),
     Row("Prompt tuning T=20, tiny encoder, 32×48 tokens", prompt_tiny_encoder),
     Row("Prefix tuning T=20, tiny encoder, 32×48 tokens", prefix_tiny_encoder),
+    # VB-LoRA's goal is ≤ 1.00 (the same two thin products as peft; A and B assembled in one pass).
+    Row("VB-LoRA r=4 N=256 b=64, tiny encoder q/k/v/dense, 32×48", vblora_tiny_encoder),
+    Row("VB-LoRA r=4 N=256 b=256, Linear 4096×4096, 4×128", vblora_4096),
 ]
 
 

@@ -37,6 +37,7 @@ from peftlab.methods.prompts import (  # noqa: E402
     apply_prompt_tuning,
 )
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, apply_qlora  # noqa: E402
+from peftlab.methods.vblora import VBLoRAConfig, VBLoRALinear, apply_vblora  # noqa: E402
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
 from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
 from peftlab.tuner import (  # noqa: E402
@@ -75,6 +76,8 @@ __all__ = [
     "QLoRAConfig",
     "QLoRALinear",
     "QuantLinear",
+    "VBLoRAConfig",
+    "VBLoRALinear",
     "WaveFTConfig",
     "WaveFTLinear",
     "active_adapters",
@@ -86,6 +89,7 @@ __all__ = [
     "apply_prefix_tuning",
     "apply_prompt_tuning",
     "apply_qlora",
+    "apply_vblora",
     "apply_waveft",
     "copy_from_peft",
     "count_parameters",

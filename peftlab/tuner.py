@@ -86,6 +86,9 @@ class MethodSpec:
     where the method registers.
     ``mergeable=False`` marks a method whose update is not a weight change (the Houlsby adapter: a nonlinear
     bottleneck after a layer); its layers refuse to merge and the contract test checks that refusal instead.
+
+    ``shared_trainable(config)`` is the closed-form count of the model-level shared tensors one adapter adds
+    (VB-LoRA's vector bank: ``N·b``); the layers' ``num_trainable`` do not include them.
     """
 
     name: str
@@ -95,6 +98,7 @@ class MethodSpec:
     reference: Callable[[nn.Module, object], nn.Module] | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
     mergeable: bool = True
+    shared_trainable: Callable[[object], int] | None = None
 
     def reference_model(self, base: nn.Module, config) -> nn.Module:
         return base if self.reference is None else self.reference(base, config)
@@ -119,7 +123,8 @@ _REGISTRY: dict[str, MethodSpec] = {}
 
 def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLayer]],
                     examples: Sequence[dict] = (), reference: Callable | None = None,
-                    tolerances: dict[str, float] | None = None, mergeable: bool = True) -> MethodSpec:
+                    tolerances: dict[str, float] | None = None, mergeable: bool = True,
+                    shared_trainable: Callable[[object], int] | None = None) -> MethodSpec:
     """Register a method (called once, at the bottom of its file in ``peftlab/methods/``)."""
     if name in _REGISTRY and _REGISTRY[name].config_cls is not config_cls:
         raise ValueError(f"a method named {name!r} is already registered")
@@ -127,7 +132,8 @@ def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLa
         if not (isinstance(cls, type) and issubclass(cls, AdapterLayer)):
             raise TypeError(f"layers of {name!r} must be AdapterLayer subclasses, got {cls!r}")
     spec = MethodSpec(name=name, config_cls=config_cls, layers=tuple(layers), examples=tuple(examples),
-                      reference=reference, tolerances=dict(tolerances or {}), mergeable=bool(mergeable))
+                      reference=reference, tolerances=dict(tolerances or {}), mergeable=bool(mergeable),
+                      shared_trainable=shared_trainable)
     _REGISTRY[name] = spec
     return spec
 
@@ -216,6 +222,9 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
         return layer_cls(mod, adapter_name=adapter_name, **hparams)
 
     replace_modules(model, names, wrap)
+    hook = getattr(config, "bind_model", None)
+    if hook is not None:  # model-level state of the adapter (VB-LoRA's shared vector bank)
+        hook(model, adapter_name)
     configs[adapter_name] = config
     setattr(model, CONFIG_ATTR, configs)
     _refreeze(model)
@@ -246,12 +255,29 @@ def _refreeze(model: nn.Module) -> None:
         for name in layer.active_adapters:
             keep.update(id(p) for p in layer.adapter_parameters(name).values())
     shared = getattr(model, SHARED_ATTR, None)
-    if shared is not None:
-        keep.update(id(p) for p in shared.parameters())
+    if shared is not None:  # a shared tensor an adapter reads follows that adapter; one no layer reads stays trainable
+        used = _shared_in_use(model)
+        keep.update(id(p) for p in shared.parameters() if id(p) not in used)
     for name in _saved_modules(model):
         keep.update(id(p) for p in model.get_submodule(name).parameters())
     for param in model.parameters():
         param.requires_grad_(id(param) in keep)
+
+
+def _shared_in_use(model: nn.Module) -> set[int]:
+    """ids of the tensors some adapter of some layer reads (its ``adapter_parameters``)."""
+    return {id(p) for layer in adapter_layers(model).values() for name in layer.adapter_names
+            for p in layer.adapter_parameters(name).values()}
+
+
+class SharedTensors(nn.ParameterDict):
+    """The model-level shared slot (``model.peftlab_shared``): a ``ParameterDict`` that passes its input through
+    unchanged when called, because an ``nn.Sequential`` model calls every child in turn, this one included."""
+
+    __call__ = nn.Module.__call__
+
+    def forward(self, input):  # noqa: A002  (nn.Sequential passes one positional input)
+        return input
 
 
 def shared_parameter(model: nn.Module, key: str, create: Callable[[], torch.Tensor]) -> nn.Parameter:
@@ -262,7 +288,7 @@ def shared_parameter(model: nn.Module, key: str, create: Callable[[], torch.Tens
     """
     shared = getattr(model, SHARED_ATTR, None)
     if shared is None:
-        shared = nn.ParameterDict()
+        shared = SharedTensors()
         model.add_module(SHARED_ATTR, shared)
     if key not in shared:
         shared[key] = nn.Parameter(create())
@@ -411,9 +437,16 @@ def delete_adapter(model: nn.Module, adapter_name: str) -> nn.Module:
     merged = [name for name, layer in layers.items() if adapter_name in layer.merged_adapters]
     if merged:
         raise RuntimeError(f"adapter {adapter_name!r} is merged into {merged[:3]}…; unmerge_adapter(model) first")
+    read = {id(p) for layer in layers.values() if layer.has_adapter(adapter_name)
+            for p in layer.adapter_parameters(adapter_name).values()}
     for layer in layers.values():
         if layer.has_adapter(adapter_name):
             layer.delete_adapter(adapter_name)
+    shared = getattr(model, SHARED_ATTR, None)
+    if shared is not None:  # a shared tensor (VB-LoRA's bank) that only the deleted adapter read goes with it
+        used = _shared_in_use(model)
+        for key in [k for k, p in shared.items() if id(p) in read and id(p) not in used]:
+            del shared[key]
     configs = _configs(model)
     configs.pop(adapter_name, None)
     setattr(model, CONFIG_ATTR, configs)

@@ -2,7 +2,7 @@
 
 ``lora.py`` — LoRA and rsLoRA (``LoRALinear``, ``LoRAEmbedding``); ``dora.py`` — DoRA (``DoRALinear``);
 ``waveft.py`` — WaveFT (``WaveFTLinear``); ``qlora.py`` — QLoRA (``QLoRALinear`` over a 4-bit
-``QuantLinear``). The later weeks add ``vblora.py``, ``ia3.py``, ``prompts.py`` and ``adapters.py``; see
+``QuantLinear``); ``vblora.py`` — VB-LoRA (``VBLoRALinear`` over one shared vector bank). The later weeks add ``ia3.py``, ``prompts.py`` and ``adapters.py``; see
 ``docs/architecture.md`` for the checklist.
 """
 
@@ -13,5 +13,6 @@ from peftlab.methods import (
     lora,  # noqa: F401  (registers "lora")
     prompts,  # noqa: F401  (input-side wrappers: not registered, they inject no layers)
     qlora,  # noqa: F401  (registers "qlora")
+    vblora,  # noqa: F401  (registers "vblora")
     waveft,  # noqa: F401  (registers "waveft")
 )

@@ -1,0 +1,438 @@
+r"""VB-LoRA: every LoRA matrix of the model assembled from one shared vector bank (Li, Han, Ji, 2024,
+"VB-LoRA: Extreme Parameter Efficient Fine-Tuning with Vector Banks", arXiv 2405.15179, NeurIPS 2024).
+
+Notation as in :mod:`peftlab.methods.lora` (PyTorch's and peft's): a frozen ``nn.Linear`` holds
+``W0 ∈ R^{out×in}``; ``x ∈ R^{…×in}``; ``ΔW = B A`` with ``A ∈ R^{r×in}``, ``B ∈ R^{out×r}``.
+
+**Vector bank.** One matrix per adapter, shared by *every* adapted layer of the model::
+
+    V ∈ R^{N×b}          N = ``num_vectors`` (default 256), b = ``vector_length`` (default 256)
+
+initialised U(−β, β), β = ``init_vector_bank_bound`` (0.02). peftlab keeps it in the model's shared slot
+(:func:`peftlab.tuner.shared_parameter`): one ``nn.Parameter`` registered once, as
+``model.peftlab_shared.vblora_vector_bank_<adapter>``; each layer holds a reference to it (not registered
+again), so ``parameters()``, ``state_dict()`` and a saved file hold it once. peft keeps it as
+``base_model.vblora_vector_bank.<adapter>``.
+
+**Sub-vectors and logits.** A and B are cut into length-b pieces: A's rows into ``in/b`` pieces, B's
+columns into ``out/b`` pieces (``in`` and ``out`` must be divisible by b). Every piece has its own
+learned logit vector over the bank (peft's names, init N(0, σ²), σ = ``init_logits_std`` = 0.1)::
+
+    vblora_logits_A ∈ R^{r × (in/b) × N}        vblora_logits_B ∈ R^{(out/b) × r × N}
+
+**Top-k admixture.** For one logit vector ``z ∈ R^N``: ``(v, i) = topk(z, k)``, ``w = softmax(v) ∈ R^k``
+and the piece is ``u(z) = Σ_{j<k} w_j V[i_j] ∈ R^b`` (k = ``topk``, default 2). Only the k selected
+logits and the k selected bank rows receive gradient.
+
+**Assembly.** ``U_A = u(logits_A) ∈ R^{r×(in/b)×b}``, ``A = U_A.reshape(r, in)`` — so
+``A[i, j·b:(j+1)·b] = u(logits_A[i, j])``; ``U_B = u(logits_B) ∈ R^{(out/b)×r×b}``,
+``B = U_B.transpose(1, 2).reshape(out, r)`` — so ``B[j·b:(j+1)·b, i] = u(logits_B[j, i])``.
+
+**Forward**, with no α/r scaling (the scale is 1), never forming ΔW::
+
+    y = x W0ᵀ + b0 + (dropout(x) Aᵀ) Bᵀ
+
+**Merge** ``W0 ← W0 + B A``; unmerge subtracts it. A fresh adapter is *not* zero: bank and logits are
+both random, so ``|ΔW_ij| ≤ r·β²`` at the start (each entry of A and B is a convex combination of bank
+entries) — small, not exact. The contract test registers that (``tolerances={"fresh_output": …}``).
+
+**Trainable parameters:** ``N·b`` (the bank, once per model) ``+ Σ_layers N·r·(in/b + out/b)`` (logits).
+
+**Storage.** Saved "full", a file holds the bank and all logits (fp32). Saved "top-k only"
+(``save_only_topk_weights=True``, peft's format), each logit vector becomes its k indices (in the smallest
+integer dtype that holds N−1: uint8 for N < 2⁸, int16 < 2¹⁵, int32 < 2³¹, else int64) and the first
+k−1 of its k softmax weights (the last is 1 − their sum), so the file needs
+``4·N·b + Σ_rows (k·|idx| + 4·(k−1))`` bytes instead of ``4·N·b + 4·Σ_rows N`` (:func:`storage_bytes`).
+Loading such a file rebuilds each logit vector as ``log w`` at the saved indices and ``−∞`` elsewhere:
+inference and merging give the same outputs (to ~1e-8), but **training it again raises a RuntimeError**,
+as in peft: the file no longer holds the N−k other logits of each piece, whose order decides which bank
+vectors enter the top-k as training moves, and with ``−∞`` there they could never be selected; inventing
+finite values would train a different adapter than the one that was saved. Train from the full file.
+
+**Lecture erratum.** The lecture dates VB-LoRA to 2023 (it is May 2024, NeurIPS 2024) and writes
+``A_l = Σ_i w_{l,i} v_i U_{l,i}`` with a top-k *similarity* between ``A_l`` and the bank. There are no
+matrices ``U``, no similarity scores, and no per-layer weight over whole matrices: each length-b piece of
+A and B has its own learned logit vector, and the piece is the softmax-weighted sum of the top-k bank
+vectors that its logits select.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from peftlab.layer import AdapterLayer
+from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
+
+__all__ = [
+    "VBLoRAConfig",
+    "VBLoRALinear",
+    "apply_vblora",
+    "assemble_A",
+    "assemble_B",
+    "index_dtype",
+    "storage_bytes",
+    "topk_admixture",
+    "vblora_layers",
+    "vector_bank",
+]
+
+BANK_KEY = "vblora_vector_bank_{}"
+
+
+# ---------------------------------------------------------------------- the method's formulas
+def topk_admixture(logits: torch.Tensor, bank: torch.Tensor, topk: int) -> torch.Tensor:
+    """``u(z) = Σ_{j<k} softmax(topk(z).values)_j · V[topk(z).indices_j]`` for every logit vector ``z``.
+
+    ``logits``: (…, N), ``bank``: (N, b) → (…, b).
+    """
+    values, indices = logits.topk(topk, dim=-1)
+    weights = torch.softmax(values, dim=-1)
+    picked = bank.index_select(0, indices.reshape(-1)).view(*indices.shape, bank.shape[-1])  # (…, k, b): V[i]
+    return (weights.unsqueeze(-1) * picked).sum(-2)
+
+
+def assemble_A(logits_A: torch.Tensor, bank: torch.Tensor, topk: int) -> torch.Tensor:
+    """``A = u(logits_A).reshape(r, in)``: logits (r, in/b, N), bank (N, b) → A (r, in)."""
+    return topk_admixture(logits_A, bank, topk).reshape(logits_A.shape[0], -1)
+
+
+def assemble_B(logits_B: torch.Tensor, bank: torch.Tensor, topk: int) -> torch.Tensor:
+    """``B = u(logits_B).transpose(1, 2).reshape(out, r)``: logits (out/b, r, N), bank (N, b) → B (out, r)."""
+    return topk_admixture(logits_B, bank, topk).transpose(1, 2).reshape(-1, logits_B.shape[1])
+
+
+def index_dtype(num_vectors: int) -> torch.dtype:
+    """The smallest integer dtype peft uses for top-k indices into a bank of ``num_vectors`` rows."""
+    if num_vectors < 2**8:
+        return torch.uint8
+    if num_vectors < 2**15:
+        return torch.int16
+    if num_vectors < 2**31:
+        return torch.int32
+    return torch.int64
+
+
+# ---------------------------------------------------------------------- config
+def _check_int(name: str, value, allowed: str = "an int ≥ 1") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value <= 0:
+        raise ValueError(f"{name}={value} is not allowed: expected {allowed}")
+
+
+def _check_topk(topk, num_vectors) -> None:
+    _check_int("topk", topk, "an int with 1 ≤ topk ≤ num_vectors")
+    if topk > num_vectors:
+        raise ValueError(f"topk={topk} is not allowed: it picks topk of the num_vectors={num_vectors} bank vectors, "
+                         f"so 1 ≤ topk ≤ {num_vectors}")
+
+
+def _check_float(name: str, value, *, low: float, high: float | None = None, closed: bool = True,
+                 allowed: str) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value >= low if closed else value > low) and (high is None or value < high)
+    if not ok:
+        raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
+
+
+@dataclass
+class VBLoRAConfig:
+    """A VB-LoRA adapter's settings, validated at construction (peft's ``VBLoRAConfig`` names and defaults).
+
+    ``r`` (rank of A and B), ``num_vectors`` (N), ``vector_length`` (b), ``topk`` (k),
+    ``vblora_dropout`` (on A's input), ``save_only_topk_weights`` (write the top-k-only format),
+    ``init_vector_bank_bound`` (β: bank ~ U(−β, β)), ``init_logits_std`` (σ: logits ~ N(0, σ²)),
+    ``target_modules`` (``nn.Linear`` layers: name suffixes or one regex), ``modules_to_save``.
+    """
+
+    r: int = 4
+    num_vectors: int = 256
+    vector_length: int = 256
+    topk: int = 2
+    vblora_dropout: float = 0.0
+    save_only_topk_weights: bool = False
+    init_vector_bank_bound: float = 0.02
+    init_logits_std: float = 0.1
+    target_modules: list[str] | str = field(default_factory=lambda: ["query", "value"])
+    modules_to_save: list[str] = field(default_factory=list)
+
+    method = "vblora"
+
+    def __post_init__(self) -> None:
+        _check_int("r", self.r)
+        _check_int("num_vectors", self.num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
+        _check_int("vector_length", self.vector_length, "an int ≥ 1 dividing every target's in and out features")
+        _check_topk(self.topk, self.num_vectors)
+        _check_float("vblora_dropout", self.vblora_dropout, low=0.0, high=1.0, allowed="a probability in [0, 1)")
+        if not isinstance(self.save_only_topk_weights, bool):
+            raise TypeError(f"save_only_topk_weights must be True or False, got {self.save_only_topk_weights!r}")
+        _check_float("init_vector_bank_bound", self.init_vector_bank_bound, low=0.0, allowed="a finite number ≥ 0")
+        _check_float("init_logits_std", self.init_logits_std, low=0.0, allowed="a finite number ≥ 0")
+        if isinstance(self.target_modules, (tuple, list)):
+            self.target_modules = list(self.target_modules)
+        elif not isinstance(self.target_modules, str):
+            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
+        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
+            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
+        self.modules_to_save = list(self.modules_to_save)
+
+    def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
+        """Keyword arguments of ``add_adapter`` for the layer called ``module_name`` (the same for every layer)."""
+        return {"r": self.r, "num_vectors": self.num_vectors, "vector_length": self.vector_length,
+                "topk": self.topk, "vblora_dropout": self.vblora_dropout, "init_logits_std": self.init_logits_std}
+
+    def bind_model(self, model: nn.Module, adapter_name: str) -> None:
+        """Called by :func:`peftlab.inject` once the layers are wrapped: create the adapter's bank in the model's
+        shared slot and give every VB-LoRA layer of ``adapter_name`` a reference to it."""
+        layers = [layer for layer in vblora_layers(model).values() if layer.has_adapter(adapter_name)]
+        like = layers[0].vblora_logits_A[adapter_name] if layers else torch.empty(0)
+        bound = self.init_vector_bank_bound
+
+        def create() -> torch.Tensor:
+            bank = torch.empty(self.num_vectors, self.vector_length, dtype=like.dtype, device=like.device)
+            return nn.init.uniform_(bank, -bound, bound)
+
+        bank = shared_parameter(model, BANK_KEY.format(adapter_name), create)
+        for layer in layers:
+            layer.vblora_vector_bank[adapter_name] = bank
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, "method": self.method}
+
+
+# ---------------------------------------------------------------------- layer
+class VBLoRALinear(AdapterLayer):
+    r"""A frozen ``nn.Linear`` plus one or more named VB-LoRA adapters.
+
+    ``y = base_layer(x) + Σ_{a active, not merged} (dropout_a(x) A_aᵀ) B_aᵀ`` with ``A_a``, ``B_a``
+    assembled from the shared bank ``V_a`` by the top-k admixture of ``vblora_logits_A[a]`` / ``_B[a]``.
+
+    Shapes: ``vblora_logits_A[a]``: (r, in/b, N), ``vblora_logits_B[a]``: (out/b, r, N),
+    ``vblora_vector_bank[a]``: (N, b) — the model's shared Parameter, referenced here, not registered;
+    ``delta_weight(a)``: (out, in).
+    """
+
+    adapter_param_names = ("vblora_logits_A", "vblora_logits_B")
+    adapter_module_names = ("vblora_dropout",)
+    adapter_state_names = ("r", "topk", "num_vectors", "vector_length", "vblora_vector_bank")
+    base_types = (nn.Linear,)
+
+    def __init__(self, base_layer: nn.Linear, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
+                 topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1,
+                 adapter_name: str | None = "default", vector_bank: nn.Parameter | None = None):
+        super().__init__(base_layer)
+        self.in_features, self.out_features = self.dims(base_layer)
+        if adapter_name is not None:
+            self.add_adapter(adapter_name, r=r, num_vectors=num_vectors, vector_length=vector_length, topk=topk,
+                             vblora_dropout=vblora_dropout, init_logits_std=init_logits_std)
+            if vector_bank is not None:
+                self.set_vector_bank(adapter_name, vector_bank)
+
+    # ------------------------------------------------------------------ what the core asks of a method
+    @classmethod
+    def check(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
+              topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1) -> None:
+        _check_int("r", r)
+        _check_int("num_vectors", num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
+        _check_int("vector_length", vector_length, "an int ≥ 1 dividing the layer's in and out features")
+        _check_topk(topk, num_vectors)
+        _check_float("vblora_dropout", vblora_dropout, low=0.0, high=1.0, allowed="a probability in [0, 1)")
+        _check_float("init_logits_std", init_logits_std, low=0.0, allowed="a finite number ≥ 0")
+        n_in, n_out = cls.dims(base_layer)
+        bad = [f"{what}={n}" for what, n in (("in_features", n_in), ("out_features", n_out)) if n % vector_length]
+        if bad:
+            raise ValueError(f"vector_length={vector_length} must divide in_features and out_features of this "
+                             f"{n_out}×{n_in} layer, but {' and '.join(bad)} "
+                             f"{'is' if len(bad) == 1 else 'are'} not divisible by {vector_length}")
+
+    @classmethod
+    def param_shapes(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
+                     **_) -> dict[str, tuple[int, ...]]:
+        n_in, n_out = cls.dims(base_layer)
+        return {"vblora_logits_A": (r, n_in // vector_length, num_vectors),
+                "vblora_logits_B": (n_out // vector_length, r, num_vectors),
+                "vblora_vector_bank": (num_vectors, vector_length)}
+
+    @classmethod
+    def num_trainable(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
+                      **_) -> int:
+        """``N·r·(in/b + out/b)``: this layer's logits. The bank (``N·b``, once per model) is the method's
+        shared count (:func:`shared_trainable`), not any one layer's."""
+        n_in, n_out = cls.dims(base_layer)
+        return num_vectors * r * (n_in // vector_length + n_out // vector_length)
+
+    def create(self, adapter_name: str, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
+               topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1) -> None:
+        """Logits A (r, in/b, N) and B (out/b, r, N) ~ N(0, σ²). The bank is given by the model
+        (:meth:`VBLoRAConfig.bind_model`, or :meth:`set_vector_bank` for a layer used alone)."""
+        weight = self.base_layer.weight
+        dtype = weight.dtype if weight.is_floating_point() else torch.float32
+        b = vector_length
+        logits_A = torch.empty(r, self.in_features // b, num_vectors, dtype=dtype, device=weight.device)
+        logits_B = torch.empty(self.out_features // b, r, num_vectors, dtype=dtype, device=weight.device)
+        nn.init.normal_(logits_A, 0.0, init_logits_std)
+        nn.init.normal_(logits_B, 0.0, init_logits_std)
+        self.vblora_logits_A[adapter_name] = nn.Parameter(logits_A)
+        self.vblora_logits_B[adapter_name] = nn.Parameter(logits_B)
+        self.vblora_dropout[adapter_name] = nn.Dropout(vblora_dropout) if vblora_dropout > 0 else nn.Identity()
+        self.r[adapter_name] = r
+        self.topk[adapter_name] = topk
+        self.num_vectors[adapter_name] = num_vectors
+        self.vector_length[adapter_name] = vector_length
+
+    def set_vector_bank(self, adapter_name: str, bank: nn.Parameter) -> None:
+        """Point ``adapter_name`` at ``bank`` (N, b) — normally the model's shared Parameter."""
+        shape = (self.num_vectors[adapter_name], self.vector_length[adapter_name])
+        if not isinstance(bank, torch.Tensor) or tuple(bank.shape) != shape:
+            raise ValueError(f"vector bank of adapter {adapter_name!r} must be a tensor of shape {shape} "
+                             f"(num_vectors, vector_length), got {getattr(bank, 'shape', type(bank).__name__)}")
+        self.vblora_vector_bank[adapter_name] = bank
+
+    def adapter_parameters(self, adapter_name: str) -> dict[str, nn.Parameter]:
+        """The logits of ``adapter_name`` and the (shared) bank they read."""
+        out = super().adapter_parameters(adapter_name)
+        if adapter_name in self.vblora_vector_bank:
+            out["vblora_vector_bank"] = self.vblora_vector_bank[adapter_name]
+        return out
+
+    # ------------------------------------------------------------------ A, B, ΔW
+    def _bank(self, adapter_name: str) -> torch.Tensor:
+        if adapter_name not in self.vblora_vector_bank:
+            raise RuntimeError(f"VB-LoRA adapter {adapter_name!r} has no vector bank yet: add it with "
+                               "peftlab.inject / apply_vblora (which create the model's shared bank), or "
+                               "call set_vector_bank on a layer used alone")
+        return self.vblora_vector_bank[adapter_name]
+
+    def lora_matrices(self, adapter_name: str = "default") -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, B)`` of ``adapter_name``: A (r, in), B (out, r), assembled from the bank.
+
+        One top-k, one softmax and one gather serve A's and B's logit vectors together.
+        """
+        logits_A, logits_B = self.vblora_logits_A[adapter_name], self.vblora_logits_B[adapter_name]
+        bank = self._bank(adapter_name)
+        r, n = self.r[adapter_name], self.num_vectors[adapter_name]
+        rows_A = logits_A.shape[0] * logits_A.shape[1]
+        z = torch.cat([logits_A.reshape(rows_A, n), logits_B.reshape(-1, n)])
+        u = topk_admixture(z, bank.to(z.dtype), self.topk[adapter_name])
+        A = u[:rows_A].reshape(r, self.in_features)
+        B = u[rows_A:].reshape(logits_B.shape[0], r, -1).transpose(1, 2).reshape(self.out_features, r)
+        return A, B
+
+    def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``ΔW = B A`` with shape (out, in), in the base weight's dtype (no α/r scaling)."""
+        A, B = self.lora_matrices(adapter_name)
+        return (B @ A).to(self.base_weight().dtype)
+
+    def _check_trainable(self, adapter_name: str) -> None:
+        logits = self.vblora_logits_A[adapter_name]
+        if self.training and torch.is_grad_enabled() and logits.requires_grad and torch.isinf(logits[0, 0]).any():
+            raise RuntimeError(
+                f"VB-LoRA adapter {adapter_name!r} was loaded from a top-k-only file (save_only_topk_weights=True): "
+                "its logits outside the top-k are −inf, so it can be used for inference and merging but not "
+                "trained again. Train from the full file (save_only_topk_weights=False), or call model.eval() / "
+                "torch.no_grad() for inference.")
+
+    def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
+        """``result + (dropout(x) Aᵀ) Bᵀ``: two thin products, ΔW is never formed."""
+        self._check_trainable(adapter_name)
+        A, B = self.lora_matrices(adapter_name)
+        h = self.vblora_dropout[adapter_name](x.to(A.dtype))
+        return result + F.linear(F.linear(h, A), B).to(result.dtype)
+
+    def extra_repr(self) -> str:
+        parts = [f"{n}: r={self.r[n]}, num_vectors={self.num_vectors[n]}, vector_length={self.vector_length[n]}, "
+                 f"topk={self.topk[n]}" for n in self.adapter_names]
+        return f"adapters=[{'; '.join(parts)}]"
+
+
+# ---------------------------------------------------------------------- model level
+def vblora_layers(model: nn.Module) -> dict[str, VBLoRALinear]:
+    """Every VB-LoRA layer of ``model`` by module name."""
+    return adapter_layers(model, VBLoRALinear)
+
+
+def vector_bank(model: nn.Module, adapter_name: str = "default") -> nn.Parameter:
+    """The shared bank ``V`` (N, b) of ``adapter_name``: the one Parameter every layer of that adapter reads."""
+    shared = getattr(model, "peftlab_shared", None)
+    key = BANK_KEY.format(adapter_name)
+    if shared is None or key not in shared:
+        raise ValueError(f"adapter_name={adapter_name!r}: the model has no VB-LoRA vector bank of that adapter")
+    return shared[key]
+
+
+def shared_trainable(config: VBLoRAConfig) -> int:
+    """The closed-form count of the model-level shared tensors of one adapter: the bank, ``N·b``."""
+    return config.num_vectors * config.vector_length
+
+
+def storage_bytes(model: nn.Module, adapter_name: str = "default") -> dict[str, int]:
+    """Bytes of tensor data a saved adapter holds (``modules_to_save`` not included), in closed form.
+
+    ``full``: bank + every logit (``N·b + Σ_rows N`` values); ``topk_only``: bank + per logit row k indices
+    (:func:`index_dtype`) and k−1 weights. The file on disk adds a small JSON header to each.
+    """
+    layers = {n: lay for n, lay in vblora_layers(model).items() if lay.has_adapter(adapter_name)}
+    if not layers:
+        raise ValueError(f"adapter_name={adapter_name!r}: the model has no VB-LoRA layers of that adapter")
+    bank = vector_bank(model, adapter_name)
+    value = bank.element_size()
+    rows = sum(lay.vblora_logits_A[adapter_name].numel() // lay.num_vectors[adapter_name]
+               + lay.vblora_logits_B[adapter_name].numel() // lay.num_vectors[adapter_name] for lay in layers.values())
+    first = next(iter(layers.values()))
+    n, k = first.num_vectors[adapter_name], first.topk[adapter_name]
+    idx = torch.empty((), dtype=index_dtype(n)).element_size()
+    logits_value = first.vblora_logits_A[adapter_name].element_size()
+    return {"full": bank.numel() * value + rows * n * logits_value,
+            "topk_only": bank.numel() * value + rows * (k * idx + (k - 1) * logits_value)}
+
+
+def apply_vblora(
+    model: nn.Module,
+    r: int = 4,
+    num_vectors: int = 256,
+    vector_length: int = 256,
+    topk: int = 2,
+    target_modules: str | Sequence[str] = ("query", "value"),
+    vblora_dropout: float = 0.0,
+    save_only_topk_weights: bool = False,
+    init_vector_bank_bound: float = 0.02,
+    init_logits_std: float = 0.1,
+    modules_to_save: Sequence[str] | None = None,
+    adapter_name: str = "default",
+) -> nn.Module:
+    """Wrap the target ``nn.Linear`` layers of ``model`` with VB-LoRA over one shared vector bank, in place,
+    and freeze everything else; the convenient form of ``peftlab.inject(model, VBLoRAConfig(...), adapter_name)``.
+
+    Nothing is changed if any argument is invalid (e.g. a target whose width ``vector_length`` does not
+    divide). Returns ``model``.
+    """
+    config = VBLoRAConfig(
+        r=r, num_vectors=num_vectors, vector_length=vector_length, topk=topk, vblora_dropout=vblora_dropout,
+        save_only_topk_weights=save_only_topk_weights, init_vector_bank_bound=init_vector_bank_bound,
+        init_logits_std=init_logits_std,
+        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+        modules_to_save=list(modules_to_save or []))
+    return inject(model, config, adapter_name)
+
+
+register_method(
+    "vblora", VBLoRAConfig, (VBLoRALinear,),
+    examples=(
+        {"model": "mlp", "config": {"r": 4, "num_vectors": 10, "vector_length": 2, "target_modules": ["0", "2"]}},
+        {"model": "mlp", "config": {"r": 2, "num_vectors": 7, "vector_length": 2, "topk": 3,
+                                    "init_logits_std": 1.0, "target_modules": ["0", "2"]}},
+        {"model": "bert", "config": {"r": 3, "num_vectors": 16, "vector_length": 8, "topk": 2,
+                                     "target_modules": ["query", "value", "dense"],
+                                     "modules_to_save": ["classifier"]}},
+    ),
+    # The fresh adapter is not zero (random bank and logits, as in the paper and peft): |ΔW_ij| ≤ r·β².
+    tolerances={"fresh_output": 1e-2},
+    shared_trainable=shared_trainable,
+)
