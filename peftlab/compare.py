@@ -102,6 +102,14 @@ def _qlora(model, task):
     return apply_qlora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task))
 
 
+def _vblora(model, task):
+    from peftlab.methods.vblora import apply_vblora
+
+    # b = 64 divides every width of both tiny models (128/256 and 192/512) and of the usual Hub models
+    return apply_vblora(model, r=4, num_vectors=256, vector_length=64, topk=2, target_modules=_targets(task),
+                        modules_to_save=_head(task))
+
+
 def _ia3(model, task):
     from peftlab.methods.ia3 import apply_ia3
 
@@ -148,6 +156,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dora", "DoRA r=8, alpha=16 (LoRA's targets)", _dora),
     Method("waveft", "WaveFT, n_frequency = 4·hidden per target, db1", _waveft),
     Method("qlora", "QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _qlora),
+    Method("vblora", "VB-LoRA r=4, bank of 256 vectors of length 64, top-2", _vblora),
     Method("ia3", "IA3: scaling vectors on keys, values and the FFN input", _ia3),
     Method("prompt", "prompt tuning: 16 virtual tokens, vocabulary-sampled init", _prompt),
     Method("prefix", "prefix tuning: 16 key/value prefixes per layer", _prefix),
