@@ -64,6 +64,35 @@ def expect(condition: bool, hint: str) -> None:
         raise _Hint(hint)
 
 
+def close(a, b, atol: float = 1e-5, rtol: float = 1e-5) -> bool:
+    """``a`` is a tensor of ``b``'s shape, equal to ``b`` within ``atol + rtol·|b|`` (compared in ``b``'s dtype)."""
+    import torch
+
+    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=rtol)
+
+
+def choice(value, letters: str = "abcd") -> str:
+    """A student's multiple-choice answer: one of ``letters`` (any case, spaces ignored), else a hint."""
+    expect(value is not None, f"답(choice)을 고르세요: {', '.join(repr(c) for c in letters)} 중 하나")
+    expect(isinstance(value, str) and len(value.strip()) == 1 and value.strip().lower() in letters,
+           f"choice는 {', '.join(repr(c) for c in letters)} 중 하나의 문자열이어야 합니다 (받은 것: {value!r})")
+    return value.strip().lower()
+
+
+def number(value, what: str) -> float:
+    """A student's number (int, float, or a one-element tensor / numpy value) as a finite float, else a hint."""
+    import math
+
+    expect(value is not None, f"{what} 값을 채우세요")
+    if hasattr(value, "item") and not isinstance(value, (int, float)):
+        size = value.numel() if hasattr(value, "numel") else getattr(value, "size", 1)
+        expect(size == 1, f"{what}은(는) 숫자 하나여야 합니다")
+        value = value.item()
+    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
+    return float(value)
+
+
 def checkpoint(week: str, check_id: str, points: float = 1.0, title: str = ""):
     """Register a check function under ``week``/``check_id`` worth ``points``."""
 

@@ -17,12 +17,12 @@ Checkpoint questions (written for this notebook; the lecture gives none), each o
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import checkpoint, choice, expect
+from peftlab.checks._core import close as _close
+from peftlab.checks._core import number as _number
 
 WEEK = "00"
 
@@ -33,25 +33,8 @@ __all__ = ["LECTURE_PERCENT", "bottleneck_adapter", "ia3_linear", "prepend_promp
 LECTURE_PERCENT = {"LoRA": (0.1, 1.0), "IA3": (0.01, 0.01), "Adapter": (3.6, 3.6), "Prefix tuning": (0.1, 0.1)}
 
 
-def _close(a, b, atol=1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=1e-5)
-
-
-def _choice(choice, letters: str) -> str:
-    expect(choice is not None, f"답(choice)을 고르세요: {', '.join(repr(c) for c in letters)} 중 하나")
-    expect(isinstance(choice, str) and choice.strip().lower() in letters and len(choice.strip()) == 1,
-           f"choice는 {', '.join(repr(c) for c in letters)} 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
-    return choice.strip().lower()
-
-
-def _number(value, what: str) -> float:
-    expect(value is not None, f"{what} 값을 채우세요")
-    if isinstance(value, torch.Tensor):
-        expect(value.numel() == 1, f"{what}은(는) 숫자 하나여야 합니다")
-        value = value.item()
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
-    return float(value)
+def _choice(value, letters: str) -> str:
+    return choice(value, letters)
 
 
 # ---------------------------------------------------------------------------------------------- E1

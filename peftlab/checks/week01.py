@@ -21,15 +21,12 @@ import torch
 from torch import nn
 
 from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import close as _close
 from peftlab.checks._peft import peft_linear
 
 WEEK = "01"
 
 __all__ = ["lora_forward", "lora_linear", "energy_captured", "q1_1", "q1_2", "q1_3", "q1_4"]
-
-
-def _close(a, b, atol=1e-5, rtol=1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=rtol)
 
 
 def _peft_linear(W0, b, A, B, alpha, r, dropout=0.0):

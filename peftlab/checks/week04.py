@@ -17,39 +17,23 @@ Checkpoint questions of the lecture's VB-LoRA part (section 4), each on the stud
 
 from __future__ import annotations
 
-import math
 import statistics
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import checkpoint, choice, expect
+from peftlab.checks._core import close as _close
+from peftlab.checks._core import number as _number
 
 WEEK = "04"
 
 __all__ = ["admixture", "build_A", "file_bytes", "q4_1", "q4_2", "q4_3", "selection_counts"]
 
 
-def _close(a, b, atol=1e-5, rtol=1e-5) -> bool:
-    return isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.to(b.dtype), b, atol=atol, rtol=rtol)
-
-
-def _choice(choice, letters: str = "abc") -> str:
-    expect(choice is not None, f"답(choice)을 고르세요: {', '.join(repr(c) for c in letters)} 중 하나")
-    expect(isinstance(choice, str) and len(choice.strip()) == 1 and choice.strip().lower() in letters,
-           f"choice는 {', '.join(repr(c) for c in letters)} 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
-    return choice.strip().lower()
-
-
-def _number(value, what: str) -> float:
-    expect(value is not None, f"{what} 값을 채우세요")
-    if isinstance(value, torch.Tensor):
-        expect(value.numel() == 1, f"{what}은(는) 숫자 하나여야 합니다")
-        value = value.item()
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
-    return float(value)
+def _choice(value, letters: str = "abc") -> str:
+    return choice(value, letters)
 
 
 def _peft_layer(n_in: int, n_out: int, r: int, N: int, b: int, k: int, logits_A, logits_B, bank):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 import statistics
 
-from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import checkpoint, choice, expect
+from peftlab.checks._core import number as _number
 from peftlab.qr_adaptor import lora_nbytes, non_dominated_sort, weight_nbytes
 
 WEEK = "05"
@@ -25,20 +26,8 @@ WEEK = "05"
 __all__ = ["layer_memory", "pareto_front", "q5_1", "q5_2", "q5_3"]
 
 
-def _choice(choice, letters: str = "abc") -> str:
-    expect(choice is not None, f"답(choice)을 고르세요: {', '.join(repr(c) for c in letters)} 중 하나")
-    expect(isinstance(choice, str) and len(choice.strip()) == 1 and choice.strip().lower() in letters,
-           f"choice는 {', '.join(repr(c) for c in letters)} 중 하나의 문자열이어야 합니다 (받은 것: {choice!r})")
-    return choice.strip().lower()
-
-
-def _number(value, what: str) -> float:
-    expect(value is not None, f"{what} 값을 채우세요")
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
-        value = value.item()
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
-    return float(value)
+def _choice(value, letters: str = "abc") -> str:
+    return choice(value, letters)
 
 
 # ---------------------------------------------------------------------------------------------- E1

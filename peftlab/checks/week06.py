@@ -20,6 +20,7 @@ import math
 import torch
 
 from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import number as _number
 
 WEEK = "06"
 
@@ -28,16 +29,6 @@ __all__ = ["nf4_code", "q6_1", "q6_2", "q6_3"]
 QUANT_TYPES_6_1 = ("nf4", "fp4", "int4")
 #: the memory calculator's settings an estimate must carry to be recomputed by the checks
 ESTIMATE_KEYS = ("batch", "seq", "r", "dtype", "gradient_checkpointing", "blocksize", "double_quant")
-
-
-def _number(value, what: str) -> float:
-    expect(value is not None, f"{what} 값을 채우세요")
-    if isinstance(value, torch.Tensor):
-        expect(value.numel() == 1, f"{what}은(는) 숫자 하나여야 합니다")
-        value = value.item()
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-           f"{what}은(는) 유한한 숫자여야 합니다 (받은 것: {value!r})")
-    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------- E1
