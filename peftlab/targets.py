@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from torch import nn
 
 __all__ = [
+    "check_target_fields",
     "ParameterCount",
     "matches_suffix",
     "modules_matching",
@@ -39,6 +40,18 @@ __all__ = [
     "get_submodule_parent",
     "replace_modules",
 ]
+
+
+def check_target_fields(target_modules, modules_to_save) -> tuple[str | list[str], list[str]]:
+    """A config's ``target_modules`` (a list of name suffixes, or one regex string) and ``modules_to_save`` (a list
+    of module names), checked and returned as a list / string and a list."""
+    if isinstance(target_modules, (tuple, list)):
+        target_modules = list(target_modules)
+    elif not isinstance(target_modules, str):
+        raise TypeError(f"target_modules must be a list of names or one regex string, got {target_modules!r}")
+    if isinstance(modules_to_save, str) or not isinstance(modules_to_save, (list, tuple)):
+        raise TypeError(f"modules_to_save must be a list of module names, got {modules_to_save!r}")
+    return target_modules, list(modules_to_save)
 
 
 def matches_suffix(name: str, key: str) -> bool:

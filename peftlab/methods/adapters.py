@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from peftlab.layer import AdapterLayer
+from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["HoulsbyConfig", "HoulsbyLinear", "apply_houlsby_adapter", "houlsby_layers"]
@@ -82,13 +83,7 @@ class HoulsbyConfig:
         if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
             raise ValueError(f"init_std={std!r} is not allowed: expected a number ≥ 0")
         self.init_std = float(std)
-        if isinstance(self.target_modules, (tuple, list)):
-            self.target_modules = list(self.target_modules)
-        elif not isinstance(self.target_modules, str):
-            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
-        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
-            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
-        self.modules_to_save = list(self.modules_to_save)
+        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
         return {"bottleneck_size": self.bottleneck_size, "non_linearity": self.non_linearity,

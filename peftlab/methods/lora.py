@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from peftlab.layer import AdapterLayer
-from peftlab.targets import pattern_key
+from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import (
     adapter_layers,
     disable_adapter,
@@ -115,13 +115,7 @@ class LoRAConfig:
         self.dropout = float(self.dropout)
         if not isinstance(self.use_rslora, bool):
             raise TypeError(f"use_rslora must be True or False, got {self.use_rslora!r}")
-        if isinstance(self.target_modules, (tuple, list)):
-            self.target_modules = list(self.target_modules)
-        elif not isinstance(self.target_modules, str):
-            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
-        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
-            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
-        self.modules_to_save = list(self.modules_to_save)
+        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
         for attr, check in (("rank_pattern", lambda k, v: _check_rank(f"rank_pattern[{k!r}]", v)),
                             ("alpha_pattern", lambda k, v: _check_number(f"alpha_pattern[{k!r}]", v, low=0,
                                                                          allowed="a positive number"))):

@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from peftlab.layer import AdapterLayer
+from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
 
 __all__ = [
@@ -174,13 +175,7 @@ class VBLoRAConfig:
             raise TypeError(f"save_only_topk_weights must be True or False, got {self.save_only_topk_weights!r}")
         _check_float("init_vector_bank_bound", self.init_vector_bank_bound, low=0.0, allowed="a finite number ≥ 0")
         _check_float("init_logits_std", self.init_logits_std, low=0.0, allowed="a finite number ≥ 0")
-        if isinstance(self.target_modules, (tuple, list)):
-            self.target_modules = list(self.target_modules)
-        elif not isinstance(self.target_modules, str):
-            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
-        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
-            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
-        self.modules_to_save = list(self.modules_to_save)
+        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
         """Keyword arguments of ``add_adapter`` for the layer called ``module_name`` (the same for every layer)."""

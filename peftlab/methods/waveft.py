@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from peftlab.layer import AdapterLayer
-from peftlab.targets import pattern_key
+from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = [
@@ -296,13 +296,7 @@ class WaveFTConfig:
             if not isinstance(key, str) or not key:
                 raise TypeError(f"n_frequency_pattern keys must be non-empty strings, got {key!r}")
             _check_count(f"n_frequency_pattern[{key!r}]", value)
-        if isinstance(self.target_modules, (tuple, list)):
-            self.target_modules = list(self.target_modules)
-        elif not isinstance(self.target_modules, str):
-            raise TypeError(f"target_modules must be a list of names or one regex string, got {self.target_modules!r}")
-        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
-            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
-        self.modules_to_save = list(self.modules_to_save)
+        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
         self._proportional: dict[str, int] | None = None
 
     def bind_targets(self, targets: dict[str, nn.Module]) -> None:
