@@ -746,8 +746,10 @@ def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) ->
     plots.mkdir(exist_ok=True)
     metric = ok[0]["metric"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for r in ok:
-        ax.errorbar(r["trainable"], r["mean"], yerr=r["std"], fmt="o", capsize=3, label=r["method"])
+    colors = plt.get_cmap("tab20").colors
+    for i, r in enumerate(ok):  # a colour and a marker per method (eleven methods outrun one 10-colour cycle)
+        ax.errorbar(r["trainable"], r["mean"], yerr=r["std"], fmt="osD^v<>ph*X"[i % 11], capsize=3,
+                    color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], label=r["method"])
         ax.annotate(r["method"], (r["trainable"], r["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log scale)")
