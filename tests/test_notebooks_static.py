@@ -138,3 +138,13 @@ def test_static_detectors_catch_what_they_should() -> None:
     assert progress_bars_in_outputs(new_notebook(cells=[noisy])) == [0]
     assert progress_bars_in_outputs(new_notebook(cells=[new_code_cell("x", outputs=[
         new_output("stream", name="stdout", text="accuracy 95% of 100\n")])])) == []
+
+
+def test_readme_lists_every_week_with_its_colab_link():
+    """The README's week table has a row for every solution notebook: its student path and its Colab badge."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if re.match(r"\| \d\d \|", line)}
+    for path in sorted((REPO / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        week = path.name[:2]
+        assert week in rows, f"README.md has no row for week {week} ({path.name})"
+        assert f"notebooks/{path.name}" in rows[week] and "colab.research.google.com" in rows[week], rows[week]
