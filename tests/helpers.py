@@ -21,6 +21,16 @@ def tiny_bert(seed: int = 0, num_labels: int = 2):
     return BertForSequenceClassification(cfg).eval()
 
 
+def tiny_llama(seed: int = 0):
+    """A 2-layer Llama (32 wide, grouped-query attention: 4 heads, 2 key/value heads)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
+    return LlamaForCausalLM(cfg).eval()
+
+
 def randomize_lora(model: nn.Module, seed: int = 1, std: float = 0.1) -> None:
     """Give every LoRA B (peft's or peftlab's) random values so adapters change the output."""
     gen = torch.Generator().manual_seed(seed)

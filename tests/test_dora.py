@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from helpers import mlp, tiny_bert
+from helpers import mlp, tiny_bert, tiny_llama
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -23,15 +23,6 @@ from peftlab.tuner import adapter_layers
 
 ATOL = 1e-5  # METHODS §0 default (fp32); measured differences are ≤ 3e-7, see the asserts' messages
 BERT_TARGETS = ["word_embeddings", "query", "key", "value", "dense"]
-
-
-def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
-    return LlamaForCausalLM(cfg).eval()
 
 
 MODELS = {"mlp": (mlp, ["0", "2"]), "bert": (tiny_bert, BERT_TARGETS),

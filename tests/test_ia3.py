@@ -12,7 +12,7 @@ import json
 
 import pytest
 import torch
-from helpers import tiny_bert
+from helpers import tiny_bert, tiny_llama
 from peft import IA3Config as PeftIA3Config
 from peft import PeftModel, TaskType, get_peft_model
 from torch import nn
@@ -22,15 +22,6 @@ from peftlab.interop import CONFIG_NAME
 from peftlab.methods.ia3 import IA3Config, IA3Linear, ia3_layers, is_feedforward
 
 ATOL = 1e-5
-
-
-def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
-    return LlamaForCausalLM(cfg).eval()
 
 
 CASES = {

@@ -12,7 +12,7 @@ import json
 
 import pytest
 import torch
-from helpers import tiny_bert
+from helpers import tiny_bert, tiny_llama
 from peft import PeftModel, PromptTuningInit, TaskType, get_peft_model
 from peft import PrefixTuningConfig as PeftPrefixConfig
 from peft import PromptTuningConfig as PeftPromptConfig
@@ -29,15 +29,6 @@ from peftlab.methods.prompts import (
 )
 
 ATOL = 1e-5
-
-
-def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
-    return LlamaForCausalLM(cfg).eval()
 
 
 MODELS = {"llama": (tiny_llama, "CAUSAL_LM"), "bert": (tiny_bert, "SEQ_CLS")}
