@@ -9,6 +9,9 @@ loads this file because it sits at the root, so the settings do not depend on ``
 
 The hooks live in a plugin object registered in ``pytest_configure``: a plain conftest hook would only
 see collectors under this folder's own test paths.
+
+Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every cell of one notebook gets the
+same ``xdist_group``, so one worker runs the whole notebook in one kernel, in order.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ class _NbvalSettings:
         collector.sanitize_patterns[re.escape(str(ROOT)) + _PATH_TAIL] = "<PATH>"
         for regex, replace in read_sanitize_patterns().items():
             collector.sanitize_patterns.setdefault(regex, replace)
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not config.pluginmanager.has_plugin("xdist"):
+            return
+        for item in items:
+            path = Path(str(getattr(item, "path", "")))
+            if path.suffix == ".ipynb":  # nbval cells share their notebook's kernel: keep them together
+                item.add_marker(pytest.mark.xdist_group(name=str(path)))
 
 
 def pytest_configure(config: pytest.Config) -> None:
