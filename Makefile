@@ -32,14 +32,14 @@ run: $(STAMP)
 
 ## Every test: unit, parity with peft/bitsandbytes, notebook pipeline, nbval on solutions/.
 ## (In a student release, which has no tests/: validate the student notebooks with nbval.)
-## TEST_JOBS pytest workers (pytest-xdist; a notebook's cells stay on one worker), each with
+## TEST_JOBS pytest workers (pytest-xdist; the root conftest.py keeps a notebook's cells on one worker), each with
 ## TEST_THREADS torch threads: the tiny models run faster on one thread per process than on two.
 TEST_JOBS    ?= 2
 TEST_THREADS ?= 1
 test: $(STAMP)
 ifneq ($(wildcard tests),)
 	OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest tests solutions --nbval-lax --nbval-current-env \
-	  --nbval-cell-timeout=300 -p no:cacheprovider -n $(TEST_JOBS) --dist loadgroup
+	  --nbval-cell-timeout=300 -p no:cacheprovider -n $(TEST_JOBS)
 else
 	$(PY) -m pytest notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 endif

@@ -10,8 +10,8 @@ loads this file because it sits at the root, so the settings do not depend on ``
 The hooks live in a plugin object registered in ``pytest_configure``: a plain conftest hook would only
 see collectors under this folder's own test paths.
 
-Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) every cell of one notebook gets the
-same ``xdist_group``, so one worker runs the whole notebook in one kernel, in order.
+Under pytest-xdist (``make test`` runs ``-n 2``) one worker runs all the cells of a notebook, in order,
+in one kernel; the other tests are spread one by one.
 """
 
 from __future__ import annotations
@@ -53,16 +53,27 @@ class _NbvalSettings:
         for regex, replace in read_sanitize_patterns().items():
             collector.sanitize_patterns.setdefault(regex, replace)
 
+
+class _NotebookScheduling:
+    """Under pytest-xdist: the cells of one notebook run on one worker, in order, in one kernel; every
+    other test is its own unit of work. (Registered only when xdist is installed.)"""
+
     @pytest.hookimpl
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if not config.pluginmanager.has_plugin("xdist"):
-            return
-        for item in items:
-            path = Path(str(getattr(item, "path", "")))
-            if path.suffix == ".ipynb":  # nbval cells share their notebook's kernel: keep them together
-                item.add_marker(pytest.mark.xdist_group(name=str(path)))
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        if config.getvalue("dist") not in ("load", "loadscope"):
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class NotebookScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::", 1)[0]
+                return path if path.endswith(".ipynb") else nodeid
+
+        return NotebookScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin("peftlab-nbval-settings"):
         config.pluginmanager.register(_NbvalSettings(), "peftlab-nbval-settings")
+    if config.pluginmanager.has_plugin("xdist") and not config.pluginmanager.has_plugin("peftlab-notebook-scheduling"):
+        config.pluginmanager.register(_NotebookScheduling(), "peftlab-notebook-scheduling")

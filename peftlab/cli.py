@@ -94,8 +94,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if args.jobs < 1:
             raise ValueError(f"--jobs={args.jobs}: expected a positive integer")
         if args.tune_lr:
-            table = tune_learning_rates(methods, cfg, LR_GRID, seed=seeds[0])
+            sweep_file = Path(args.out) / "learning_rates.json"
+            known = {}
+            if sweep_file.is_file() and not args.force:  # a sweep of the same setting goes on where it stopped
+                old = json.loads(sweep_file.read_text(encoding="utf-8"))
+                if (old.get("task"), old.get("profile"), old.get("steps"), old.get("seed")) == (
+                        cfg.task, cfg.profile, cfg.steps, seeds[0]):
+                    known = {m: v["scores"] for m, v in old.get("methods", {}).items()}
+                    print(f"reusing the scores in {sweep_file} (--force measures them again)")
+            table = tune_learning_rates(methods, cfg, LR_GRID, seed=seeds[0], known=known)
             Path(args.out).mkdir(parents=True, exist_ok=True)
+            if known:
+                table = {**{m: {"best": v["best"], "scores": v["scores"]} for m, v in old["methods"].items()}, **table}
             (Path(args.out) / "learning_rates.json").write_text(json.dumps(
                 {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "grid": list(LR_GRID),
                  "seed": seeds[0], "methods": {m: {"best": v["best"], "scores": {str(k): s for k, s in v["scores"].items()}}

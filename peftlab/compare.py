@@ -48,6 +48,8 @@ TASKS = ("sentiment", "instructions")
 ENCODER_TARGETS = ("query", "key", "value", "dense")
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+#: grid steps a learning-rate sweep may add beyond either edge of LR_GRID when the best rate is on that edge
+LR_MAX_EXTEND = 2
 
 
 def _targets(task: str) -> tuple[str, ...]:
@@ -778,26 +780,69 @@ def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) ->
 
 
 # --------------------------------------------------------------------------------------- learning rates
+def _half_decade(lr: float, up: bool) -> float:
+    """The next rate of the 1-3-10 series (…, 1e-3, 3e-3, 1e-2, …) above or below ``lr``."""
+    exp = math.floor(math.log10(lr) + 1e-9)
+    one = 10.0**exp  # lr is about 1·10^exp or 3·10^exp
+    if lr / one < 2:
+        nxt = 3 * one if up else 0.3 * one
+    else:
+        nxt = 10 * one if up else one
+    return float(f"{nxt:.3g}")
+
+
 def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None, grid: Sequence[float] = LR_GRID,
-                        seed: int = 0, log: Callable = print) -> dict[str, dict]:
-    """For each method, the learning rate of ``grid`` with the best validation metric (seed 0), and every
-    point of the sweep. The sentiment task uses its validation split; the instruction task the last 20 %
-    of its train split."""
+                        seed: int = 0, log: Callable = print, known: dict | None = None,
+                        max_extend: int = LR_MAX_EXTEND) -> dict[str, dict]:
+    """For each method, the learning rate with the best validation metric (seed ``seed``), and every point of
+    the sweep. The sentiment task uses its validation split; the instruction task the last 20 % of its train
+    split.
+
+    The sweep starts on ``grid``. When the best rate sits on an edge of what was tried, the sweep goes one
+    grid step further out on that side (the 1-3-10 series: 1e-2 → 3e-2 → 1e-1; at most ``max_extend`` steps per side),
+    so a winner at the edge means "the limit was reached", not "the grid was too short". ``known`` holds
+    scores already measured (``{method: {lr: score}}``, e.g. a stored sweep) that are not measured again.
+    """
+    import tempfile
+
     cfg = cfg or CompareConfig()
-    task = _task(cfg, split="validation")
+    grid = sorted(float(g) for g in grid)
+    if len(grid) < 2 or grid[0] <= 0:
+        raise ValueError(f"grid={grid!r}: expected at least two positive learning rates")
+    task = None
     table = {}
     for m in parse_methods(methods):
-        scores = {}
-        for lr in grid:
-            c = CompareConfig(**{**asdict(cfg), "learning_rates": {m: lr}})
-            import tempfile
+        scores = {float(k): float(v) for k, v in ((known or {}).get(m) or {}).items()}
 
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    scores[lr] = run_cell(c, m, seed, Path(tmp), task)["value"]
-                except Exception as exc:  # noqa: BLE001 - a diverging lr is a result of the sweep
-                    scores[lr] = float("nan")
-                    log(f"  {m} lr={lr:g}: {type(exc).__name__}: {exc}")
+        def score(lr: float) -> float:
+            nonlocal task
+            lr = float(f"{lr:.3g}")
+            if lr not in scores:
+                task = task or _task(cfg, split="validation")
+                c = CompareConfig(**{**asdict(cfg), "learning_rates": {m: lr}})
+                with tempfile.TemporaryDirectory() as tmp:
+                    try:
+                        scores[lr] = run_cell(c, m, seed, Path(tmp), task)["value"]
+                    except Exception as exc:  # noqa: BLE001 - a diverging lr is a result of the sweep
+                        scores[lr] = float("nan")
+                        log(f"  {m} lr={lr:g}: {type(exc).__name__}: {exc}")
+            return scores[lr]
+
+        for lr in grid:
+            score(lr)
+        for _ in range(max_extend):
+            finite = {k: v for k, v in scores.items() if v == v}
+            if not finite:
+                break
+            best = max(finite, key=lambda k: (finite[k], -k))
+            tried = sorted(scores)
+            if best == tried[-1]:
+                score(_half_decade(best, up=True))
+            elif best == tried[0]:
+                score(_half_decade(best, up=False))
+            else:
+                break
+        scores = dict(sorted(scores.items()))
         finite = {k: v for k, v in scores.items() if v == v}
         best = max(finite, key=lambda k: (finite[k], -k)) if finite else None
         table[m] = {"best": best, "scores": scores}

@@ -104,6 +104,39 @@ def test_learning_rates_are_the_sweeps_winners():
             assert finite[v["best"]] == best and C.LEARNING_RATES[task][m] == v["best"]
 
 
+def test_stored_sweeps_do_not_stop_at_an_edge():
+    """A winner on the edge of the rates tried means the sweep reached its extension limit."""
+    for task in C.TASKS:
+        path = Path(C.__file__).with_name("compare_lr") / f"{task}.json"
+        if not path.is_file():
+            continue
+        for m, v in json.loads(path.read_text(encoding="utf-8"))["methods"].items():
+            tried = sorted(float(k) for k in v["scores"])
+            if v["best"] == tried[-1]:
+                assert sum(lr > max(C.LR_GRID) for lr in tried) == C.LR_MAX_EXTEND, (task, m, tried)
+            if v["best"] == tried[0]:
+                assert sum(lr < min(C.LR_GRID) for lr in tried) == C.LR_MAX_EXTEND, (task, m, tried)
+
+
+def test_sweep_extends_past_an_edge_winner(monkeypatch):
+    calls = []
+
+    def fake_cell(cfg, method, seed, out, task):
+        lr = cfg.learning_rates[method]
+        calls.append((method, lr))
+        peak = {"lora": 0.03, "full": 1e-4, "ia3": 5.0}[method]  # ia3: better and better, never turns
+        return {"value": -abs(__import__("math").log10(lr / peak))}
+
+    monkeypatch.setattr(C, "run_cell", fake_cell)
+    monkeypatch.setattr(C, "_task", lambda cfg, split="test": object())
+    table = C.tune_learning_rates(["lora", "full", "ia3"], log=lambda *a: None,
+                                  known={"lora": {"0.0003": -2.0}})
+    assert sorted(table["lora"]["scores"]) == [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1] and table["lora"]["best"] == 3e-2
+    assert ("lora", 3e-4) not in calls and ("lora", 1e-3) in calls  # a known score is not measured again
+    assert sorted(table["full"]["scores"])[:2] == [3e-5, 1e-4] and table["full"]["best"] == 1e-4
+    assert max(table["ia3"]["scores"]) == 1e-1 and table["ia3"]["best"] == 1e-1  # stopped after LR_MAX_EXTEND steps
+
+
 def test_method_without_a_learning_rate_is_refused(tmp_path, monkeypatch):
     monkeypatch.setitem(C.LEARNING_RATES, "sentiment", {"full": 1e-3})
     with pytest.raises(ValueError, match=r"'lora' has no learning rate for task 'sentiment'.*--tune-lr"):
