@@ -13,7 +13,7 @@ export MPLBACKEND ?= Agg
 # notebook kernel, two grading workers) spinning makes small models ~50× slower. Passive waiting avoids it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test test-fast lab student execute data bench lint env clean
+.PHONY: setup run test test-fast lab student execute data bench lint env clean compare-runs
 
 setup: $(STAMP)
 
@@ -60,6 +60,16 @@ student: $(STAMP)
 execute: $(STAMP)
 	$(BIN)/peftlab execute solutions
 	$(BIN)/peftlab build-student solutions notebooks
+
+## Recompute the comparisons Week 07 reads (peftlab/compare_runs: cells and pinned configuration only;
+## about 10 min on 2 cores). Run it after a change of the models, the data or a learning rate.
+GUIDE_METHODS := full,lora,dora,waveft,vblora,qlora
+compare-runs: $(STAMP)
+	rm -rf peftlab/compare_runs/sentiment peftlab/compare_runs/sentiment_n100 peftlab/compare_runs/sentiment_n1000
+	$(BIN)/peftlab compare --methods all --seeds 0,1,2 --out peftlab/compare_runs/sentiment --jobs 2
+	$(BIN)/peftlab compare --methods $(GUIDE_METHODS) --seeds 0,1,2 --train-size 100 --out peftlab/compare_runs/sentiment_n100 --jobs 2
+	$(BIN)/peftlab compare --methods $(GUIDE_METHODS) --seeds 0,1,2 --train-size 1000 --out peftlab/compare_runs/sentiment_n1000 --jobs 2
+	cd peftlab/compare_runs && rm -rf */plots */results.csv */summary.csv */results.json
 
 ## Rebuild data/ (datasets, tokenizer, tiny pretrained models) from scratch. Takes minutes.
 data: $(STAMP)

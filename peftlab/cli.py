@@ -86,7 +86,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)
         opts = load_config_file(args.config) if args.config else {}
-        for key in ("task", "profile", "steps"):
+        for key in ("task", "profile", "steps", "train_size"):
             value = getattr(args, key)
             if value is not None:
                 opts[key] = value
@@ -110,6 +110,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "grid": list(LR_GRID),
                  "seed": seeds[0], "methods": {m: {"best": v["best"], "scores": {str(k): s for k, s in v["scores"].items()}}
                                               for m, v in table.items()}}, indent=2) + "\n")
+            # the winners as a --config file for the comparison itself
+            (Path(args.out) / "compare_config.json").write_text(json.dumps(
+                {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps,
+                 "learning_rates": {m: v["best"] for m, v in table.items() if v["best"] is not None}}, indent=2) + "\n")
+            print(f"wrote {Path(args.out) / 'learning_rates.json'} (every score) and {Path(args.out) / 'compare_config.json'}: "
+                  f"peftlab compare --config {Path(args.out) / 'compare_config.json'} --methods ... --out DIR")
             return 0
         records = run_comparison(methods, seeds, args.out, cfg, jobs=args.jobs, force=args.force)
     except ValueError as exc:
@@ -182,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", default=None, choices=["sentiment", "instructions"], help="default: sentiment")
     s.add_argument("--profile", default=None, choices=["tiny", "colab"], help="default: tiny")
     s.add_argument("--steps", type=int, default=None, help="optimizer steps per cell (default: 150)")
+    s.add_argument("--train-size", type=int, default=None, dest="train_size",
+                   help="train on the first N training examples only (default: all)")
     s.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes (default: 1)")
     s.add_argument("--config", default=None, help="JSON file with CompareConfig fields (learning_rates, train_size, ...)")
     s.add_argument("--force", action="store_true", help="rerun cells that already finished")

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "known_methods", "parse_methods",
-           "run_comparison", "run_cell", "summarize", "tune_learning_rates"]
+           "run_comparison", "run_cell", "stored_comparison", "summarize", "tune_learning_rates"]
 
 TASKS = ("sentiment", "instructions")
 ENCODER_TARGETS = ("query", "key", "value", "dense")
@@ -658,6 +658,47 @@ def run_comparison(methods: Sequence[str], seeds: Sequence[int], out: str | os.P
     return records
 
 
+# ------------------------------------------------------------------------------------------ stored runs
+#: finished comparisons of the tiny profile that the course reads (``config.json`` + ``cells/`` of a run of
+#: :func:`run_comparison`; made by ``python -m peftlab.compare_runs``, see its README)
+STORED_RUNS = Path(__file__).with_name("compare_runs")
+
+
+def stored_run_names() -> list[str]:
+    return sorted(p.name for p in STORED_RUNS.iterdir() if (p / "config.json").is_file()) if STORED_RUNS.is_dir() else []
+
+
+def stored_comparison(name: str, out: str | os.PathLike, recompute: bool = False, jobs: int = 1,
+                      progress: bool = False, log: Callable = print) -> list[dict]:
+    """Copy the stored comparison ``name`` into ``out`` and finish it there with :func:`run_comparison`.
+
+    The stored cells are the finished cells of that comparison, so nothing is trained when they match the
+    present configuration (the same fields and learning rates; otherwise :func:`run_comparison` refuses,
+    naming the difference). With ``recompute`` only the configuration is copied and every cell is trained
+    again in ``out`` (cells deleted from ``out/cells`` later are retrained the same way by
+    :func:`run_comparison`). Returns the records, as run_comparison.
+    """
+    import shutil
+
+    src = STORED_RUNS / name
+    if not (src / "config.json").is_file():
+        raise ValueError(f"name={name!r}: no stored comparison of that name; stored: {', '.join(stored_run_names())}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"out={out}: the folder is not empty; give a new or empty folder")
+    pinned = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    methods = list(pinned["learning_rates"])
+    seeds = sorted({int(p.stem.rsplit("__seed", 1)[1]) for p in (src / "cells").glob("*__seed*.json")})
+    fields = {k: v for k, v in pinned.items() if k in CompareConfig.__dataclass_fields__}
+    cfg = CompareConfig(**fields)
+    if recompute:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / "config.json", out / "config.json")
+    else:
+        shutil.copytree(src, out, dirs_exist_ok=True)
+    return run_comparison(methods, seeds, out, cfg, jobs=jobs, progress=progress, log=log)
+
+
 # --------------------------------------------------------------------------------------------- results
 RESULT_COLUMNS = ["method", "seed", "status", "metric", "value", "trainable", "trainable_pct", "adapter_bytes",
                   "adapter_format", "seconds_per_step", "peak_memory_bytes", "memory_source", "lr", "final_loss",
@@ -814,7 +855,7 @@ def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None
     for m in parse_methods(methods):
         scores = {float(k): float(v) for k, v in ((known or {}).get(m) or {}).items()}
 
-        def score(lr: float) -> float:
+        def score(lr: float, m: str = m, scores: dict = scores) -> float:
             nonlocal task
             lr = float(f"{lr:.3g}")
             if lr not in scores:

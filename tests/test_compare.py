@@ -198,3 +198,75 @@ def test_killed_run_resumes(tmp_path):
     assert f"{len(first)} finished cell(s) kept" in r.stdout
     assert all((cells / n).stat().st_mtime_ns == t for n, t in stamps.items())
     assert len(list(cells.glob("*.json"))) == 4 and "lora" in r.stdout and "full" in r.stdout
+
+
+# --- the comparisons stored for Week 07 -------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sentiment", "sentiment_n100", "sentiment_n1000"])
+def test_stored_run_is_current_and_trains_nothing(name, tmp_path, monkeypatch):
+    assert name in C.stored_run_names()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored comparison trained a cell: recompute peftlab/compare_runs (make compare-runs)")
+
+    monkeypatch.setattr(C, "run_cell", no_training)
+    records = C.stored_comparison(name, tmp_path / "run", log=lambda *a: None)
+    pinned = json.loads((C.STORED_RUNS / name / "config.json").read_text(encoding="utf-8"))
+    assert len(records) == 3 * len(pinned["learning_rates"]) and all(r["status"] == "ok" for r in records)
+    assert {r["seed"] for r in records} == {0, 1, 2}
+    assert (tmp_path / "run" / "results.csv").is_file() and (tmp_path / "run" / "summary.csv").is_file()
+    expected = {"sentiment": None, "sentiment_n100": 100, "sentiment_n1000": 1000}[name]
+    assert pinned["train_size"] == expected and pinned["steps"] == 150
+
+
+def test_stored_run_recomputes_a_deleted_cell(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_cell(cfg, method, seed, out, task=None):
+        trained.append((method, seed))
+        return {"method": method, "seed": seed, "status": "ok", "metric": "accuracy", "value": 0.5}
+
+    monkeypatch.setattr(C, "run_cell", fake_cell)
+    monkeypatch.setattr(C, "_task", lambda cfg, split="test": object())
+    out = tmp_path / "run"
+    C.stored_comparison("sentiment_n100", out, log=lambda *a: None)
+    assert trained == []
+    (out / "cells" / "dora__seed1.json").unlink()
+    pinned = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    cfg = C.CompareConfig(**{k: v for k, v in pinned.items() if k in C.CompareConfig.__dataclass_fields__})
+    records = C.run_comparison(list(pinned["learning_rates"]), [0, 1, 2], out, cfg, progress=False, log=lambda *a: None)
+    assert trained == [("dora", 1)] and len(records) == 18
+
+
+def test_stored_run_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="no stored comparison of that name; stored: sentiment"):
+        C.stored_comparison("nope", tmp_path / "x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        C.stored_comparison("sentiment", tmp_path / "full")
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_tune_lr_command_writes_sweep_and_config_and_resumes(tmp_path, monkeypatch, capsys):
+    from peftlab.cli import main
+
+    calls = []
+
+    def fake_cell(cfg, method, seed, out, task):
+        lr = cfg.learning_rates[method]
+        calls.append((method, lr))
+        return {"value": 1.0 - abs(__import__("math").log10(lr / 3e-3))}
+
+    monkeypatch.setattr(C, "run_cell", fake_cell)
+    monkeypatch.setattr(C, "_task", lambda cfg, split="test": object())
+    out = tmp_path / "lr"
+    assert main(["compare", "--tune-lr", "--methods", "lora,dora", "--seeds", "0", "--out", str(out)]) == 0
+    sweep = json.loads((out / "learning_rates.json").read_text())
+    assert sweep["methods"]["lora"]["best"] == 3e-3 and len(calls) == 8
+    cfg = json.loads((out / "compare_config.json").read_text())
+    assert cfg["learning_rates"] == {"lora": 3e-3, "dora": 3e-3} and C.CompareConfig(**cfg).lr("dora") == 3e-3
+    calls.clear()
+    assert main(["compare", "--tune-lr", "--methods", "lora,dora,ia3", "--seeds", "0", "--out", str(out)]) == 0
+    assert {m for m, _ in calls} == {"ia3"}  # lora and dora were read back from the sweep file
+    assert set(json.loads((out / "learning_rates.json").read_text())["methods"]) == {"lora", "dora", "ia3"}
+    assert "reusing the scores" in capsys.readouterr().out
