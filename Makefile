@@ -69,7 +69,7 @@ compare-runs: $(STAMP)
 	$(BIN)/peftlab compare --methods all --seeds 0,1,2 --out peftlab/compare_runs/sentiment --jobs 2
 	$(BIN)/peftlab compare --methods $(GUIDE_METHODS) --seeds 0,1,2 --train-size 100 --out peftlab/compare_runs/sentiment_n100 --jobs 2
 	$(BIN)/peftlab compare --methods $(GUIDE_METHODS) --seeds 0,1,2 --train-size 1000 --out peftlab/compare_runs/sentiment_n1000 --jobs 2
-	cd peftlab/compare_runs && rm -rf */plots */results.csv */summary.csv */results.json
+	cd peftlab/compare_runs && rm -rf */adapters */plots */results.csv */summary.csv
 
 ## Rebuild data/ (datasets, tokenizer, tiny pretrained models) from scratch. Takes minutes.
 data: $(STAMP)

@@ -777,10 +777,9 @@ def write_results(out: Path, cfg: CompareConfig, records: Sequence[dict]) -> Non
 
 
 def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # matplotlib's object API: files only, without touching pyplot's backend (a notebook keeps inline plots)
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     ok = [r for r in summary if r.get("cells_ok")]
     if not ok:
@@ -788,8 +787,9 @@ def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) ->
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     metric = ok[0]["metric"]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    colors = plt.get_cmap("tab20").colors
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    colors = colormaps["tab20"].colors
     for i, r in enumerate(ok):  # a colour and a marker per method (eleven methods outrun one 10-colour cycle)
         ax.errorbar(r["trainable"], r["mean"], yerr=r["std"], fmt="osD^v<>ph*X"[i % 11], capsize=3,
                     color=colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20], label=r["method"])
@@ -802,8 +802,8 @@ def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) ->
     fig.tight_layout()
     p1 = plots / "metric_vs_params.png"
     fig.savefig(p1, dpi=110)
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig = Figure(figsize=(9, 3.6))
+    axes = fig.subplots(1, 2)
     names = [r["method"] for r in ok]
     axes[0].bar(names, [r["seconds_per_step"] * 1e3 for r in ok])
     axes[0].set_ylabel("ms per training step (median)")
@@ -816,7 +816,6 @@ def plot_results(out: Path, summary: Sequence[dict], records: Sequence[dict]) ->
     fig.tight_layout()
     p2 = plots / "time_memory.png"
     fig.savefig(p2, dpi=110)
-    plt.close(fig)
     return [p1, p2]
 
 

@@ -140,16 +140,22 @@ def test_7_3_seeds_needed():
     d = stats.paired_difference(recs, "dora", "lora")
     want = stats.seeds_needed(d["mean"], d["std"])
     assert want is not None and want > 3
-    check.q7_3(want, recs)
+    check.q7_3(want, d["mean"], recs)
     normal = max(2, math.ceil((1.96 * d["std"] / abs(d["mean"])) ** 2))
     assert normal != want
     with pytest.raises(CheckFailed, match="1.96"):
-        check.q7_3(normal, recs)
+        check.q7_3(normal, d["mean"], recs)
     with pytest.raises(CheckFailed, match="가장 작은 n"):
-        check.q7_3(want + 1, recs)
+        check.q7_3(want + 1, d["mean"], recs)
     with pytest.raises(CheckFailed, match="정수"):
-        check.q7_3(float(want), recs)
+        check.q7_3(float(want), d["mean"], recs)
+    with pytest.raises(CheckFailed, match="부호"):
+        check.q7_3(want, -d["mean"], recs)
+    with pytest.raises(CheckFailed, match="gap_7_3"):
+        check.q7_3(want, None, recs)
     zero = _run((0.9, 0.8, 0.85), (0.9, 0.8, 0.85))
-    check.q7_3(None, zero)
+    check.q7_3(None, 0.0, zero)
     with pytest.raises(CheckFailed, match="None"):
-        check.q7_3(5, zero)
+        check.q7_3(5, 0.0, zero)
+    with pytest.raises(CheckFailed, match="gap_7_3"):
+        check.q7_3(None, None, zero)  # the blank notebook fails even when no seed count exists

@@ -209,7 +209,12 @@ def test_stored_run_is_current_and_trains_nothing(name, tmp_path, monkeypatch):
         raise AssertionError("a stored comparison trained a cell: recompute peftlab/compare_runs (make compare-runs)")
 
     monkeypatch.setattr(C, "run_cell", no_training)
+    import matplotlib
+
+    backend = matplotlib.get_backend()
     records = C.stored_comparison(name, tmp_path / "run", log=lambda *a: None)
+    assert matplotlib.get_backend() == backend  # writing the plots leaves a notebook's inline backend alone
+    assert sorted(p.name for p in (tmp_path / "run" / "plots").iterdir()) == ["metric_vs_params.png", "time_memory.png"]
     pinned = json.loads((C.STORED_RUNS / name / "config.json").read_text(encoding="utf-8"))
     assert len(records) == 3 * len(pinned["learning_rates"]) and all(r["status"] == "ok" for r in records)
     assert {r["seed"] for r in records} == {0, 1, 2}
@@ -223,7 +228,8 @@ def test_stored_run_recomputes_a_deleted_cell(tmp_path, monkeypatch):
 
     def fake_cell(cfg, method, seed, out, task=None):
         trained.append((method, seed))
-        return {"method": method, "seed": seed, "status": "ok", "metric": "accuracy", "value": 0.5}
+        stored = C.STORED_RUNS / "sentiment_n100" / "cells" / f"{method}__seed{seed}.json"
+        return {**json.loads(stored.read_text(encoding="utf-8")), "value": 0.5}
 
     monkeypatch.setattr(C, "run_cell", fake_cell)
     monkeypatch.setattr(C, "_task", lambda cfg, split="test": object())
@@ -235,6 +241,7 @@ def test_stored_run_recomputes_a_deleted_cell(tmp_path, monkeypatch):
     cfg = C.CompareConfig(**{k: v for k, v in pinned.items() if k in C.CompareConfig.__dataclass_fields__})
     records = C.run_comparison(list(pinned["learning_rates"]), [0, 1, 2], out, cfg, progress=False, log=lambda *a: None)
     assert trained == [("dora", 1)] and len(records) == 18
+    assert [r["value"] for r in records if (r["method"], r["seed"]) == ("dora", 1)] == [0.5]
 
 
 def test_stored_run_bad_input(tmp_path):

@@ -10,8 +10,8 @@ Checkpoint questions of the lecture's "실제 응용" part, each on the student'
       seeds cannot resolve), and what DoRA costs over LoRA (medians: seconds per step, peak memory)
   7.2 what matters when implementing QLoRA: QLoRA/LoRA ratios of the medians, and which statements hold —
       three of them decided by the student's own measurements
-  7.3 how to design a fair comparison: the seeds a paired comparison would need to resolve the observed
-      DoRA − LoRA gap with its observed spread
+  7.3 how to design a fair comparison: the observed DoRA − LoRA paired gap, and the seeds a paired
+      comparison would need to resolve a gap of that size with the observed spread
 """
 
 from __future__ import annotations
@@ -213,11 +213,16 @@ def q7_2(ratios, statements, records) -> None:
 
 # ---------------------------------------------------------------------------------------------- 7.3
 @checkpoint(WEEK, "7.3", points=1, title="Designing a fair comparison — seeds needed to resolve the DoRA − LoRA gap")
-def q7_3(seeds, records) -> None:
+def q7_3(seeds, gap, records) -> None:
     diff = paired_difference(records, "dora", "lora")
+    got_gap = _number(gap, "gap_7_3")
+    expect(not math.isclose(got_gap, -diff["mean"], abs_tol=1e-9) or diff["mean"] == 0,
+           "gap_7_3의 부호가 반대입니다: DoRA − LoRA")
+    expect(math.isclose(got_gap, diff["mean"], abs_tol=1e-9),
+           "gap_7_3은 전체 데이터 실행에서 DoRA − LoRA의 짝지은 평균 차이입니다 (paired_summary의 mean)")
     want = seeds_needed(diff["mean"], diff["std"]) if math.isfinite(diff["std"]) else None
     if want is None:
-        expect(seeds is None, "차이가 0이거나 1000개 시드로도 가를 수 없습니다: None을 넣으세요")
+        expect(seeds is None, "이 차이는 1000개 시드로도 가를 수 없습니다(또는 정확히 0): None을 넣으세요")
         return
     expect(seeds is not None, "seeds_7_3에 필요한 시드 수(정수)를 넣으세요")
     expect(isinstance(seeds, int) and not isinstance(seeds, bool), f"seeds_7_3은 정수입니다 (받은 것: {seeds!r})")
