@@ -62,7 +62,7 @@ execute: $(STAMP)
 	$(BIN)/peftlab build-student solutions notebooks
 
 ## Recompute the comparisons Week 07 reads (peftlab/compare_runs: cells and pinned configuration only;
-## about 10 min on 2 cores). Run it after a change of the models, the data or a learning rate.
+## about 6–7 min on 2 cores). Run it after a change of the models, the data or a learning rate.
 GUIDE_METHODS := full,lora,dora,waveft,vblora,qlora
 compare-runs: $(STAMP)
 	rm -rf peftlab/compare_runs/sentiment peftlab/compare_runs/sentiment_n100 peftlab/compare_runs/sentiment_n1000

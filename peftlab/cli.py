@@ -98,8 +98,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             known = {}
             if sweep_file.is_file() and not args.force:  # a sweep of the same setting goes on where it stopped
                 old = json.loads(sweep_file.read_text(encoding="utf-8"))
-                if (old.get("task"), old.get("profile"), old.get("steps"), old.get("seed")) == (
-                        cfg.task, cfg.profile, cfg.steps, seeds[0]):
+                same = (old.get("task"), old.get("profile"), old.get("steps"), old.get("seed"), old.get("train_size"),
+                        old.get("batch_size", cfg.batch_size)) == (cfg.task, cfg.profile, cfg.steps, seeds[0],
+                                                                   cfg.train_size, cfg.batch_size)
+                if same:
                     known = {m: v["scores"] for m, v in old.get("methods", {}).items()}
                     print(f"reusing the scores in {sweep_file} (--force measures them again)")
             table = tune_learning_rates(methods, cfg, LR_GRID, seed=seeds[0], known=known)
@@ -107,13 +109,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             if known:
                 table = {**{m: {"best": v["best"], "scores": v["scores"]} for m, v in old["methods"].items()}, **table}
             (Path(args.out) / "learning_rates.json").write_text(json.dumps(
-                {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "grid": list(LR_GRID),
-                 "seed": seeds[0], "methods": {m: {"best": v["best"], "scores": {str(k): s for k, s in v["scores"].items()}}
+                {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "batch_size": cfg.batch_size,
+                 "train_size": cfg.train_size, "grid": list(LR_GRID), "seed": seeds[0], "methods": {m: {"best": v["best"], "scores": {str(k): s for k, s in v["scores"].items()}}
                                               for m, v in table.items()}}, indent=2) + "\n")
             # the winners as a --config file for the comparison itself
             (Path(args.out) / "compare_config.json").write_text(json.dumps(
-                {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps,
-                 "learning_rates": {m: v["best"] for m, v in table.items() if v["best"] is not None}}, indent=2) + "\n")
+                {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "batch_size": cfg.batch_size,
+                 "train_size": cfg.train_size, "learning_rates": {m: v["best"] for m, v in table.items() if v["best"] is not None}}, indent=2) + "\n")
             print(f"wrote {Path(args.out) / 'learning_rates.json'} (every score) and {Path(args.out) / 'compare_config.json'}: "
                   f"peftlab compare --config {Path(args.out) / 'compare_config.json'} --methods ... --out DIR")
             return 0

@@ -10,7 +10,6 @@ import pytest
 from peftlab.analysis import stats
 from peftlab.checks import REGISTRY, CheckFailed
 from peftlab.checks import week07 as check
-from peftlab.compare import summarize
 
 
 def _cell(method, seed, value, sps=0.01, mem=1000, bytes_=100):
@@ -41,7 +40,7 @@ def good_paired(records, a, b):
 def by_order(records, a, b):  # pairs the i-th cell of a with the i-th of b: ignores seeds and status
     va = [r.get("value", 0.0) for r in records if r["method"] == a]
     vb = [r.get("value", 0.0) for r in records if r["method"] == b]
-    diffs = [x - y for x, y in zip(va, vb)]
+    diffs = [x - y for x, y in zip(va, vb, strict=False)]
     n = len(diffs)
     return {"n": n, "mean": statistics.mean(diffs), "std": statistics.stdev(diffs), "se": statistics.stdev(diffs) / n**0.5}
 

@@ -277,3 +277,7 @@ def test_tune_lr_command_writes_sweep_and_config_and_resumes(tmp_path, monkeypat
     assert {m for m, _ in calls} == {"ia3"}  # lora and dora were read back from the sweep file
     assert set(json.loads((out / "learning_rates.json").read_text())["methods"]) == {"lora", "dora", "ia3"}
     assert "reusing the scores" in capsys.readouterr().out
+    calls.clear()  # another training-set size is another sweep: nothing is reused
+    assert main(["compare", "--tune-lr", "--methods", "lora", "--seeds", "0", "--train-size", "100", "--out", str(out)]) == 0
+    assert len(calls) == 4 and "reusing" not in capsys.readouterr().out
+    assert json.loads((out / "compare_config.json").read_text())["train_size"] == 100
