@@ -105,10 +105,17 @@ def _qlora(model, task):
 
 
 def _vblora(model, task):
+    import torch
+
     from peftlab.methods.vblora import apply_vblora
 
-    # b = 64 divides every width of both tiny models (128/256 and 192/512) and of the usual Hub models
-    return apply_vblora(model, r=4, num_vectors=256, vector_length=64, topk=2, target_modules=_targets(task),
+    # VB-LoRA cuts every A row and B column into pieces of vector_length: 64 divides the encoder's widths
+    # (128/256) and those of the usual Hub models; the tiny causal LM's hidden width 96 takes 32.
+    targets = _targets(task)
+    dims = [d for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)
+            and name.rsplit(".", 1)[-1] in targets for d in (mod.in_features, mod.out_features)]
+    length = 64 if all(d % 64 == 0 for d in dims) else 32
+    return apply_vblora(model, r=4, num_vectors=256, vector_length=length, topk=2, target_modules=targets,
                         modules_to_save=_head(task))
 
 
@@ -158,7 +165,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dora", "DoRA r=8, alpha=16 (LoRA's targets)", _dora),
     Method("waveft", "WaveFT, n_frequency = 4·hidden per target, db1", _waveft),
     Method("qlora", "QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _qlora),
-    Method("vblora", "VB-LoRA r=4, bank of 256 vectors of length 64, top-2", _vblora),
+    Method("vblora", "VB-LoRA r=4, bank of 256 vectors of length 64 (32 for a width of 96), top-2", _vblora),
     Method("ia3", "IA3: scaling vectors on keys, values and the FFN input", _ia3),
     Method("prompt", "prompt tuning: 16 virtual tokens, vocabulary-sampled init", _prompt),
     Method("prefix", "prefix tuning: 16 key/value prefixes per layer", _prefix),

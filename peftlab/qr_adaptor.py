@@ -11,7 +11,7 @@ Unit ``ℓ`` gets a base bit-width ``q_ℓ ∈ Q`` and a LoRA rank ``r_ℓ ∈ R
     subject to  M(C) ≤ B  (the budget)
 
 Search space (this module's defaults, those of the authors' released code): ``Q = {2, 3, 4, 8}``,
-``R = {2, 4, 8}`` (the code uses {4, 8, 16} on 4B–8B models; our layers are 192 wide). Per bit-width, with
+``R = {2, 4, 8}`` (the code uses {4, 8, 16} on 4B–8B models; the tiny LM's layers are 96 wide). Per bit-width, with
 ``n = out·in`` weights of a Linear and blocks of ``b = 64``:
 
 * 2 and 3 bits: symmetric blockwise absmax integers (:func:`peftlab.quant.quantize_absmax`: levels
@@ -114,7 +114,7 @@ __all__ = [
 SUPPORTED_BITS = (2, 3, 4, 8, 16)
 #: The default search set (the authors' released code: {2, 3, 4, 8}).
 SEARCH_BITS = (2, 3, 4, 8)
-#: The default rank set (small: our layers are 192 wide).
+#: The default rank set (small: the tiny LM's layers are 96 wide).
 SEARCH_RANKS = (2, 4, 8)
 #: Weights per quantization block (one constant each), as NF4 in QLoRA.
 BLOCKSIZE = 64

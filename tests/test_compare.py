@@ -281,3 +281,25 @@ def test_tune_lr_command_writes_sweep_and_config_and_resumes(tmp_path, monkeypat
     assert main(["compare", "--tune-lr", "--methods", "lora", "--seeds", "0", "--train-size", "100", "--out", str(out)]) == 0
     assert len(calls) == 4 and "reusing" not in capsys.readouterr().out
     assert json.loads((out / "compare_config.json").read_text())["train_size"] == 100
+
+
+@pytest.mark.parametrize("task", C.TASKS)
+def test_every_method_builds_and_trains_on_its_tiny_model(task):
+    """Every method of the comparison attaches to the task's tiny model (whatever its widths) and one
+    backward pass reaches only what it trains."""
+    import torch
+
+    from peftlab.models import load_causal_lm, load_encoder_classifier
+
+    torch.manual_seed(0)
+    for name, spec in C.METHODS.items():
+        if task not in spec.tasks:
+            continue
+        base = load_encoder_classifier(2, pretrained=True) if task == "sentiment" else load_causal_lm()
+        model = spec.build(base, task)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert trainable, f"{name} on {task}: nothing to train"
+        ids = torch.randint(10, 200, (2, 12))
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        out.logits.float().pow(2).mean().backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), f"{name} on {task}: no gradient"

@@ -25,6 +25,29 @@ def test_pick_device_and_dtype_on_cpu(monkeypatch):
             device.pick_device("cuda")
 
 
+def test_configure_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        for var in ("PEFTLAB_THREADS", "OMP_NUM_THREADS"):
+            monkeypatch.delenv(var, raising=False)
+        torch.set_num_threads(2)
+        assert device.configure_threads("colab", "cpu") == 2  # other profiles keep torch's default
+        assert device.configure_threads("tiny", "cpu") == 1  # the tiny models run on one CPU thread
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an explicit OpenMP setting is left alone
+        assert device.configure_threads("tiny", "cpu") == 2
+        monkeypatch.setenv("PEFTLAB_THREADS", "3")  # PEFTLAB_THREADS wins
+        assert device.configure_threads("tiny", "cpu") == 3
+        for bad in ("0", "two", "-1", ""):
+            monkeypatch.setenv("PEFTLAB_THREADS", bad)
+            torch.set_num_threads(2)
+            with pytest.raises(ValueError, match="PEFTLAB_THREADS must be a positive integer"):
+                device.configure_threads("tiny", "cpu")
+            assert torch.get_num_threads() == 2  # nothing changed
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_env_check_prints_ok_lines(capsys):
     assert env.check() is True
     out = capsys.readouterr().out

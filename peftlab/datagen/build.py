@@ -50,12 +50,12 @@ class BuildConfig:
         "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256,
         "max_position_embeddings": 128})
     causal_lm: dict = field(default_factory=lambda: {
-        "hidden_size": 192, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
-        "intermediate_size": 512, "max_position_embeddings": 256})
+        "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
+        "intermediate_size": 256, "max_position_embeddings": 256})
     #: encoder pretraining (masked LM + verdict MLM + verdict coherence, see pretrain.pretrain_encoder)
     mlm: dict = field(default_factory=lambda: {"steps": 2000, "batch_size": 128, "lr": 1.5e-3, "mask_prob": 0.15,
                                                "verdict_steps": 0})
-    clm: dict = field(default_factory=lambda: {"steps": 900, "batch_size": 32, "lr": 2e-3, "block": 64})
+    clm: dict = field(default_factory=lambda: {"steps": 1800, "batch_size": 32, "lr": 2e-3, "block": 64})
     probe_seeds: tuple = (0, 1, 2)
     probe_recipe: dict | None = None  # overrides of probe.RECIPE (encoder fine-tuning)
     lm_recipe: dict | None = None  # overrides of lmprobe.LM_LORA (instruction tuning)
