@@ -85,9 +85,9 @@ def configure_threads(profile: str | None = None, device: torch.device | str | N
     * otherwise, when ``$OMP_NUM_THREADS`` is set, torch already follows it and nothing changes;
     * otherwise the embedded ``tiny`` profile on the CPU runs on **one** thread: its models are so small
       (hidden width 96–128, batches of 32 short sentences) that splitting each matrix product across
-      threads costs more than it saves. On the 2-core course machine Week 01's training cells take
-      42.5 s on one thread and 64.9 s on two, and one thread also makes the stored outputs independent
-      of the core count;
+      threads costs more than it saves. On the 2-core course machine, Week 01 under nbval
+      (``pytest --nbval-lax solutions/01_lora_review.ipynb``) takes 116 s on one thread and 167 s with
+      ``PEFTLAB_THREADS=2``. One thread also keeps the stored outputs independent of the core count;
     * any other profile or device keeps torch's default.
     """
     env = os.environ.get("PEFTLAB_THREADS")
