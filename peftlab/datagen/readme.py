@@ -90,9 +90,10 @@ def render(cfg, metrics: dict, quick: bool) -> str:
 
     s = cfg.sentiment_sizes
     enc, lm = cfg.encoder, cfg.causal_lm
-    h, m = lm["hidden_size"], lm["intermediate_size"]
-    kv = h // lm["num_attention_heads"] * lm.get("num_key_value_heads", lm["num_attention_heads"])
-    block_params = lm["num_hidden_layers"] * (2 * h * h + 2 * h * kv + 3 * h * m)  # q, o; k, v; gate, up, down
+    from peftlab.analysis.memory import model_shape
+
+    shape = model_shape({**lm, "vocab_size": cfg.vocab_size})
+    block_params = shape.layers * sum(i * o for i, o in shape.linears().values())  # every block Linear's weight
     tokens = cfg.clm["steps"] * cfg.clm["batch_size"] * cfg.clm["block"]
     text = HEAD + ("\n**This is a quick build (miniature models, for tests); targets are not enforced.**\n" if quick else "")
     text += "\n" + FILES.format(
