@@ -13,15 +13,28 @@ export MPLBACKEND ?= Agg
 # notebook kernel, two grading workers) spinning makes small models ~50× slower. Passive waiting avoids it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test test-fast lab student execute data bench lint env clean compare-runs
+.PHONY: setup run test test-fast test-portable lab student execute data bench lint env clean compare-runs lock
 
+## Install the kit and exactly the versions in constraints.txt (the tested environment) into .venv.
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+## Refresh constraints.txt: resolve pyproject.toml's ranges afresh in a scratch venv and pin what pip chose
+## (PINS="transformers==5.23.0" holds a package back). Then `make setup && make execute && make test
+## && make test-portable`, and commit constraints.txt with the re-executed notebooks.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[dev]' $(PINS)
+	$(LOCK_VENV)/bin/python tools/lock.py constraints.txt
+	rm -rf $(LOCK_VENV)
 
 ## Execute every solution notebook headless into build/ (HTML with plots) and print a summary, then
 ## compare every method on the sentiment task over three seeds (build/compare: tables and plots).
@@ -80,7 +93,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check peftlab tests benchmarks
+	$(BIN)/ruff check peftlab tests benchmarks tools
 
 env: $(STAMP)
 	$(BIN)/peftlab env

@@ -103,6 +103,12 @@ def colab_url(name: str, settings: PublishSettings | None = None) -> str:
     return f"https://colab.research.google.com/github/{s.slug}/blob/{s.ref}/notebooks/{name}"
 
 
+#: the libraries whose versions decide what the kit computes: on Colab they are installed at the versions of
+#: ``constraints.txt``; torch stays the one Colab ships, and the rest of Colab's environment is left alone
+COLAB_PINNED = ("accelerate", "bitsandbytes", "datasets", "huggingface-hub", "peft", "pywavelets", "safetensors",
+                "tokenizers", "transformers")
+
+
 def setup_cell_source(settings: PublishSettings | None = None, repository: str | None = None) -> str:
     """The Colab setup cell. ``repository`` overrides the clone URL (the offline test uses a ``file://`` clone)."""
     s = settings or read_settings()
@@ -132,9 +138,17 @@ if "google.colab" in sys.modules:  # only on Colab; a second run finds peftlab a
             _run(["git", "clone", "--quiet", "--depth", "1", "--branch", PEFTLAB_REF, PEFTLAB_REPOSITORY, partial],
                  f"cloning {{PEFTLAB_REPOSITORY}} at {{PEFTLAB_REF}}")
             os.replace(partial, PEFTLAB_DIR)
-        pin = os.path.join(PEFTLAB_DIR, ".colab-torch-pin.txt")
+        # Colab's own torch, never replaced; the tested versions (constraints.txt) of the libraries that decide
+        # what the kit computes; everything else as Colab has it
+        pins = [f"torch=={{torch.__version__}}\\n"]
+        lock = os.path.join(PEFTLAB_DIR, "constraints.txt")
+        if os.path.isfile(lock):
+            keep = {COLAB_PINNED!r}
+            with open(lock, encoding="utf-8") as f:
+                pins += [line for line in f if line.split("==")[0].strip().lower().replace("_", "-") in keep]
+        pin = os.path.join(PEFTLAB_DIR, ".colab-constraints.txt")
         with open(pin, "w") as f:
-            f.write(f"torch=={{torch.__version__}}\\n")
+            f.writelines(pins)
         _run([sys.executable, "-m", "pip", "install", "--quiet", "-e", PEFTLAB_DIR, "-c", pin],
              f"installing peftlab from {{PEFTLAB_DIR}}")
         sys.path.insert(0, PEFTLAB_DIR)  # this kernel started before the install

@@ -20,7 +20,7 @@ __all__ = ["FORBIDDEN", "ReleaseError", "build_release", "find_leaks"]
 #: text that must not appear in any released file
 FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "END HIDDEN")
 #: top-level files and folders copied from the project root when present
-PROJECT_FILES = ("pyproject.toml", "Makefile", "README.md", "environment.yml", "conftest.py", "nbval_sanitize.cfg")
+PROJECT_FILES = ("pyproject.toml", "constraints.txt", "Makefile", "README.md", "environment.yml", "conftest.py", "nbval_sanitize.cfg")
 PROJECT_DIRS = ("data",)
 #: the marker file that lets a rebuild replace an earlier release
 MARKER = ".peftlab-release"

@@ -329,7 +329,7 @@ class PrefixTuningModel(_VirtualTokenModel):
         self.num_layers, self.kv_heads, self.head_dim = L, kv_heads, head_dim
         d_kv = kv_heads * head_dim  # peft's token_dim for prefix tuning: d, or H_kv·d_h under grouped-query attention
         hidden = config.encoder_hidden_size or d_kv
-        self._takes_cache = "past_key_values" in inspect.signature(model.forward).parameters
+        self._cache_keyword = cache_keyword(model.forward)
         self.prefix_encoder = PrefixEncoder(config.num_virtual_tokens, d_kv, 2 * L * d_kv,
                                             config.prefix_projection, hidden, config.init, generator)
 
@@ -362,25 +362,32 @@ class PrefixTuningModel(_VirtualTokenModel):
         if position_ids is not None:
             position_ids = position_ids + self.num_virtual_tokens
         args = dict(input_ids=input_ids, inputs_embeds=inputs_embeds, attention_mask=self._mask(attention_mask, batch),
-                    past_key_values=self.past_key_values(batch), **kwargs)
+                    **kwargs)
         if position_ids is not None:
             args["position_ids"] = position_ids
-        if self._takes_cache:
-            return model(labels=labels, **args)
-        return self._classify(args, labels)
+        if self._cache_keyword is not None:
+            return model(labels=labels, **{self._cache_keyword: self.past_key_values(batch)}, **args)
+        return self._classify(args, labels, batch)
 
-    def _classify(self, args: dict, labels):
+    def _classify(self, args: dict, labels, batch: int):
         """A classifier whose forward takes no cache (BERT): run its backbone with the cache, then pool and classify
         as the model itself does (peft does the same)."""
         from transformers.modeling_outputs import SequenceClassifierOutput
 
         model = self.base_model
-        backbone = getattr(model, model.base_model_prefix)
-        outputs = backbone(**args)
+        backbone = getattr(model, model.base_model_prefix, None)
+        keyword = None if backbone is None else cache_keyword(backbone.forward)
+        if keyword is None:
+            raise TypeError(f"prefix tuning needs a model whose forward (or whose backbone's forward) takes a key/value "
+                            f"cache ('cache' or 'past_key_values'); {type(model).__name__} takes neither")
+        outputs = backbone(**{keyword: self.past_key_values(batch)}, **args)
         pooled = outputs[1] if len(outputs) > 1 else outputs[0]
         if hasattr(model, "dropout"):
             pooled = model.dropout(pooled)
-        head = next(getattr(model, n) for n in ("classifier", "score") if hasattr(model, n))
+        head = next((getattr(model, n) for n in ("classifier", "score") if hasattr(model, n)), None)
+        if head is None:
+            raise TypeError(f"{type(model).__name__} takes no key/value cache and has no 'classifier' or 'score' head "
+                            f"to run after its backbone; prefix tuning supports causal LMs and sequence classifiers")
         logits = head(pooled)
         loss = None
         if labels is not None:
@@ -389,6 +396,13 @@ class PrefixTuningModel(_VirtualTokenModel):
             else:
                 loss = nn.functional.cross_entropy(logits.view(-1, model.num_labels), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def cache_keyword(forward) -> str | None:
+    """The keyword under which ``forward`` takes a key/value cache: ``"cache"`` (transformers ≥ 5.24),
+    ``"past_key_values"`` (earlier releases), or ``None`` when it takes none (a classifier such as BERT's)."""
+    parameters = inspect.signature(forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
 def apply_prefix_tuning(model: nn.Module, num_virtual_tokens: int = 8, prefix_projection: bool = False,
