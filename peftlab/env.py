@@ -10,11 +10,15 @@ import os
 import platform
 import re
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-__all__ = ["check", "requirements", "versions"]
+__all__ = ["check", "requirements", "tested_versions", "versions"]
+
+#: the lock beside the package in a checkout, a student release or a Colab clone
+LOCK_FILE = Path(__file__).resolve().parents[1] / "constraints.txt"
 
 
 def requirements(include_dev: bool = False) -> list[Requirement]:
@@ -41,6 +45,23 @@ def _installed(name: str) -> str | None:
         return None
 
 
+def _name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def tested_versions(path: Path = LOCK_FILE) -> dict[str, str]:
+    """``{name: version}`` from ``constraints.txt``, the versions the notebooks were executed and tested with
+    (empty when the file is not there, e.g. peftlab installed from a wheel)."""
+    if not Path(path).is_file():
+        return {}
+    pins = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.split("#", 1)[0].strip().partition("==")
+        if sep:
+            pins[_name(name)] = version.strip()
+    return pins
+
+
 def versions() -> dict[str, str | None]:
     """Python, peftlab and the installed version of every runtime requirement (for result files)."""
     out = {"python": platform.python_version(), "peftlab": _installed("peftlab")}
@@ -56,6 +77,7 @@ def check(verbose: bool = True, include_dev: bool = False) -> bool:
         ok_all = False
         lines.append("[FAIL] peftlab is not installed as a package, so its requirements are unknown: "
                      "run `pip install -e .` in the repository (make setup does it)")
+    tested = tested_versions()
     for req in requirements(include_dev):
         version = _installed(req.name)
         if version is None:
@@ -65,7 +87,10 @@ def check(verbose: bool = True, include_dev: bool = False) -> bool:
             ok = req.specifier.contains(Version(re.sub(r"\+.*$", "", version)), prereleases=True)
             shown = version
         ok_all &= ok
-        lines.append(f"[{'OK' if ok else 'FAIL'}] {req.name:<14} {shown:<16} (needs {req.specifier or 'any'})")
+        pin = tested.get(_name(req.name))
+        note = "" if pin is None else (f"; tested {pin}" if version is None or re.sub(r"\+.*$", "", version) == pin
+                                       else f"; tested {pin}: results may differ from the stored ones")
+        lines.append(f"[{'OK' if ok else 'FAIL'}] {req.name:<14} {shown:<16} (needs {req.specifier or 'any'}{note})")
     try:
         from peftlab.device import describe
 

@@ -62,3 +62,12 @@ def test_bad_lock_lines_are_named(tmp_path):
 def test_local_version_labels_are_dropped():
     lock = _lock_module()
     assert lock.public_version("2.13.0+cpu") == "2.13.0" and lock.normalise("Huggingface_Hub") == "huggingface-hub"
+
+
+def test_env_report_names_the_tested_version(capsys):
+    from peftlab.env import check, tested_versions
+
+    assert tested_versions() == _lock_module().read_lock(LOCK)
+    check(verbose=True)
+    line = next(line for line in capsys.readouterr().out.splitlines() if " transformers " in line)
+    assert f"tested {tested_versions()['transformers']}" in line and "may differ" not in line

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+from portable_outputs import kernel_dependent_checked_cells
 
 from peftlab.instructor.notebook import (
     find_machine_paths,
@@ -148,3 +149,29 @@ def test_readme_lists_every_week_with_its_colab_link():
         week = path.name[:2]
         assert week in rows, f"README.md has no row for week {week} ({path.name})"
         assert f"notebooks/{path.name}" in rows[week] and "colab.research.google.com" in rows[week], rows[week]
+
+
+@pytest.mark.parametrize("path", [FIXTURE_PARAM, *SOLUTIONS, *STUDENT])
+def test_checked_outputs_do_not_come_from_training_or_clocks(path: Path) -> None:
+    """docs/notebook-style.md, "Portable outputs": nbval compares the text of a `# NBVAL_CHECK_OUTPUT` cell, so
+    such a cell may not train, fit or time anything (directly or through a function that does)."""
+    found = kernel_dependent_checked_cells(read_notebook(path))
+    assert not found, (f"{path.name}: NBVAL_CHECK_OUTPUT cells that train or time (cell, calls): {found}. "
+                       "Drop the marker and check the number with a tolerance instead.")
+
+
+def test_portable_output_detector_catches_what_it_should() -> None:
+    def nb(*sources):
+        return new_notebook(cells=[new_code_cell(s) for s in sources])
+
+    trained = nb("def fit_lm(m):\n    loss = m()\n    loss.backward()\n",
+                 "# NBVAL_CHECK_OUTPUT\nprint(f'{fit_lm(model):.3f}')")
+    assert kernel_dependent_checked_cells(trained) == [(1, ["fit_lm"])]
+    via_kit = nb("# NBVAL_CHECK_OUTPUT\nacc = train.train_classifier(m, a, b).valid_accuracy[-1]")
+    assert kernel_dependent_checked_cells(via_kit) == [(0, ["train_classifier"])]
+    timed = nb("# NBVAL_CHECK_OUTPUT\nt0 = time.perf_counter()")
+    assert kernel_dependent_checked_cells(timed) == [(0, ["perf_counter"])]
+    fine = nb("# NBVAL_CHECK_OUTPUT\nprint(peftlab.count_parameters(model))",
+              "# NBVAL_CHECK_OUTPUT\ncheck.q1_3(choice, overhead)",  # a check: tolerance inside
+              "fit_lm(model)")                                         # unmarked: printed freely
+    assert kernel_dependent_checked_cells(fine) == []
