@@ -49,7 +49,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def load_sentiment(profile: str | None = None):
     """Korean movie-review sentiment: ``DatasetDict`` with train/validation/test, columns text, label.
 
-    tiny: the generated reviews in ``data/sentiment`` (3000/500/1000, balanced, 1 = 긍정).
+    tiny: the generated reviews in ``data/sentiment`` (3000/500/2000, balanced, 1 = 긍정).
     colab: a random sample of NSMC from the Hub (sizes in ``NSMC_SIZES``; validation is carved out
     of NSMC's train split).
     """

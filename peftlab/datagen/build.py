@@ -30,7 +30,9 @@ COMMAND = "python -m peftlab.datagen --out data"
 class BuildConfig:
     """Every size, seed and hyper-parameter of a build."""
 
-    sentiment_sizes: dict = field(default_factory=lambda: {"train": 3000, "valid": 500, "test": 1000})
+    sentiment_sizes: dict = field(default_factory=lambda: {"train": 3000, "valid": 500, "test": 2000})
+    #: share of the labelled reviews in the harder shapes (reviews.ReviewGenerator._hard_review)
+    sentiment_hard_share: float = 0.4
     corpus_lines: int = 28000
     #: share of movie talk in the corpus, and share of it that carries a verdict (추천합니다. / 별점 1점.)
     corpus_movie_share: float = 0.75
@@ -52,9 +54,9 @@ class BuildConfig:
     causal_lm: dict = field(default_factory=lambda: {
         "hidden_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
         "intermediate_size": 256, "max_position_embeddings": 256})
-    #: encoder pretraining (masked LM + verdict MLM + verdict coherence, see pretrain.pretrain_encoder)
-    mlm: dict = field(default_factory=lambda: {"steps": 2000, "batch_size": 128, "lr": 1.5e-3, "mask_prob": 0.15,
-                                               "verdict_steps": 0})
+    #: encoder pretraining (masked LM + verdict MLM + continuation through the pooler + verdict family from
+    #: mean-pooled token states, see pretrain.pretrain_encoder)
+    mlm: dict = field(default_factory=lambda: {"steps": 2000, "batch_size": 128, "lr": 1.5e-3, "mask_prob": 0.15})
     clm: dict = field(default_factory=lambda: {"steps": 1800, "batch_size": 32, "lr": 2e-3, "block": 64})
     probe_seeds: tuple = (0, 1, 2)
     probe_recipe: dict | None = None  # overrides of probe.RECIPE (encoder fine-tuning)
@@ -113,7 +115,8 @@ def split_sentences(text: str) -> list[str]:
 def generate_text(cfg: BuildConfig) -> dict:
     """All generated text, in memory: sentiment splits (the labelled ones without the held-out
     lexicon, and the held-out-lexicon test split), corpus lines, knowledge lines, instruction splits."""
-    splits = make_splits(cfg.sentiment_sizes, seed=cfg.seeds["sentiment"], zipf=cfg.zipf, lexicon="main")
+    splits = make_splits(cfg.sentiment_sizes, seed=cfg.seeds["sentiment"], zipf=cfg.zipf, lexicon="main",
+                         hard_share=cfg.sentiment_hard_share)
     heldout = make_splits({"heldout_lexicon": cfg.heldout_lexicon_size}, seed=cfg.seeds["sentiment"] + 1, zipf=0.0,
                           lexicon="heldout", seen={r.text for rows in splits.values() for r in rows})
     splits.update(heldout)

@@ -171,53 +171,73 @@ def verdict_spans(tokenizer, lines: list[str], verdicts: list[tuple[str, int]]):
     return enc, spans, v_ids
 
 
+def split_pair(words: list[str], verdict_words: int, rng) -> tuple[str, str]:
+    """Cut a line at a random word boundary into (A, B), both non-empty, keeping a closing verdict whole in B."""
+    last = max(1, len(words) - max(1, verdict_words))
+    k = rng.randint(1, last) if len(words) >= 2 else 1
+    return " ".join(words[:k]), " ".join(words[k:]) or words[-1]
+
+
 def pretrain_encoder(model: nn.Module, tokenizer, lines: list[str], verdicts: list[tuple[str, int]], *, steps: int,
-                     batch_size: int, lr: float, seed: int, mask_prob: float = 0.15, verdict_steps: int = 0,
-                     log=print) -> dict:
-    """Pretraining of a ``BertForPreTraining`` with self-supervised signals of the raw corpus:
+                     batch_size: int, lr: float, seed: int, mask_prob: float = 0.15, log=print) -> dict:
+    """Pretraining of a ``BertForPreTraining`` with self-supervised signals of the raw corpus.
 
-    * masked LM: ``mask_prob`` of the tokens (BERT's 80/10/10 rule);
-    * verdict MLM: on the lines closed by a verdict (추천합니다. / 별점 1점.) every verdict token is
-      masked, so the model must read the review's polarity to fill it in;
-    * sentence-level verdict prediction, through BERT's pooler and its two-way pretraining head (the
-      slot NSP uses): from the pooled ``[CLS]`` state, and from the pooled mean of the review's token
-      states, predict which family (recommending or not) the masked verdict belongs to — the rating a
-      review site prints beside the text. This is what trains the pooler that ships with the model,
-      and what puts the review's polarity into its sentence features.
+    Every example is a sentence pair ``[CLS] A [SEP] B [SEP]``: a corpus line cut at a random word boundary,
+    and half of the time B replaced by the tail of another random line.
 
-    The last ``verdict_steps`` of the ``steps`` draw verdict-bearing lines only. The MLM head runs on
-    the masked positions only (the vocabulary projection dominates the cost).
+    * **continuation** (BERT's next-sentence slot): the pooler and ``cls.seq_relationship`` predict whether
+      B continues A. Task-neutral like BERT's NSP — register, connective endings and topic decide it, not
+      the review's polarity — so a new classification head on the pooled ``[CLS]`` starts near chance
+      (embedded default v2's pooler was trained on the verdict itself, and a random head scored 0.906);
+    * masked LM: ``mask_prob`` of the tokens (BERT's 80/10/10 rule), plus every token of a verdict that
+      closes B (추천합니다. / 별점 1점.), so the model must read the review's polarity to fill it in;
+    * verdict family from the mean of the review's token states (true continuations only), through a
+      separate linear head that is discarded: it makes the token states carry sentiment (a frozen
+      mean-pooled probe reads it) without touching the pooler.
+
+    The MLM head runs on the masked positions only (the vocabulary projection dominates the cost).
     """
+    import random
+
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    enc, spans, v_ids = verdict_spans(tokenizer, lines, verdicts)
-    which = [k for k, _ in spans]
-    special = torch.tensor(tokenizer.all_special_ids)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    rng = random.Random(seed)
+    v_ids = {v: tokenizer(v, add_special_tokens=False)["input_ids"] for v, _ in verdicts}
+    family_of = {v: (0 if pol > 0 else 1) for v, pol in verdicts}
+    words = [line.split() for line in lines]
+    closing = [next((v for v in v_ids if line.endswith(" " + v)), None) for line in lines]
+    family_head = nn.Linear(model.config.hidden_size, 2)
+    opt = torch.optim.AdamW([*model.parameters(), *family_head.parameters()], lr=lr, weight_decay=0.01,
+                            betas=(0.9, 0.98))
     sched = _schedule(opt, steps, max(1, steps // 20))
+    special = torch.tensor(tokenizer.all_special_ids)
     model.train()
     t0 = time.perf_counter()
-    pool = list(range(len(enc)))
-    order = torch.randperm(len(pool), generator=gen).tolist()
-    pos = 0
-    stats = {"mlm": 0.0, "verdict": 0.0, "sentence": 0.0, "n": 0}
+    stats = {"mlm": 0.0, "continuation": 0.0, "family": 0.0, "n": 0}
     for step in range(steps):
-        if step == steps - verdict_steps:
-            pool = [j for j, k in enumerate(which) if k >= 0]
-            order, pos = torch.randperm(len(pool), generator=gen).tolist(), 0
-        if pos + batch_size > len(order):
-            order, pos = torch.randperm(len(pool), generator=gen).tolist(), 0
-        idx = [pool[o] for o in order[pos: pos + batch_size]]
-        pos += batch_size
-        ids, attn = _pad([enc[j] for j in idx], tokenizer.pad_token_id)
+        firsts, seconds, is_random, v_len, family = [], [], [], [], []
+        for _ in range(batch_size):
+            j = rng.randrange(len(words))
+            v = closing[j]
+            a, b = split_pair(words[j], len(v.split()) if v else 0, rng)
+            random_b = rng.random() < 0.5
+            if random_b:
+                o = rng.randrange(len(words))
+                v = closing[o]
+                b = split_pair(words[o], len(v.split()) if v else 0, rng)[1]
+            firsts.append(a)
+            seconds.append(b)
+            is_random.append(int(random_b))
+            v_len.append(len(v_ids[v]) if v and b.endswith(v) else 0)
+            family.append(family_of[v] if v and not random_b else -100)
+        enc = tokenizer(firsts, seconds, truncation=True, max_length=64, padding=True, return_tensors="pt")
+        ids, attn, types = enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")
+        last_sep = attn.sum(1) - 1
+        verdict_pos = torch.zeros_like(attn, dtype=torch.bool)
+        for i, n in enumerate(v_len):
+            if n:
+                verdict_pos[i, last_sep[i] - n: last_sep[i]] = True
         can = attn.bool() & ~torch.isin(ids, special)
-        verdict_pos = torch.zeros_like(can)
-        family = torch.full((len(idx),), -100)
-        for i, j in enumerate(idx):
-            k, start = spans[j]
-            if k >= 0:
-                verdict_pos[i, start: start + len(v_ids[k])] = True
-                family[i] = 0 if verdicts[k][1] > 0 else 1
         chosen = ((torch.rand(ids.shape, generator=gen) < mask_prob) & can) | verdict_pos
         labels = torch.where(chosen, ids, torch.full_like(ids, -100))
         uu = torch.rand(ids.shape, generator=gen)
@@ -225,30 +245,30 @@ def pretrain_encoder(model: nn.Module, tokenizer, lines: list[str], verdicts: li
         inputs[chosen & ((uu < 0.8) | verdict_pos)] = tokenizer.mask_token_id
         rand = chosen & ~verdict_pos & (uu >= 0.8) & (uu < 0.9)
         inputs[rand] = torch.randint(len(special), len(tokenizer), ids.shape, generator=gen)[rand]
-        seq = model.bert(input_ids=inputs, attention_mask=attn)[0]
+        seq = model.bert(input_ids=inputs, attention_mask=attn, token_type_ids=types)[0]
         sel = labels != -100
-        tok_loss = nn.functional.cross_entropy(model.cls.predictions(seq[sel]), labels[sel], reduction="none")
-        loss = tok_loss.mean()
-        rows = family != -100
+        mlm = nn.functional.cross_entropy(model.cls.predictions(seq[sel]), labels[sel])
+        cont = nn.functional.cross_entropy(model.cls.seq_relationship(model.bert.pooler(seq)), torch.tensor(is_random))
+        loss = mlm + cont
+        fam = torch.tensor(family)
+        rows = fam != -100
         if rows.any():
             text_mask = (attn.bool() & ~verdict_pos)[rows].unsqueeze(-1).to(seq.dtype)
             mean = (seq[rows] * text_mask).sum(1) / text_mask.sum(1)
-            heads = [model.bert.pooler(seq[rows]), model.bert.pooler(mean.unsqueeze(1))]
-            s_loss = sum(nn.functional.cross_entropy(model.cls.seq_relationship(h), family[rows]) for h in heads) / 2
-            loss = loss + s_loss
-            stats["sentence"] += s_loss.item()
-        is_v = verdict_pos[sel]
-        stats["mlm"] += tok_loss[~is_v].mean().item()
-        stats["verdict"] += tok_loss[is_v].mean().item() if is_v.any() else 0.0
+            fam_loss = nn.functional.cross_entropy(family_head(mean), fam[rows])
+            loss = loss + fam_loss
+            stats["family"] += fam_loss.item()
+        stats["mlm"] += mlm.item()
+        stats["continuation"] += cont.item()
         stats["n"] += 1
         if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
             n = stats.pop("n")
-            log(f"  encoder step {step:5d}/{steps}  mlm {stats['mlm'] / n:.3f}  verdict {stats['verdict'] / n:.3f}  "
-                f"sentence {stats['sentence'] / n:.3f}  {time.perf_counter() - t0:6.1f}s")
-            stats = {"mlm": 0.0, "verdict": 0.0, "sentence": 0.0, "n": 0}
+            log(f"  encoder step {step:5d}/{steps}  mlm {stats['mlm'] / n:.3f}  continuation "
+                f"{stats['continuation'] / n:.3f}  family {stats['family'] / n:.3f}  {time.perf_counter() - t0:6.1f}s")
+            stats = {"mlm": 0.0, "continuation": 0.0, "family": 0.0, "n": 0}
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([*model.parameters(), *family_head.parameters()], 1.0)
         opt.step()
         sched.step()
     model.eval()

@@ -5,6 +5,9 @@ Per seed, on the sentiment test split and on the held-out-lexicon split (reviews
 word never occurs in the labelled train split):
 
 * linear probe: logistic regression on frozen, standardised, mean-pooled last-layer features;
+* the classifier as loaded, its new head untrained (one head per seed): near chance when the pretrained
+  pooler does not carry the label;
+* head only: the classifier trained, encoder and pooler frozen (``HEAD_ONLY_LR``);
 * full fine-tuning (``RECIPE``) of the pretrained encoder, and of the same architecture from scratch;
 * LoRA via peft (``LORA``) on every encoder ``Linear`` (peft's ``"all-linear"``: attention, FFN and the
   pretrained pooler; embeddings and LayerNorms frozen; new classifier trained), and on query, value only.
@@ -23,6 +26,8 @@ from .pretrain import _pad
 
 #: Fine-tuning recipe for the tiny encoder on the sentiment set (AdamW, linear warm-up and decay).
 RECIPE = {"epochs": 5, "lr": 1e-3, "batch_size": 32, "max_length": 32, "weight_decay": 0.01, "warmup_ratio": 0.1}
+#: head only (encoder and pooler frozen): the recipe above with this learning rate
+HEAD_ONLY_LR = 1e-2
 #: LoRA via peft on the frozen pretrained encoder: the recipe above with this learning rate.
 LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lr": 3e-3,
         "targets": {"all_linear": "all-linear", "query_value": ["query", "value"]}}
@@ -142,6 +147,16 @@ def measure_encoder(enc_dir, train, test, heldout, seeds, recipe: dict | None = 
         probe = linear_probe(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False), tok, train,
                              {"accuracy": test, **extra}, seed=seed, max_length=rc["max_length"])
         row = {"seed": seed, "linear_probe": probe}
+        torch.manual_seed(seed)
+        untrained = pretrained()
+        row["random_head"] = {"accuracy": accuracy(untrained, tok, test, rc["max_length"]),
+                              "heldout_lexicon": accuracy(untrained, tok, heldout, rc["max_length"])}
+        torch.manual_seed(seed)
+        head_only = pretrained()
+        for name, param in head_only.named_parameters():
+            param.requires_grad_(name.startswith("classifier."))
+        row["head_only"] = finetune_classifier(head_only, tok, train, test, seed=seed, extra_tests=extra,
+                                               **{**rc, "lr": HEAD_ONLY_LR})
         for name, make, lr in (("full", pretrained, rc["lr"]), ("scratch", scratch, rc["lr"])):
             torch.manual_seed(seed)
             row[name] = finetune_classifier(make(), tok, train, test, seed=seed, extra_tests=extra, **{**rc, "lr": lr})
@@ -154,4 +169,4 @@ def measure_encoder(enc_dir, train, test, heldout, seeds, recipe: dict | None = 
         log(f"  encoder seed {seed}: " + "  ".join(
             f"{k} {v['accuracy']:.3f}/{v['heldout_lexicon']:.3f}" for k, v in row.items() if k != "seed")
             + "  (test/held-out lexicon)")
-    return {"recipe": rc, "lora": lo, "runs": runs}
+    return {"recipe": rc, "lora": lo, "test_size": len(test), "runs": runs}

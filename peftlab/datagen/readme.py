@@ -3,6 +3,7 @@ every number below comes from that build's measurements."""
 
 from __future__ import annotations
 
+from .probe import HEAD_ONLY_LR
 from .targets import TARGETS
 
 HEAD = """\
@@ -26,12 +27,12 @@ The build measures how both models behave (tables below, independent code: plain
 FILES = """\
 | path | 내용 / contents |
 |---|---|
-| `sentiment/{{train,valid,test}}.jsonl` | 한국어 영화 리뷰 감성 분류 `{{"text", "label"}}` (1 = 긍정, 0 = 부정), {sizes}, 균형. Generated Korean movie reviews with negation (안/못/-지 않다), contrast (-지만/-는데) and intensifiers. **Label rule**: the polarity of the *last evaluative clause* after negation (see `peftlab/datagen/reviews.py`). None of them uses a word of the held-out lexicon. |
+| `sentiment/{{train,valid,test}}.jsonl` | 한국어 영화 리뷰 감성 분류 `{{"text", "label"}}` (1 = 긍정, 0 = 부정), {sizes}, 균형. Generated Korean movie reviews with negation (안/못/-지 않다), contrast (-지만/-는데) and intensifiers; {hard_pct} of them in harder shapes where most clauses disagree with the label (A-고 B. 그런데 C.). **Label rule**: the polarity of the *last evaluative clause* after negation (see `peftlab/datagen/reviews.py`). None of them uses a word of the held-out lexicon. |
 | `sentiment/heldout_lexicon.jsonl` | {heldout} reviews in the same grammar whose every evaluative word belongs to the **held-out polar lexicon** ({n_heldout} predicates, `lexicon.HELDOUT_STEMS`): words that occur in the pretraining corpus but never in a labelled split. Only what pretraining taught can classify them — an evaluation with headroom. |
 | `corpus/ko_corpus.txt` | 사전학습용 말뭉치, 한 줄에 한 문장. Unlabeled pretraining corpus: movie talk whose sentiment is coherent within a sentence, whole reviews opened by a verdict that states their polarity (추천합니다. / 별점 1점.), everyday and neutral diary sentences. Contains no valid/test/held-out review sentence verbatim. The last {held_lines} lines are held out from pretraining (metrics in MANIFEST). |
 | `corpus/ko_world.txt` | 지식 말뭉치. Knowledge text the causal LM pretrains on: {people} people of a synthetic town (city, job, favourite fruit, pet), antonyms, capitals and categories, each fact in several phrasings. Never instruction-formatted. |
 | `instructions/{{train,test}}.jsonl` | 인과 언어모델 미세조정용 지시문 `{{"instruction", "output", "task"}}`, {isizes}: a person's facts, 반대말, 수도, 종류, 리뷰 감성, 따라 쓰기. One-word exact-match answers; the test split asks about other people, pairs, countries, words and reviews than the train split. Prompt format: `질문: {{instruction}}\\n답: {{output}}`. |
-| `models/tiny-ko-bert/` | BERT 스타일 인코더 (BertForPreTraining: {enc}), pretrained with masked LM, verdict masking and a verdict-coherence objective that trains the pooler (as NSP does for BERT). `AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)` loads encoder **and pooler**; only the classifier is new. |
+| `models/tiny-ko-bert/` | BERT 스타일 인코더 (BertForPreTraining: {enc}), pretrained on sentence pairs (a corpus line cut in two, half the time with another line's tail) with masked LM, verdict masking, a task-neutral continuation objective that trains the pooler (as NSP does for BERT: a new head on it starts near chance) and a verdict-family head on mean-pooled token states that is discarded. `AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)` loads encoder **and pooler**; only the classifier is new. |
 | `models/tiny-ko-llama/` | Llama 스타일 인과 언어모델 (LlamaForCausalLM: {lm}, q/k/v/o/gate/up/down_proj), next-token pretraining on `ko_corpus.txt` + `ko_world.txt`: {lm_tokens} tokens for {lm_block_params} block-Linear weights ({lm_ratio:.1f} tokens per weight). Small and trained long on purpose: post-training quantization hurts a language model more the more tokens per parameter it was trained on (Kumar et al., 2024, *Scaling Laws for Precision*, arXiv:2411.04330); the previous 4 layers × 192 model (1.0 token per weight) moved by −0.8 %, −0.2 %, +3.3 % under NF4 on seeds 0–2, in the noise. |
 | `MANIFEST.json` | 모든 파일의 크기와 sha256, 명령, 설정, 시드, 라이브러리 버전과 모든 측정값. Sizes and sha256 of every file, command, config, seeds, library versions, every measurement. |
 
@@ -42,13 +43,14 @@ particle (소빈 ##은, 고슴도치 ##이다). `AutoTokenizer.from_pretrained(p
 
 
 def _enc_table(t: dict) -> str:
-    cols = [("linear_probe", "linear probe"), ("full", "full FT"), ("scratch", "scratch"),
+    cols = [("random_head", "random head"), ("head_only", "head only"), ("linear_probe", "linear probe"),
+            ("full", "full FT"), ("scratch", "scratch"),
             ("lora_all_linear", "LoRA all Linear"), ("lora_query_value", "LoRA q,v")]
     head = "| seed | " + " | ".join(c for _, c in cols) + " |\n|---|" + "---|" * len(cols) + "\n"
     rows = ""
     for r in t["runs"]:
         rows += f"| {r['seed']} | " + " | ".join(
-            f"{r[k]['accuracy']:.3f} / {r[k]['heldout_lexicon']:.3f}" for k, _ in cols) + " |\n"
+            f"{r[k]['accuracy']:.3f} / {r[k]['heldout_lexicon']:.3f}" if k in r else "—" for k, _ in cols) + " |\n"
     return head + rows
 
 
@@ -98,6 +100,7 @@ def render(cfg, metrics: dict, quick: bool) -> str:
     text = HEAD + ("\n**This is a quick build (miniature models, for tests); targets are not enforced.**\n" if quick else "")
     text += "\n" + FILES.format(
         sizes="/".join(str(s[k]) for k in ("train", "valid", "test")), heldout=cfg.heldout_lexicon_size,
+        hard_pct=f"{cfg.sentiment_hard_share:.0%}",
         n_heldout=len(L.HELDOUT_STEMS), held_lines=cfg.heldout_lines, people=cfg.people,
         isizes="/".join(str(v) for v in cfg.instruction_sizes.values()),
         enc=f"{enc['num_hidden_layers']} layers × {enc['hidden_size']}",
@@ -110,6 +113,8 @@ def render(cfg, metrics: dict, quick: bool) -> str:
 
 **Encoder**, sentiment test split / held-out-lexicon split accuracy. Recipe: AdamW, {rc['epochs']} epochs, lr
 {rc['lr']:g} (LoRA {e['lora']['lr']:g}), batch {rc['batch_size']}, linear warm-up {rc['warmup_ratio']:g} then decay.
+Random head: the classifier as loaded (`from_pretrained(path, num_labels=2)`), its new head untrained (one per
+seed). Head only: encoder and pooler frozen, the head trained (lr {HEAD_ONLY_LR:g}).
 Linear probe: logistic regression on frozen standardised mean-pooled last-layer features. LoRA via peft, r={e['lora']['r']},
 alpha={e['lora']['lora_alpha']}, `task_type="SEQ_CLS"` (pooler frozen under its adapter, new classifier trained), on
 `"all-linear"` or on `query`, `value`.
@@ -124,7 +129,7 @@ inference); the last column does 2-bit to one Linear at a time (increase in nats
 NF4's blocks of {c['blocksize']} (`int4_block64`) and the same table with the adapters merged first (`merged`).
 
 {_lm_table(c)}
-## Targets (DESIGN §5, issue #8) — {_summary(metrics['targets'])}{'' if metrics['targets']['enforced'] else ' (not enforced: quick build)'}
+## Targets (DESIGN §5, embedded default v3) — {_summary(metrics['targets'])}{'' if metrics['targets']['enforced'] else ' (not enforced: quick build)'}
 
 """ + "\n".join(_target_line(k, v, metrics["targets"]["rows"], metrics["targets"].get("not_enforced", {})) for k, v in TARGETS.items()) + f"""
 

@@ -15,6 +15,13 @@ Neutral filler (어제 가족이랑 봤는데 …) and closers (개인적인 생
 * ``two``      — A. 하지만/그래도 … B. (pol(A) = -pol(B))      label = pol(B)
 * ``triple``   — A-지만 B-고 C.     (pol(A) = -pol(B) = -pol(C)) label = pol(C)
 
+Harder shapes (a share ``hard_share`` of the labelled splits; most clauses disagree with the label, so
+counting polar words fails and the position of the last clause decides):
+
+* ``hard_late_turn``  — A-고 B. 그런데 C.   (pol(A) = pol(B) = -pol(C)) label = pol(C)
+* ``hard_chain``      — A-지만 B. 하지만 C. (pol(A) = pol(C) = -pol(B)) label = pol(C)
+* ``hard_turn_back``  — A-고 B-지만 C.     (pol(A) = pol(B) = -pol(C)) label = pol(C)
+
 and a rating phrase (10점 만점에 9점.) may close a review; it is then the last evaluative element and
 agrees with the clause before it. Label and negation are drawn independently, so words like 않았다,
 안, 못 carry no label information on their own; in contrasts the first clause always has the
@@ -57,10 +64,13 @@ class ReviewGenerator:
     every evaluative word of a review is a held-out one).
     """
 
-    def __init__(self, seed: int, zipf: float = 1.0, lexicon: str = "all"):
+    def __init__(self, seed: int, zipf: float = 1.0, lexicon: str = "all", hard_share: float = 0.0):
         if lexicon not in ("all", "main", "heldout"):
             raise ValueError(f"lexicon={lexicon!r}: expected 'all', 'main' or 'heldout'")
+        if not 0.0 <= hard_share <= 1.0:
+            raise ValueError(f"hard_share={hard_share!r}: expected a share in [0, 1]")
         self.rng = random.Random(seed)
+        self.hard_share = hard_share
         self.zipf = zipf
         self.lexicon = lexicon
         self.viewer_share = 0.0 if lexicon == "heldout" else 0.2
@@ -140,9 +150,32 @@ class ReviewGenerator:
     def _end(self) -> str:
         return self.rng.choices([".", "!", "~", ".."], [0.8, 0.1, 0.05, 0.05])[0]
 
+    def _hard_review(self, label: int) -> Review:
+        r = self.rng
+        pol = 1 if label == 1 else -1
+        reg = r.choice(REGISTERS)
+        shape = r.choice(["late_turn", "chain", "turn_back"])
+        if shape == "late_turn":
+            parts = [self.clause(-pol, end=r.choice(["고", "서"]), register=reg),
+                     self.clause(-pol, end="final", register=reg, also=True) + ".",
+                     r.choice(L.CONTRAST_OPENERS),
+                     self.clause(pol, end="final", register=reg, topic=r.random() < 0.5) + self._end()]
+        elif shape == "chain":
+            parts = [self.clause(pol, end=r.choice(["지만", "는데"]), register=reg, topic=True),
+                     self.clause(-pol, end="final", register=reg, topic=True) + ".",
+                     r.choice(L.CONTRAST_OPENERS),
+                     self.clause(pol, end="final", register=reg, topic=r.random() < 0.5) + self._end()]
+        else:
+            parts = [self.clause(-pol, end="고", register=reg),
+                     self.clause(-pol, end="지만", register=reg, also=True),
+                     self.clause(pol, end="final", register=reg) + self._end()]
+        return Review(" ".join(parts), label, "hard_" + shape)
+
     def _review(self, label: int) -> Review:
         r = self.rng
         self._used: set[Predicate] = set()
+        if self.hard_share and self.lexicon != "heldout" and r.random() < self.hard_share:
+            return self._hard_review(label)
         pol = 1 if label == 1 else -1
         reg = r.choice(REGISTERS)
         shape = r.choices(["single", "coord", "contrast", "two", "triple"], [0.25, 0.2, 0.3, 0.15, 0.1])[0]
@@ -179,9 +212,9 @@ class ReviewGenerator:
 
 
 def make_splits(sizes: dict[str, int], seed: int, zipf: float = 1.0, lexicon: str = "all",
-                seen: set[str] | None = None) -> dict[str, list[Review]]:
+                seen: set[str] | None = None, hard_share: float = 0.0) -> dict[str, list[Review]]:
     """Balanced splits with no text shared between (or repeated within) splits, nor with ``seen``."""
-    gen = ReviewGenerator(seed, zipf=zipf, lexicon=lexicon)
+    gen = ReviewGenerator(seed, zipf=zipf, lexicon=lexicon, hard_share=hard_share)
     seen = set(seen or ())
     out: dict[str, list[Review]] = {}
     for name, n in sizes.items():

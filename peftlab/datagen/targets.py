@@ -1,4 +1,4 @@
-"""What the tiny models must show (DESIGN §5, issue #8), checked on every seed after every build.
+"""What the tiny models must show (DESIGN §5, embedded default v3), checked on every seed after every build.
 
 ``check(encoder_table, lm_table)`` returns one row per (target, seed): the measured value, the bound,
 whether it holds and whether the build enforces it. ``make data`` fails, naming every missed row, when
@@ -9,10 +9,14 @@ from __future__ import annotations
 
 #: name → human-readable statement (the README prints these).
 TARGETS = {
-    "encoder.linear_probe": "linear probe on frozen standardised mean-pooled features ≥ 0.85",
+    "encoder.test_size": "sentiment test split ≥ 2,000 examples (binomial SE ≤ 0.5 points at 0.95)",
+    "encoder.random_head": "classifier as loaded, head untrained: accuracy within 0.5 ± 0.15",
+    "encoder.head_only_gap": "head only (encoder and pooler frozen) ≤ full fine-tuning − 0.08",
+    "encoder.full_range": "full fine-tuning in [0.88, 0.975]",
+    "encoder.linear_probe": "linear probe on frozen standardised mean-pooled features ≥ 0.70",
     "encoder.scratch_gap": "scratch ≤ full fine-tuning − 0.05",
     "encoder.lora_all_linear": "LoRA r=8 on every encoder Linear ≥ full fine-tuning − 0.03",
-    "encoder.lora_query_value": "LoRA r=8 on query, value ≥ full fine-tuning − 0.05",
+    "encoder.lora_query_value": "LoRA r=8 on query, value ≥ full fine-tuning − 0.04",
     "lm.lora_exact_match": "exact match after LoRA ≥ 0.60",
     "lm.lora_gain": "exact match after LoRA ≥ base + 0.30",
     "lm.nf4_range": "NF4 (blocks of 64) answer-loss increase in +0.5 % … +15 %",
@@ -24,7 +28,13 @@ TARGETS = {
 
 
 #: Targets measured and reported on every build but not (yet) enforced, with the reason.
-NOT_ENFORCED: dict[str, str] = {}
+NOT_ENFORCED: dict[str, str] = {
+    "encoder.full_range": (
+        "the upper bound is not met yet: with the task-neutral pooler and 40 % harder reviews (most clauses "
+        "against the label) full fine-tuning still learns the last-clause rule from 3,000 examples "
+        "(0.99 on one exploratory seed); the lower-budget runs of the weeks (1 epoch, 800–1,000 examples) are "
+        "where the new headroom shows"),
+}
 
 
 def _row(name: str, seed: int, value: float, bound: str, ok: bool) -> dict:
@@ -34,16 +44,26 @@ def _row(name: str, seed: int, value: float, bound: str, ok: bool) -> dict:
 
 def check(encoder: dict | None, lm: dict | None) -> list[dict]:
     rows: list[dict] = []
+    test_size = (encoder or {}).get("test_size")
+    if test_size is not None:
+        rows.append(_row("encoder.test_size", -1, test_size, "≥ 2000", test_size >= 2000))
     for r in (encoder or {}).get("runs", []):
         s, full = r["seed"], r["full"]["accuracy"]
-        rows.append(_row("encoder.linear_probe", s, r["linear_probe"]["accuracy"], "≥ 0.85",
-                         r["linear_probe"]["accuracy"] >= 0.85))
+        if "random_head" in r:
+            rnd = r["random_head"]["accuracy"]
+            rows.append(_row("encoder.random_head", s, rnd, "0.35 … 0.65", abs(rnd - 0.5) <= 0.15))
+        if "head_only" in r:
+            rows.append(_row("encoder.head_only_gap", s, full - r["head_only"]["accuracy"], "≥ 0.08",
+                             r["head_only"]["accuracy"] <= full - 0.08))
+        rows.append(_row("encoder.full_range", s, full, "0.88 … 0.975", 0.88 <= full <= 0.975))
+        rows.append(_row("encoder.linear_probe", s, r["linear_probe"]["accuracy"], "≥ 0.70",
+                         r["linear_probe"]["accuracy"] >= 0.70))
         rows.append(_row("encoder.scratch_gap", s, full - r["scratch"]["accuracy"], "≥ 0.05",
                          r["scratch"]["accuracy"] <= full - 0.05))
         rows.append(_row("encoder.lora_all_linear", s, r["lora_all_linear"]["accuracy"] - full, "≥ −0.03",
                          r["lora_all_linear"]["accuracy"] >= full - 0.03))
-        rows.append(_row("encoder.lora_query_value", s, r["lora_query_value"]["accuracy"] - full, "≥ −0.05",
-                         r["lora_query_value"]["accuracy"] >= full - 0.05))
+        rows.append(_row("encoder.lora_query_value", s, r["lora_query_value"]["accuracy"] - full, "≥ −0.04",
+                         r["lora_query_value"]["accuracy"] >= full - 0.04))
     base = (lm or {}).get("base", {}).get("exact_match", 0.0)
     for r in (lm or {}).get("runs", []):
         s, em = r["seed"], r["lora_exact_match"]
