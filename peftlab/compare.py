@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "known_methods", "parse_methods",
-           "run_comparison", "run_cell", "stored_comparison", "summarize", "tune_learning_rates"]
+           "per_example_scores", "run_comparison", "run_cell", "stored_comparison", "summarize", "tune_learning_rates"]
 
 TASKS = ("sentiment", "instructions")
 ENCODER_TARGETS = ("query", "key", "value", "dense")
@@ -320,10 +320,12 @@ class _SentimentTask:
 
         return F.cross_entropy(model(**inputs).logits.float(), labels)
 
-    def evaluate(self, model) -> float:
-        from peftlab.train import evaluate_accuracy
+    def evaluate(self, model) -> list[int]:
+        """1 where the model classifies a test review right, 0 where not, in the split's order."""
+        from peftlab.train import predict_logits
 
-        return evaluate_accuracy(model, self.eval, device=next(model.parameters()).device)
+        pred = predict_logits(model, self.eval, device=next(model.parameters()).device).argmax(-1).cpu()
+        return (pred == self.eval.labels).int().tolist()
 
 
 class _InstructionTask:
@@ -381,15 +383,15 @@ class _InstructionTask:
         logits = _text_logits(model(**inputs).logits, inputs["input_ids"])[:, :-1].float()
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
 
-    def evaluate(self, model) -> float:
-        """Exact match of greedy answers (up to 8 new tokens, stop at EOS or a newline)."""
+    def evaluate(self, model) -> list[int]:
+        """Exact match of greedy answers (up to 8 new tokens, stop at EOS or a newline): 1 or 0 per test row."""
         import torch
 
         from peftlab.data import format_instruction
 
         model.eval()
         device = next(model.parameters()).device
-        tok, hits = self.tok, 0
+        tok, hits = self.tok, []
         with torch.no_grad():
             for start in range(0, len(self.eval_rows), 64):
                 chunk = self.eval_rows[start: start + 64]
@@ -415,8 +417,8 @@ class _InstructionTask:
                     if all(done):
                         break
                 for r, toks in zip(chunk, new, strict=True):
-                    hits += tok.decode(toks, skip_special_tokens=True).split("\n")[0].strip() == r["output"]
-        return hits / len(self.eval_rows)
+                    hits.append(int(tok.decode(toks, skip_special_tokens=True).split("\n")[0].strip() == r["output"]))
+        return hits
 
 
 def _text_logits(logits, input_ids):
@@ -546,7 +548,8 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
     elif cfg.steps == 1:
         peak = _tensor_bytes(model, opt)
     model.eval()
-    metric = task.evaluate(model)
+    per_example = task.evaluate(model)
+    metric = sum(per_example) / len(per_example)
     folder = (out or Path(".")) / "adapters" / f"{method}-seed{seed}"
     nbytes, fmt = _adapter_bytes(method, model, folder, cfg.task)
     return {"method": method, "seed": seed, "status": "ok", "error": "", "lr": lr,
@@ -556,7 +559,21 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
             "seconds_per_step": round(seconds / cfg.steps, 5), "peak_memory_bytes": int(peak),
             "memory_source": "cuda.max_memory_allocated" if cuda else "tensor bytes (params+grads+optimizer+activations)",
             "metric": task.metric, "value": round(float(metric), 4), "final_loss": round(losses[-1], 4),
-            "device": device.type}
+            "device": device.type, "per_example": "".join(str(int(v)) for v in per_example)}
+
+
+def per_example_scores(records, method: str):
+    """``(n_seeds, n_examples)`` 0/1 scores of ``method``'s finished cells, rows in ascending seed order, columns
+    in test-split order: the input :func:`peftlab.analysis.stats.paired_comparison` pairs by position.
+    Returns ``(seeds, array)``; raises ``ValueError`` when no finished cell of ``method`` records them."""
+    import numpy as np
+
+    rows = sorted((r["seed"], r["per_example"]) for r in records
+                  if r.get("method") == method and r.get("status", "ok") == "ok" and r.get("per_example"))
+    if not rows:
+        raise ValueError(f"method={method!r}: no finished cell records per-example scores (recompute it with this "
+                         f"version of peftlab compare)")
+    return [s for s, _ in rows], np.array([[int(c) for c in text] for _, text in rows], dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------------------ a run

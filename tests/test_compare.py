@@ -221,6 +221,18 @@ def test_stored_run_is_current_and_trains_nothing(name, tmp_path, monkeypatch):
     assert (tmp_path / "run" / "results.csv").is_file() and (tmp_path / "run" / "summary.csv").is_file()
     expected = {"sentiment": None, "sentiment_n100": 100, "sentiment_n1000": 1000}[name]
     assert pinned["train_size"] == expected and pinned["steps"] == 150
+    # per-example scores: one 0/1 per test review, whose mean is the cell's value, paired across methods
+    from peftlab.analysis.stats import paired_comparison
+    from peftlab.data import load_sentiment
+
+    n_test = len(load_sentiment()["test"])
+    for r in records:
+        assert len(r["per_example"]) == n_test and set(r["per_example"]) <= {"0", "1"}, r["method"]
+        assert abs(r["per_example"].count("1") / n_test - r["value"]) < 1e-4, r["method"]
+    seeds, full = C.per_example_scores(records, "full")
+    assert seeds == [0, 1, 2] and full.shape == (3, n_test)
+    result = paired_comparison(full, C.per_example_scores(records, "lora")[1])
+    assert result.low <= result.diff <= result.high and result.verdict in ("a", "b", "tie")
 
 
 def test_stored_run_recomputes_a_deleted_cell(tmp_path, monkeypatch):
@@ -303,3 +315,13 @@ def test_every_method_builds_and_trains_on_its_tiny_model(task):
         out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
         out.logits.float().pow(2).mean().backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable), f"{name} on {task}: no gradient"
+
+
+def test_per_example_scores_bad_input():
+    with pytest.raises(ValueError, match="method='lora': no finished cell records per-example scores"):
+        C.per_example_scores([{"method": "lora", "seed": 0, "status": "ok", "value": 0.9}], "lora")
+    seeds, scores = C.per_example_scores([
+        {"method": "lora", "seed": 1, "status": "ok", "per_example": "0110"},
+        {"method": "lora", "seed": 0, "status": "ok", "per_example": "1111"},
+        {"method": "lora", "seed": 2, "status": "error", "per_example": ""}], "lora")
+    assert seeds == [0, 1] and scores.tolist() == [[1, 1, 1, 1], [0, 1, 1, 0]]
