@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-__all__ = ["check", "requirements", "tested_versions", "versions"]
+__all__ = ["check", "normalise_name", "read_lock", "requirements", "tested_versions", "versions"]
 
 #: the lock beside the package in a checkout, a student release or a Colab clone
 LOCK_FILE = Path(__file__).resolve().parents[1] / "constraints.txt"
@@ -45,21 +45,30 @@ def _installed(name: str) -> str | None:
         return None
 
 
-def _name(name: str) -> str:
+def normalise_name(name: str) -> str:
+    """PEP 503 form of a distribution name (``Huggingface_Hub`` → ``huggingface-hub``)."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def tested_versions(path: Path = LOCK_FILE) -> dict[str, str]:
-    """``{name: version}`` from ``constraints.txt``, the versions the notebooks were executed and tested with
-    (empty when the file is not there, e.g. peftlab installed from a wheel)."""
-    if not Path(path).is_file():
-        return {}
+def read_lock(path: Path) -> dict[str, str]:
+    """``{normalised name: version}`` of a lock file (``name==version`` lines, ``#`` comments); raises
+    ``ValueError`` naming the file and line of anything else."""
     pins = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        name, sep, version = line.split("#", 1)[0].strip().partition("==")
-        if sep:
-            pins[_name(name)] = version.strip()
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+        if match is None:
+            raise ValueError(f"{path}:{number}: expected 'name==version', got {line!r}")
+        pins[normalise_name(match[1])] = match[2]
     return pins
+
+
+def tested_versions(path: Path = LOCK_FILE) -> dict[str, str]:
+    """The versions the notebooks were executed and tested with (``constraints.txt``); empty when the file
+    is not there (peftlab installed from a wheel)."""
+    return read_lock(path) if Path(path).is_file() else {}
 
 
 def versions() -> dict[str, str | None]:
@@ -87,7 +96,7 @@ def check(verbose: bool = True, include_dev: bool = False) -> bool:
             ok = req.specifier.contains(Version(re.sub(r"\+.*$", "", version)), prereleases=True)
             shown = version
         ok_all &= ok
-        pin = tested.get(_name(req.name))
+        pin = tested.get(normalise_name(req.name))
         note = "" if pin is None else (f"; tested {pin}" if version is None or re.sub(r"\+.*$", "", version) == pin
                                        else f"; tested {pin}: results may differ from the stored ones")
         lines.append(f"[{'OK' if ok else 'FAIL'}] {req.name:<14} {shown:<16} (needs {req.specifier or 'any'}{note})")

@@ -92,7 +92,8 @@ def _parse(source: str) -> ast.AST | None:
 
 
 def kernel_dependent_checked_cells(nb) -> list[tuple[int, list[str]]]:
-    """``(cell index, training/timing names it calls)`` for every ``NBVAL_CHECK_OUTPUT`` cell that calls one."""
+    """``(cell index, training/timing names it calls or imports)`` for every ``NBVAL_CHECK_OUTPUT`` cell that
+    calls or imports one (a marked cell is for data, shapes and checks; training tools are imported where used)."""
     tainted = set(package_training_names())
     found = []
     for i, cell in enumerate(nb.cells):
@@ -102,7 +103,9 @@ def kernel_dependent_checked_cells(nb) -> list[tuple[int, list[str]]]:
         if tree is None:
             continue
         if MARKER in cell.source:
-            hits = sorted(_calls(tree) & tainted)
+            imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                        for alias in node.names}
+            hits = sorted((_calls(tree) | imported) & tainted)
             if hits:
                 found.append((i, hits))
         # functions this cell defines join the set for the cells after it

@@ -171,6 +171,8 @@ def test_portable_output_detector_catches_what_it_should() -> None:
     assert kernel_dependent_checked_cells(via_kit) == [(0, ["train_classifier"])]
     timed = nb("# NBVAL_CHECK_OUTPUT\nt0 = time.perf_counter()")
     assert kernel_dependent_checked_cells(timed) == [(0, ["perf_counter"])]
+    imported = nb("# NBVAL_CHECK_OUTPUT\nfrom peftlab.train import encode, train_classifier\nprint(len(data))")
+    assert kernel_dependent_checked_cells(imported) == [(0, ["train_classifier"])]
     fine = nb("# NBVAL_CHECK_OUTPUT\nprint(peftlab.count_parameters(model))",
               "# NBVAL_CHECK_OUTPUT\ncheck.q1_3(choice, overhead)",  # a check: tolerance inside
               "fit_lm(model)")                                         # unmarked: printed freely

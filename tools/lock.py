@@ -11,10 +11,11 @@ Usage: ``python tools/lock.py constraints.txt``
 from __future__ import annotations
 
 import platform
-import re
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from peftlab.env import normalise_name
 
 #: installer tooling and the kit itself: never pinned
 SKIP = {"pip", "setuptools", "wheel", "peftlab"}
@@ -28,11 +29,6 @@ HEADER = """\
 """
 
 
-def normalise(name: str) -> str:
-    """PEP 503 form of a distribution name (``Huggingface_Hub`` → ``huggingface-hub``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def public_version(version: str) -> str:
     """The version without its local label (``2.13.0+cpu`` → ``2.13.0``): a CPU wheel and a CUDA wheel of
     the same release both satisfy the pin."""
@@ -44,23 +40,9 @@ def installed() -> dict[str, str]:
     found = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
-        if name and normalise(name) not in SKIP:
-            found[normalise(name)] = public_version(dist.version)
+        if name and normalise_name(name) not in SKIP:
+            found[normalise_name(name)] = public_version(dist.version)
     return found
-
-
-def read_lock(path: Path) -> dict[str, str]:
-    """``{normalised name: version}`` of a lock file (``name==version`` lines; ``#`` comments)."""
-    pins = {}
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
-        if match is None:
-            raise ValueError(f"{path}:{number}: expected 'name==version', got {line!r}")
-        pins[normalise(match[1])] = match[2]
-    return pins
 
 
 def main(argv: list[str]) -> int:
