@@ -73,6 +73,7 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from peftlab.compare import (
         LR_GRID,
+        TUNE_SEEDS,
         CompareConfig,
         format_summary,
         load_config_file,
@@ -84,41 +85,50 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     )
 
     try:
-        methods, seeds = parse_methods(args.methods), parse_seeds(args.seeds)
+        methods = parse_methods(args.methods)
         opts = load_config_file(args.config) if args.config else {}
         for key in ("task", "profile", "steps", "train_size"):
             value = getattr(args, key)
             if value is not None:
                 opts[key] = value
         cfg = CompareConfig(**opts)
+        from peftlab.device import configure_threads
+
+        configure_threads(cfg.profile)  # tiny on the CPU: one thread per process, as the notebooks run
         if args.jobs < 1:
             raise ValueError(f"--jobs={args.jobs}: expected a positive integer")
         if args.tune_lr:
+            tune_seeds = parse_seeds(args.seeds) if args.seeds is not None else list(TUNE_SEEDS)
             sweep_file = Path(args.out) / "learning_rates.json"
-            known = {}
+            known, old = {}, {}
             if sweep_file.is_file() and not args.force:  # a sweep of the same setting goes on where it stopped
                 old = json.loads(sweep_file.read_text(encoding="utf-8"))
-                same = (old.get("task"), old.get("profile"), old.get("steps"), old.get("seed"), old.get("train_size"),
-                        old.get("batch_size", cfg.batch_size)) == (cfg.task, cfg.profile, cfg.steps, seeds[0],
+                same = (old.get("task"), old.get("profile"), old.get("steps"), old.get("seeds"), old.get("train_size"),
+                        old.get("batch_size", cfg.batch_size)) == (cfg.task, cfg.profile, cfg.steps, tune_seeds,
                                                                    cfg.train_size, cfg.batch_size)
                 if same:
                     known = {m: v["scores"] for m, v in old.get("methods", {}).items()}
                     print(f"reusing the scores in {sweep_file} (--force measures them again)")
-            table = tune_learning_rates(methods, cfg, LR_GRID, seed=seeds[0], known=known)
+                else:
+                    old = {}
+            table = tune_learning_rates(methods, cfg, LR_GRID, seeds=tune_seeds, known=known)
             Path(args.out).mkdir(parents=True, exist_ok=True)
             if known:
-                table = {**{m: {"best": v["best"], "scores": v["scores"]} for m, v in old["methods"].items()}, **table}
-            (Path(args.out) / "learning_rates.json").write_text(json.dumps(
+                table = {**{m: v for m, v in old["methods"].items()}, **table}
+            sweep_file.write_text(json.dumps(
                 {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "batch_size": cfg.batch_size,
-                 "train_size": cfg.train_size, "grid": list(LR_GRID), "seed": seeds[0], "methods": {m: {"best": v["best"], "scores": {str(k): s for k, s in v["scores"].items()}}
-                                              for m, v in table.items()}}, indent=2) + "\n")
+                 "train_size": cfg.train_size, "grid": list(LR_GRID), "seeds": tune_seeds,
+                 "methods": {m: {"best": v["best"], "edge": v.get("edge"),
+                                 "scores": {str(k): s for k, s in v["scores"].items()}}
+                             for m, v in table.items()}}, indent=2) + "\n")
             # the winners as a --config file for the comparison itself
             (Path(args.out) / "compare_config.json").write_text(json.dumps(
                 {"task": cfg.task, "profile": cfg.profile, "steps": cfg.steps, "batch_size": cfg.batch_size,
                  "train_size": cfg.train_size, "learning_rates": {m: v["best"] for m, v in table.items() if v["best"] is not None}}, indent=2) + "\n")
-            print(f"wrote {Path(args.out) / 'learning_rates.json'} (every score) and {Path(args.out) / 'compare_config.json'}: "
+            print(f"wrote {sweep_file} (every score) and {Path(args.out) / 'compare_config.json'}: "
                   f"peftlab compare --config {Path(args.out) / 'compare_config.json'} --methods ... --out DIR")
             return 0
+        seeds = parse_seeds(args.seeds if args.seeds is not None else "0,1,2")
         records = run_comparison(methods, seeds, args.out, cfg, jobs=args.jobs, force=args.force)
     except ValueError as exc:
         print(f"peftlab compare: error: {exc}", file=sys.stderr)
@@ -185,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compare", help="train every method on one task with one budget over seeds; tables and plots")
     s.add_argument("--methods", default="all", help="comma-separated method names, or 'all' (default)")
-    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    s.add_argument("--seeds", default=None,
+                   help="comma-separated seeds (default: 0,1,2; with --tune-lr the tuning seeds 100,101, kept apart from the test seeds)")
     s.add_argument("--out", required=True, help="output folder (results.csv, summary.csv, results.json, plots/)")
     s.add_argument("--task", default=None, choices=["sentiment", "instructions"], help="default: sentiment")
     s.add_argument("--profile", default=None, choices=["tiny", "colab"], help="default: tiny")
@@ -196,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=None, help="JSON file with CompareConfig fields (learning_rates, train_size, ...)")
     s.add_argument("--force", action="store_true", help="rerun cells that already finished")
     s.add_argument("--tune-lr", action="store_true",
-                   help="sweep each method's learning rate on the validation split (first seed) and write learning_rates.json")
+                   help="sweep each method's learning rate on the validation split (mean over the seeds) and write learning_rates.json")
     s.set_defaults(func=_cmd_compare)
     return p
 

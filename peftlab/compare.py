@@ -3,8 +3,10 @@
 A *cell* is one (method, seed). Every cell of a comparison shares the task, the data split, the number of
 optimizer steps, the batch size, the schedule (AdamW, 6 % linear warm-up, linear decay) and the evaluation;
 only the method and its learning rate differ. Each method's learning rate is the best of a small grid on
-the *validation* split with seed 0 (:func:`tune_learning_rates`, ``peftlab compare --tune-lr``); the table
-in :data:`LEARNING_RATES` records that sweep's winners for the tiny profile and the command that made it.
+the *validation* split, averaged over the tuning seeds :data:`TUNE_SEEDS` (disjoint from the test seeds
+0, 1, 2), for each training-set size the course compares (:func:`tune_learning_rates`, ``peftlab compare
+--tune-lr``); :data:`LEARNING_RATES` holds those sweeps' winners for the tiny profile, one table per sweep
+(``sentiment`` = every training example, ``sentiment_n100`` = the first 100, …).
 
 Per cell the comparison records
 
@@ -13,7 +15,9 @@ Per cell the comparison records
   :func:`peftlab.save_peft_adapter` where peft has the method (``adapter_format = peft``), else the
   trainable tensors in one safetensors file (``safetensors``); full fine-tuning ships every parameter;
 * ``seconds_per_step`` — wall time of the optimizer steps divided by their number (model loading, data
-  preparation and evaluation are outside the timer);
+  preparation and evaluation are outside the timer), with ``jobs`` (cells running at once) beside it: only a
+  run with ``jobs = 1`` times a method alone, and its seeds are repeats of the same computation, so their
+  spread is the timing noise floor (:func:`timing_noise`);
 * ``peak_memory_bytes`` — on CUDA ``torch.cuda.max_memory_allocated`` during training; on the CPU the peak
   of live tensor bytes of one training step, counted from the tensors themselves: parameters (frozen and
   quantized buffers included), gradients, optimizer states and the activations autograd saves for the
@@ -41,13 +45,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "known_methods", "parse_methods",
-           "per_example_scores", "run_comparison", "run_cell", "stored_comparison", "summarize", "tune_learning_rates"]
+__all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "TUNE_SEEDS", "known_methods", "parse_methods",
+           "per_example_scores", "run_comparison", "run_cell", "stored_comparison", "summarize", "sweep_name",
+           "timing_noise", "tune_learning_rates"]
 
 TASKS = ("sentiment", "instructions")
 ENCODER_TARGETS = ("query", "key", "value", "dense")
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+#: seeds of the learning-rate sweeps: disjoint from the test seeds (0, 1, 2) of every stored comparison
+TUNE_SEEDS = (100, 101)
 #: grid steps a learning-rate sweep may add beyond either edge of LR_GRID when the best rate is on that edge
 LR_MAX_EXTEND = 2
 
@@ -172,21 +179,26 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("adapter", "Houlsby adapters, bottleneck 16, after attention and FFN outputs; LayerNorms trained", _adapter),
 )}
 
+def sweep_name(task: str, train_size: int | None) -> str:
+    """Name of the learning-rate sweep for ``task`` trained on ``train_size`` examples (None: all):
+    ``sentiment``, ``sentiment_n100``, … (the file ``peftlab/compare_lr/<name>.json``)."""
+    return task if train_size is None else f"{task}_n{train_size}"
+
+
 def _swept_rates() -> dict[str, dict[str, float]]:
-    """``compare_lr/<task>.json``: the learning-rate sweeps behind :data:`LEARNING_RATES` (every score kept)."""
+    """``compare_lr/<sweep>.json``: the learning-rate sweeps behind :data:`LEARNING_RATES` (every score kept)."""
     folder = Path(__file__).with_name("compare_lr")
     out: dict[str, dict[str, float]] = {t: {} for t in TASKS}
-    for t in TASKS:
-        path = folder / f"{t}.json"
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            out[t] = {m: float(v["best"]) for m, v in data["methods"].items() if v.get("best") is not None}
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        out[path.stem] = {m: float(v["best"]) for m, v in data["methods"].items() if v.get("best") is not None}
     return out
 
 
-#: Learning rate per task and method: the best of LR_GRID on the validation split, seed 0, 150 steps, tiny
-#: profile, as measured by ``peftlab compare --tune-lr --task TASK --methods ... --out DIR`` and stored with all
-#: its scores in ``peftlab/compare_lr/TASK.json``.
+#: Learning rate per sweep and method: the best of LR_GRID on the validation split, mean over TUNE_SEEDS,
+#: 150 steps, tiny profile, as measured by ``peftlab compare --tune-lr --task TASK [--train-size N] --methods ...
+#: --out DIR`` (``make compare-lr``) and stored with all its scores in ``peftlab/compare_lr/<sweep>.json``.
+#: Keys: :func:`sweep_name` (``"sentiment"``: every training example; ``"sentiment_n100"``: the first 100).
 LEARNING_RATES: dict[str, dict[str, float]] = _swept_rates()
 
 
@@ -252,20 +264,28 @@ class CompareConfig:
                 raise ValueError(f"learning_rates[{k!r}]={v!r}: expected a positive finite number")
 
     def lr(self, method: str) -> float:
+        return self.lr_source(method)[0]
+
+    def lr_source(self, method: str) -> tuple[float, str]:
+        """The learning rate of ``method`` and where it comes from: this configuration, the sweep for this
+        training-set size, or (no such sweep) the sweep on every training example, said so."""
         if method in self.learning_rates:
-            return float(self.learning_rates[method])
-        if method in LEARNING_RATES[self.task]:
-            return LEARNING_RATES[self.task][method]
+            return float(self.learning_rates[method]), "config"
+        own = sweep_name(self.task, self.train_size)
+        if method in LEARNING_RATES.get(own, {}):
+            return LEARNING_RATES[own][method], f"sweep {own}"
+        if method in LEARNING_RATES.get(self.task, {}):
+            return LEARNING_RATES[self.task][method], f"sweep {self.task} (every training example; no sweep for {own})"
         raise ValueError(f"method {method!r} has no learning rate for task {self.task!r}: sweep it with "
-                         f"`peftlab compare --tune-lr --task {self.task} --methods {method} --seeds 0 --out DIR`, "
+                         f"`peftlab compare --tune-lr --task {self.task} --methods {method} --out DIR`, "
                          f"or give one in --config ({{\"learning_rates\": {{\"{method}\": 0.001}}}})")
 
     def pinned(self) -> dict:
         d = asdict(self)
-        d["learning_rates"] = {m: self.lr(m) for m in METHODS
-                               if m in self.learning_rates or m in LEARNING_RATES[self.task]}
+        known = set(self.learning_rates) | set(LEARNING_RATES.get(self.task, {})) | set(
+            LEARNING_RATES.get(sweep_name(self.task, self.train_size), {}))
+        d["learning_rates"] = {m: self.lr(m) for m in METHODS if m in known}
         return d
-
 
 
 def load_config_file(path: str | os.PathLike) -> dict:
@@ -552,7 +572,7 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
     metric = sum(per_example) / len(per_example)
     folder = (out or Path(".")) / "adapters" / f"{method}-seed{seed}"
     nbytes, fmt = _adapter_bytes(method, model, folder, cfg.task)
-    return {"method": method, "seed": seed, "status": "ok", "error": "", "lr": lr,
+    return {"method": method, "seed": seed, "status": "ok", "error": "", "lr": lr, "lr_source": cfg.lr_source(method)[1],
             "trainable": counts.trainable, "total": counts.total,
             "trainable_pct": round(100 * counts.trainable / counts.total, 4),
             "adapter_bytes": nbytes, "adapter_format": fmt,
@@ -616,17 +636,18 @@ def _pin(out: Path, cfg: CompareConfig, methods: Sequence[str]) -> None:
 
 
 def _worker(args) -> dict:
-    cfg_dict, method, seed, out, threads = args
+    cfg_dict, method, seed, out, threads, jobs = args
     import torch
 
     torch.set_num_threads(threads)
     cfg = CompareConfig(**cfg_dict)
-    return _safe_cell(cfg, method, seed, Path(out))
+    return _safe_cell(cfg, method, seed, Path(out), jobs=jobs)
 
 
-def _safe_cell(cfg, method, seed, out, task=None) -> dict:
+def _safe_cell(cfg, method, seed, out, task=None, jobs: int = 1) -> dict:
     try:
         rec = run_cell(cfg, method, seed, out, task)
+        rec["jobs"] = jobs  # cells running at once: 1 = timed alone
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded and the others go on
         rec = {"method": method, "seed": seed, "status": "error",
                "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)}
@@ -670,7 +691,7 @@ def run_comparison(methods: Sequence[str], seeds: Sequence[int], out: str | os.P
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        args = [(asdict(cfg), m, s, str(out), threads) for m, s in todo]
+        args = [(asdict(cfg), m, s, str(out), threads, jobs) for m, s in todo]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
             for fut in as_completed([ex.submit(_worker, a) for a in args]):
                 rec = fut.result()
@@ -728,11 +749,13 @@ RESULT_COLUMNS = ["method", "seed", "status", "metric", "value", "trainable", "t
                   "adapter_format", "seconds_per_step", "peak_memory_bytes", "memory_source", "lr", "final_loss",
                   "device", "error"]
 SUMMARY_COLUMNS = ["method", "cells_ok", "metric", "mean", "std", "trainable", "trainable_pct", "adapter_bytes",
-                   "seconds_per_step", "peak_memory_bytes"]
+                   "seconds_per_step", "time_spread", "peak_memory_bytes"]
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:
-    """Per method: mean ± std (sample std over seeds; 0 for one seed) of the metric, medians of the rest."""
+    """Per method: mean ± std (sample std over seeds; 0 for one seed) of the metric, medians of the rest, and
+    ``time_spread``: (slowest − fastest) / median of its seconds per step over the seeds (the same computation
+    repeated, so timing noise; meaningful when the cells ran one at a time, ``jobs`` = 1)."""
     rows = []
     for m in dict.fromkeys(r["method"] for r in records):
         ok = [r for r in records if r["method"] == m and r.get("status") == "ok"]
@@ -749,8 +772,25 @@ def summarize(records: Sequence[dict]) -> list[dict]:
                      "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0,
                      "trainable": int(med("trainable")), "trainable_pct": round(med("trainable_pct"), 4),
                      "adapter_bytes": int(med("adapter_bytes")), "seconds_per_step": round(med("seconds_per_step"), 5),
+                     "time_spread": round((max(r["seconds_per_step"] for r in ok) - min(r["seconds_per_step"] for r in ok))
+                                          / med("seconds_per_step"), 4),
+                     "jobs": max(r.get("jobs", 0) for r in ok),
                      "peak_memory_bytes": int(med("peak_memory_bytes"))})
     return rows
+
+
+def timing_noise(records: Sequence[dict]) -> float:
+    """The timing noise floor of a comparison: the median over methods of each method's ``time_spread``
+    (relative range of seconds per step over its seeds, which repeat the same computation). A step-time
+    ratio closer to 1 than this is not a measured difference. Raises ``ValueError`` when the cells ran
+    several at a time (``jobs`` > 1: they timed each other) or a method has fewer than 2 finished cells."""
+    rows = [r for r in summarize(records) if r.get("cells_ok")]
+    if not rows or any(r["cells_ok"] < 2 for r in rows):
+        raise ValueError("records: every method needs ≥ 2 finished cells (seeds) to measure timing noise")
+    if any(r.get("jobs", 0) != 1 for r in rows):
+        raise ValueError("records: cells ran several at a time (jobs > 1) or do not record jobs; time them one "
+                         "at a time (peftlab compare --jobs 1)")
+    return float(statistics.median(r["time_spread"] for r in rows))
 
 
 def format_summary(rows: Sequence[dict]) -> str:
@@ -856,16 +896,18 @@ def _half_decade(lr: float, up: bool) -> float:
 
 
 def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None, grid: Sequence[float] = LR_GRID,
-                        seed: int = 0, log: Callable = print, known: dict | None = None,
+                        seeds: Sequence[int] = TUNE_SEEDS, log: Callable = print, known: dict | None = None,
                         max_extend: int = LR_MAX_EXTEND) -> dict[str, dict]:
-    """For each method, the learning rate with the best validation metric (seed ``seed``), and every point of
-    the sweep. The sentiment task uses its validation split; the instruction task the last 20 % of its train
-    split.
+    """For each method, the learning rate with the best validation metric, averaged over ``seeds`` (keep them
+    disjoint from the seeds a comparison reports), and every point of the sweep. The sentiment task uses its
+    validation split; the instruction task the last 20 % of its train split. ``cfg.train_size`` applies:
+    tune once per training-set size.
 
     The sweep starts on ``grid``. When the best rate sits on an edge of what was tried, the sweep goes one
-    grid step further out on that side (the 1-3-10 series: 1e-2 → 3e-2 → 1e-1; at most ``max_extend`` steps per side),
-    so a winner at the edge means "the limit was reached", not "the grid was too short". ``known`` holds
-    scores already measured (``{method: {lr: score}}``, e.g. a stored sweep) that are not measured again.
+    grid step further out on that side (the 1-3-10 series: 1e-2 → 3e-2 → 1e-1; at most ``max_extend`` steps
+    per side); a winner still on an edge after that is flagged (``edge``: "upper" or "lower", else None), so
+    "the limit was reached" is recorded, not hidden. ``known`` holds mean scores already measured
+    (``{method: {lr: score}}``, e.g. a stored sweep of the same seeds) that are not measured again.
     """
     import tempfile
 
@@ -873,6 +915,7 @@ def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None
     grid = sorted(float(g) for g in grid)
     if len(grid) < 2 or grid[0] <= 0:
         raise ValueError(f"grid={grid!r}: expected at least two positive learning rates")
+    seeds = parse_seeds(seeds)
     task = None
     table = {}
     for m in parse_methods(methods):
@@ -884,12 +927,15 @@ def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None
             if lr not in scores:
                 task = task or _task(cfg, split="validation")
                 c = CompareConfig(**{**asdict(cfg), "learning_rates": {m: lr}})
+                values = []
                 with tempfile.TemporaryDirectory() as tmp:
-                    try:
-                        scores[lr] = run_cell(c, m, seed, Path(tmp), task)["value"]
-                    except Exception as exc:  # noqa: BLE001 - a diverging lr is a result of the sweep
-                        scores[lr] = float("nan")
-                        log(f"  {m} lr={lr:g}: {type(exc).__name__}: {exc}")
+                    for seed in seeds:
+                        try:
+                            values.append(run_cell(c, m, seed, Path(tmp), task)["value"])
+                        except Exception as exc:  # noqa: BLE001 - a diverging lr is a result of the sweep
+                            values.append(float("nan"))
+                            log(f"  {m} lr={lr:g} seed {seed}: {type(exc).__name__}: {exc}")
+                scores[lr] = round(sum(values) / len(values), 5)
             return scores[lr]
 
         for lr in grid:
@@ -909,6 +955,10 @@ def tune_learning_rates(methods: Sequence[str], cfg: CompareConfig | None = None
         scores = dict(sorted(scores.items()))
         finite = {k: v for k, v in scores.items() if v == v}
         best = max(finite, key=lambda k: (finite[k], -k)) if finite else None
-        table[m] = {"best": best, "scores": scores}
-        log(f"{m:<8} " + "  ".join(f"{lr:g}: {v:.4f}" for lr, v in scores.items()) + f"  → {best:g}")
+        tried = sorted(scores)
+        edge = None if best is None or len(tried) < 2 else (
+            "upper" if best == tried[-1] else "lower" if best == tried[0] else None)
+        table[m] = {"best": best, "scores": scores, "edge": edge}
+        log(f"{m:<8} " + "  ".join(f"{lr:g}: {v:.4f}" for lr, v in scores.items()) + f"  → {best:g}"
+            + (f"  (on the {edge} edge after {max_extend} extensions)" if edge else ""))
     return table

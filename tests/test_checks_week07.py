@@ -3,83 +3,108 @@
 from __future__ import annotations
 
 import math
-import statistics
 
+import numpy as np
 import pytest
 
+from peftlab import compare
 from peftlab.analysis import stats
 from peftlab.checks import REGISTRY, CheckFailed
 from peftlab.checks import week07 as check
 
 
-def _cell(method, seed, value, sps=0.01, mem=1000, bytes_=100):
-    return {"method": method, "seed": seed, "status": "ok", "metric": "accuracy", "value": value, "trainable": 10,
-            "trainable_pct": 1.0, "adapter_bytes": bytes_, "seconds_per_step": sps, "peak_memory_bytes": mem}
+def _cells(method, seeds, scores, sps=(0.010, 0.0102, 0.0099), mem=1000, bytes_=100):
+    out = []
+    for i, s in enumerate(seeds):
+        row = scores[i]
+        out.append({"method": method, "seed": s, "status": "ok", "metric": "accuracy", "value": float(row.mean()),
+                    "trainable": 10, "trainable_pct": 1.0, "adapter_bytes": bytes_,
+                    "seconds_per_step": sps[i % len(sps)], "peak_memory_bytes": mem, "jobs": 1,
+                    "per_example": "".join(str(int(v)) for v in row)})
+    return out
 
 
-def _run(dora, lora, qlora=(0.9, 0.9, 0.9), dora_cost=(0.02, 1500), qlora_cost=(0.03, 800), qlora_bytes=101):
-    recs = []
-    for s in range(3):
-        recs += [_cell("lora", s, lora[s]), _cell("dora", s, dora[s], *dora_cost),
-                 _cell("qlora", s, qlora[s], *qlora_cost, bytes_=qlora_bytes)]
+def _run(diff, n=2000, seeds=(0, 1, 2), dora_time=2.0, qlora_time=3.0, qlora_bytes=101, disagree=0.04):
+    lora, dora = [], []
+    for k, _ in enumerate(seeds):
+        a, b = check._agreeing_pair(n, 0.9, disagree, diff, 10 + k)
+        dora.append(a)
+        lora.append(b)
+    recs = _cells("lora", seeds, lora)
+    recs += _cells("dora", seeds, dora, sps=tuple(dora_time * t for t in (0.010, 0.0102, 0.0099)), mem=1500)
+    recs += _cells("qlora", seeds, lora, sps=tuple(qlora_time * t for t in (0.010, 0.0102, 0.0099)), mem=800,
+                   bytes_=qlora_bytes)
     return recs
 
 
-RUNS = {"100": _run((0.70, 0.72, 0.71), (0.60, 0.61, 0.62)),        # DoRA resolved better
-        "1000": _run((0.90, 0.84, 0.87), (0.86, 0.84, 0.84)),       # a tie
-        "all": _run((0.950, 0.951, 0.949), (0.960, 0.962, 0.961))}  # LoRA resolved better
-RIGHT_7_1 = {"100": "dora", "1000": "tie", "all": "lora"}
-COST_7_1 = {"time": 2.0, "memory": 1.5}
-
-
-def good_paired(records, a, b):
-    d = stats.paired_difference(records, a, b)
-    return {k: d[k] for k in ("n", "mean", "std", "se")}
-
-
-def by_order(records, a, b):  # pairs the i-th cell of a with the i-th of b: ignores seeds and status
-    va = [r.get("value", 0.0) for r in records if r["method"] == a]
-    vb = [r.get("value", 0.0) for r in records if r["method"] == b]
-    diffs = [x - y for x, y in zip(va, vb, strict=False)]
-    n = len(diffs)
-    return {"n": n, "mean": statistics.mean(diffs), "std": statistics.stdev(diffs), "se": statistics.stdev(diffs) / n**0.5}
-
-
-def population_std(records, a, b):
-    d = stats.paired_difference(records, a, b)
-    pop = statistics.pstdev(list(d["diffs"].values()))
-    return {"n": d["n"], "mean": d["mean"], "std": pop, "se": pop / d["n"] ** 0.5}
-
-
-def reversed_sign(records, a, b):
-    return good_paired(records, b, a)
-
-
-def unpaired(records, a, b):
-    d = good_paired(records, a, b)
-    va = [r["value"] for r in records if r["method"] == a and r.get("status") == "ok"]
-    vb = [r["value"] for r in records if r["method"] == b and r.get("status") == "ok"]
-    return {**d, "mean": statistics.mean(va) - statistics.mean(vb)}
-
-
-def _not_done(*args, **kwargs):
-    raise NotImplementedError()
+RUNS = {"100": _run(0.03, n=2000, disagree=0.12),   # DoRA better, resolved
+        "1000": _run(0.001),                          # a tie
+        "all": _run(-0.015),                          # LoRA better, resolved
+        "mine": _run(0.0, seeds=check.my_seeds("2026123456"))}
+RIGHT_7_1 = {"100": "dora", "1000": "tie", "all": "lora", "mine": "tie"}
+COST_7_1 = {"time": 2.0, "memory": 1.5, "time_differs": True}
 
 
 def test_registered():
     assert {k for k in REGISTRY if k.startswith("07:")} == {"07:E1", "07:E2", "07:7.1", "07:7.2", "07:7.3"}
 
 
-def test_e1_passes_and_catches_mistakes():
-    check.paired_summary(good_paired, RUNS["all"])
-    check.paired_summary(good_paired, RUNS["all"], hidden=True)
-    for fn, hint in ((by_order, "n = "), (population_std, "n − 1"), (reversed_sign, "부호"), (unpaired, "seed로 짝"),
+def test_fixture_verdicts_come_from_paired_comparison():
+    for size, want in RIGHT_7_1.items():
+        assert check.verdict_dora_lora(RUNS[size])[0] == want, size
+
+
+def test_my_seeds():
+    s = check.my_seeds("2026123456")
+    assert len(set(s)) == 3 and all(1000 <= v < 100000 for v in s) and s == check.my_seeds(" 2026123456 ")
+    assert check.my_seeds("2026000001") != s
+    with pytest.raises(ValueError, match="student_id"):
+        check.my_seeds(None)
+    with pytest.raises(ValueError, match="student_id"):
+        check.my_seeds("  ")
+
+
+def good_interval(a, b, reps=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    d = np.asarray(a, float) - np.asarray(b, float)
+    idx = rng.integers(0, len(d), size=(reps, len(d)))
+    means = d[idx].mean(axis=1)
+    return float(d.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def unpaired_interval(a, b, reps=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    ma = a[rng.integers(0, n, size=(reps, n))].mean(axis=1)
+    mb = b[rng.integers(0, n, size=(reps, n))].mean(axis=1)
+    return float((a - b).mean()), float(np.quantile(ma - mb, 0.025)), float(np.quantile(ma - mb, 0.975))
+
+
+def one_se(a, b, reps=2000, seed=0):
+    d = np.asarray(a, float) - np.asarray(b, float)
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    return float(d.mean()), float(d.mean() - se), float(d.mean() + se)
+
+
+def reversed_sign(a, b, reps=2000, seed=0):
+    return good_interval(b, a, reps, seed)
+
+
+def _not_done(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def test_e2_passes_and_catches_mistakes():
+    check.paired_interval(good_interval, RUNS["all"])
+    check.paired_interval(good_interval, RUNS["all"], hidden=True)
+    for fn, hint in ((unpaired_interval, "대응표본"), (one_se, "표준오차 하나"), (reversed_sign, "부호"),
                      (_not_done, "NotImplementedError")):
         with pytest.raises(CheckFailed, match=hint):
-            check.paired_summary(fn, RUNS["all"])
+            check.paired_interval(fn, RUNS["all"])
 
 
-def test_e2_flaws():
+def test_e1_flaws():
     key = set("abcefghi")
     check.flaws(key)
     check.flaws(sorted(key))
@@ -96,30 +121,45 @@ def test_e2_flaws():
     with pytest.raises(CheckFailed, match="집합"):
         check.flaws(None)
     with pytest.raises(CheckFailed):
-        check.flaws(set(check.FLAWS_E2))  # everything is not an answer
+        check.flaws(set(check.FLAWS_E1))  # everything is not an answer
 
 
 def test_7_1_verdicts_and_costs():
     check.q7_1(RIGHT_7_1, COST_7_1, RUNS)
     with pytest.raises(CheckFailed, match="'tie'"):
         check.q7_1({**RIGHT_7_1, "1000": "dora"}, COST_7_1, RUNS)
-    with pytest.raises(CheckFailed, match="t·se보다 큽니다"):
+    with pytest.raises(CheckFailed, match="유의하게 나은 쪽"):
         check.q7_1({**RIGHT_7_1, "all": "tie"}, COST_7_1, RUNS)
+    with pytest.raises(CheckFailed, match="유의하게 나은 쪽"):
+        check.q7_1({**RIGHT_7_1, "100": "lora"}, COST_7_1, RUNS)
     with pytest.raises(CheckFailed, match="뒤집혔습니다"):
-        check.q7_1(RIGHT_7_1, {"time": 0.5, "memory": 1.5}, RUNS)
+        check.q7_1(RIGHT_7_1, {**COST_7_1, "time": 0.5}, RUNS)
     with pytest.raises(CheckFailed, match="중앙값"):
-        check.q7_1(RIGHT_7_1, {"time": 2.0, "memory": 1.4}, RUNS)
+        check.q7_1(RIGHT_7_1, {**COST_7_1, "memory": 1.4}, RUNS)
+    with pytest.raises(CheckFailed, match="잡음 바닥"):
+        check.q7_1(RIGHT_7_1, {**COST_7_1, "time_differs": False}, RUNS)
     with pytest.raises(CheckFailed, match="'dora', 'lora', 'tie'"):
         check.q7_1({**RIGHT_7_1, "100": "DoRA!"}, COST_7_1, RUNS)
     with pytest.raises(CheckFailed, match="키는"):
         check.q7_1({"100": "dora"}, COST_7_1, RUNS)
+    with pytest.raises(CheckFailed, match="여러분의 시드"):
+        check.q7_1(RIGHT_7_1, COST_7_1, {**RUNS, "mine": RUNS["1000"]})
+
+
+def test_7_1_a_tie_is_right_when_one_example_per_seed_separates_them():
+    b = [check._agreeing_pair(1000, 0.978, 0.0, 0.0, 20 + s)[1] for s in range(3)]
+    a = [x.copy() for x in b]
+    for x in a:
+        x[np.flatnonzero(x == 1)[0]] = 0  # DoRA − LoRA = −0.001 on every seed
+    recs = _cells("lora", (0, 1, 2), b) + _cells("dora", (0, 1, 2), a)
+    assert check.verdict_dora_lora(recs)[0] == "tie"
 
 
 def test_7_2_statements_follow_the_measurement():
     recs = RUNS["all"]
     ratios = {"memory": 0.8, "time": 3.0, "adapter_bytes": 1.01}
     check.q7_2(ratios, {"a", "c", "d", "f"}, recs)
-    with pytest.raises(CheckFailed, match="ratios_7_2\\['time'\\]"):
+    with pytest.raises(CheckFailed, match="잡음 바닥"):
         check.q7_2(ratios, {"a", "b", "c", "d", "f"}, recs)
     with pytest.raises(CheckFailed, match="T4"):
         check.q7_2(ratios, {"a", "c", "f"}, recs)
@@ -127,34 +167,31 @@ def test_7_2_statements_follow_the_measurement():
         check.q7_2(ratios, {"a", "c", "d", "e", "f"}, recs)
     with pytest.raises(CheckFailed, match="뒤집혔습니다"):
         check.q7_2({**ratios, "memory": 1.25}, {"a", "c", "d", "f"}, recs)
-    # another machine: QLoRA faster and its file larger → b true, c false
-    other = _run((0.9,) * 3, (0.9,) * 3, qlora_cost=(0.005, 800), qlora_bytes=150)
+    # another machine: QLoRA clearly faster and its file larger → b true, c false
+    other = _run(0.0, qlora_time=0.5, qlora_bytes=150)
     check.q7_2({"memory": 0.8, "time": 0.5, "adapter_bytes": 1.5}, {"a", "b", "d", "f"}, other)
     with pytest.raises(CheckFailed, match="ratios_7_2\\['adapter_bytes'\\]"):
         check.q7_2({"memory": 0.8, "time": 0.5, "adapter_bytes": 1.5}, {"a", "b", "c", "d", "f"}, other)
+    # QLoRA 1 % faster, inside a 2 %-wide noise floor: b is not a measured difference
+    within = _run(0.0, qlora_time=0.99)
+    assert compare.timing_noise(within) > 0.01
+    check.q7_2({"memory": 0.8, "time": 0.99, "adapter_bytes": 1.01}, {"a", "c", "d", "f"}, within)
 
 
-def test_7_3_seeds_needed():
-    recs = RUNS["1000"]
-    d = stats.paired_difference(recs, "dora", "lora")
-    want = stats.seeds_needed(d["mean"], d["std"])
-    assert want is not None and want > 3
-    check.q7_3(want, d["mean"], recs)
-    normal = max(2, math.ceil((1.96 * d["std"] / abs(d["mean"])) ** 2))
-    assert normal != want
-    with pytest.raises(CheckFailed, match="1.96"):
-        check.q7_3(normal, d["mean"], recs)
-    with pytest.raises(CheckFailed, match="가장 작은 n"):
-        check.q7_3(want + 1, d["mean"], recs)
+def test_7_3_power_calculation():
+    recs = RUNS["all"]
+    a, b = check._dora_lora(recs)
+    dis = float((a != b).mean())
+    sd = math.sqrt(dis - float((a - b).mean()) ** 2)
+    want = stats.sample_size(0.01, sd)
+    check.q7_3(dis, want, recs)
+    with pytest.raises(CheckFailed, match="50 %"):
+        check.q7_3(dis, math.ceil((1.96 * sd / 0.01) ** 2), recs)
+    with pytest.raises(CheckFailed, match="sample_size"):
+        check.q7_3(dis, want + 7, recs)
     with pytest.raises(CheckFailed, match="정수"):
-        check.q7_3(float(want), d["mean"], recs)
-    with pytest.raises(CheckFailed, match="부호"):
-        check.q7_3(want, -d["mean"], recs)
-    with pytest.raises(CheckFailed, match="gap_7_3"):
-        check.q7_3(want, None, recs)
-    zero = _run((0.9, 0.8, 0.85), (0.9, 0.8, 0.85))
-    check.q7_3(None, 0.0, zero)
-    with pytest.raises(CheckFailed, match="None"):
-        check.q7_3(5, 0.0, zero)
-    with pytest.raises(CheckFailed, match="gap_7_3"):
-        check.q7_3(None, None, zero)  # the blank notebook fails even when no seed count exists
+        check.q7_3(dis, float(want), recs)
+    with pytest.raises(CheckFailed, match="disagree_7_3"):
+        check.q7_3(dis / 3, want, recs)
+    with pytest.raises(CheckFailed, match="disagree_7_3"):
+        check.q7_3(None, None, recs)  # the blank notebook fails

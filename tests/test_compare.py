@@ -91,31 +91,54 @@ def test_adding_a_method_to_a_folder_is_allowed(small_run, tmp_path):
     assert set(pinned) == {"lora", "full", "rslora"} and pinned["rslora"] == C.LEARNING_RATES["sentiment"]["rslora"]
 
 
+def _sweeps():
+    return sorted(Path(C.__file__).with_name("compare_lr").glob("*.json"))
+
+
 def test_learning_rates_are_the_sweeps_winners():
-    for task in C.TASKS:
-        path = Path(C.__file__).with_name("compare_lr") / f"{task}.json"
-        if not path.is_file():
-            continue
+    assert {p.stem for p in _sweeps()} >= {"sentiment", "sentiment_n100", "sentiment_n1000"}
+    for path in _sweeps():
         sweep = json.loads(path.read_text(encoding="utf-8"))
-        assert sweep["task"] == task and sweep["grid"] == list(C.LR_GRID)
+        assert C.sweep_name(sweep["task"], sweep["train_size"]) == path.stem and sweep["grid"] == list(C.LR_GRID)
         for m, v in sweep["methods"].items():
             finite = {float(k): s for k, s in v["scores"].items() if s == s}
             best = max(finite.values())
-            assert finite[v["best"]] == best and C.LEARNING_RATES[task][m] == v["best"]
+            assert finite[v["best"]] == best and C.LEARNING_RATES[path.stem][m] == v["best"]
 
 
-def test_stored_sweeps_do_not_stop_at_an_edge():
-    """A winner on the edge of the rates tried means the sweep reached its extension limit."""
-    for task in C.TASKS:
-        path = Path(C.__file__).with_name("compare_lr") / f"{task}.json"
-        if not path.is_file():
+def test_sentiment_sweeps_tune_on_two_seeds_apart_from_the_test_seeds():
+    for path in _sweeps():
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+        if sweep["task"] != "sentiment":
             continue
-        for m, v in json.loads(path.read_text(encoding="utf-8"))["methods"].items():
-            tried = sorted(float(k) for k in v["scores"])
-            if v["best"] == tried[-1]:
-                assert sum(lr > max(C.LR_GRID) for lr in tried) == C.LR_MAX_EXTEND, (task, m, tried)
-            if v["best"] == tried[0]:
-                assert sum(lr < min(C.LR_GRID) for lr in tried) == C.LR_MAX_EXTEND, (task, m, tried)
+        assert len(sweep["seeds"]) >= 2 and not set(sweep["seeds"]) & {0, 1, 2}, path.name
+        stored = C.STORED_RUNS / path.stem
+        if (stored / "config.json").is_file():  # the stored comparison of that size uses exactly these winners
+            pinned = json.loads((stored / "config.json").read_text(encoding="utf-8"))["learning_rates"]
+            assert all(pinned[m] == v["best"] for m, v in sweep["methods"].items() if m in pinned), path.name
+
+
+def test_learning_rate_follows_the_training_set_size(monkeypatch):
+    monkeypatch.setitem(C.LEARNING_RATES, "sentiment", {"lora": 1e-3})
+    monkeypatch.setitem(C.LEARNING_RATES, "sentiment_n100", {"lora": 3e-3})
+    assert C.CompareConfig().lr_source("lora") == (1e-3, "sweep sentiment")
+    assert C.CompareConfig(train_size=100).lr_source("lora") == (3e-3, "sweep sentiment_n100")
+    rate, source = C.CompareConfig(train_size=64).lr_source("lora")
+    assert rate == 1e-3 and "no sweep for sentiment_n64" in source
+    assert C.CompareConfig(train_size=100, learning_rates={"lora": 0.1}).lr_source("lora") == (0.1, "config")
+
+
+def test_timing_noise_needs_cells_timed_alone():
+    def cell(m, s, sps, jobs=1):
+        return {"method": m, "seed": s, "status": "ok", "metric": "accuracy", "value": 0.9, "trainable": 1,
+                "trainable_pct": 1.0, "adapter_bytes": 1, "seconds_per_step": sps, "peak_memory_bytes": 1, "jobs": jobs}
+
+    recs = [cell("a", 0, 1.0), cell("a", 1, 1.1), cell("a", 2, 0.9), cell("b", 0, 2.0), cell("b", 1, 2.0), cell("b", 2, 2.1)]
+    assert C.timing_noise(recs) == pytest.approx((0.2 / 1.0 + 0.1 / 2.0) / 2)
+    with pytest.raises(ValueError, match="jobs"):
+        C.timing_noise([{**r, "jobs": 2} for r in recs])
+    with pytest.raises(ValueError, match="≥ 2"):
+        C.timing_noise(recs[:1])
 
 
 def test_sweep_extends_past_an_edge_winner(monkeypatch):
@@ -135,6 +158,8 @@ def test_sweep_extends_past_an_edge_winner(monkeypatch):
     assert ("lora", 3e-4) not in calls and ("lora", 1e-3) in calls  # a known score is not measured again
     assert sorted(table["full"]["scores"])[:2] == [3e-5, 1e-4] and table["full"]["best"] == 1e-4
     assert max(table["ia3"]["scores"]) == 1e-1 and table["ia3"]["best"] == 1e-1  # stopped after LR_MAX_EXTEND steps
+    assert table["ia3"]["edge"] == "upper" and table["lora"]["edge"] is None and table["full"]["edge"] is None
+    assert calls.count(("lora", 1e-3)) == len(C.TUNE_SEEDS)  # every rate measured on every tuning seed
 
 
 def test_method_without_a_learning_rate_is_refused(tmp_path, monkeypatch):
@@ -293,6 +318,10 @@ def test_tune_lr_command_writes_sweep_and_config_and_resumes(tmp_path, monkeypat
     assert main(["compare", "--tune-lr", "--methods", "lora", "--seeds", "0", "--train-size", "100", "--out", str(out)]) == 0
     assert len(calls) == 4 and "reusing" not in capsys.readouterr().out
     assert json.loads((out / "compare_config.json").read_text())["train_size"] == 100
+    calls.clear()  # without --seeds the sweep averages over the tuning seeds, apart from the test seeds 0, 1, 2
+    assert main(["compare", "--tune-lr", "--methods", "lora", "--out", str(tmp_path / "lr2")]) == 0
+    assert len(calls) == 4 * len(C.TUNE_SEEDS)
+    assert json.loads((tmp_path / "lr2" / "learning_rates.json").read_text())["seeds"] == list(C.TUNE_SEEDS)
 
 
 @pytest.mark.parametrize("task", C.TASKS)
