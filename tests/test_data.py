@@ -72,6 +72,9 @@ def test_manifest_used_the_current_recipes(manifest):
     assert m["causal_lm"]["recipe"] == as_json(LM_LORA) and m["causal_lm"]["blocksize"] == BLOCKSIZE
     cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in BuildConfig().__dict__.items()}
     assert manifest["config"] == cfg
+    # the encoder table is trained on the few-label subset: the first probe_train_size training reviews
+    n_train = len(pdata.read_jsonl(pdata.data_root() / "sentiment" / "train.jsonl"))
+    assert m["encoder"]["train_size"] == min(n_train, BuildConfig().probe_train_size or n_train)
 
 
 def test_manifest_linear_probe_reproduces(root, manifest, sentiment):
@@ -90,7 +93,8 @@ def test_manifest_linear_probe_reproduces(root, manifest, sentiment):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        got = linear_probe(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False), tok, rows("train"),
+        got = linear_probe(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False), tok,
+                           rows("train")[: BuildConfig().probe_train_size],
                            {"accuracy": rows("test"), "heldout_lexicon": rows("heldout_lexicon")}, seed=0,
                            max_length=RECIPE["max_length"])
     finally:

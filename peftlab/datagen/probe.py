@@ -1,8 +1,9 @@
 """The encoder's behaviour table, measured after every build with independent code (plain torch loops
 and Hugging Face ``peft``; nothing of peftlab's own training or adapter code).
 
-Per seed, on the sentiment test split and on the held-out-lexicon split (reviews whose every polar
-word never occurs in the labelled train split):
+Per seed, trained on the reviews given (the build passes the first ``BuildConfig.probe_train_size`` of the
+train split, a few-label subset), on the sentiment test split and on the held-out-lexicon split (reviews
+whose every polar word never occurs in the labelled train split):
 
 * linear probe: logistic regression on frozen, standardised, mean-pooled last-layer features;
 * the classifier as loaded, its new head untrained (one head per seed): near chance when the pretrained
@@ -169,4 +170,4 @@ def measure_encoder(enc_dir, train, test, heldout, seeds, recipe: dict | None = 
         log(f"  encoder seed {seed}: " + "  ".join(
             f"{k} {v['accuracy']:.3f}/{v['heldout_lexicon']:.3f}" for k, v in row.items() if k != "seed")
             + "  (test/held-out lexicon)")
-    return {"recipe": rc, "lora": lo, "test_size": len(test), "runs": runs}
+    return {"recipe": rc, "lora": lo, "train_size": len(train), "test_size": len(test), "runs": runs}
