@@ -49,7 +49,7 @@ def test_manifest_records_both_tables_and_every_target_met(manifest):
     assert [r["seed"] for r in enc["runs"]] == [r["seed"] for r in lm["runs"]] == [0, 1, 2]
     rows = check(enc, lm)
     assert rows == m["targets"]["rows"], "the recorded target rows are not what the recorded tables give"
-    per_build = {"encoder.test_size"}  # one row per build; every other target one row per seed
+    per_build = {"encoder.test_size", "lm.task_types", "lm.base_exact_match"}  # one row per build; the others per seed
     assert {r["target"] for r in rows} == set(TARGETS) and len(rows) == 3 * (len(TARGETS) - len(per_build)) + len(per_build)
     assert m["targets"]["enforced"] and m["targets"]["missed"] == 0
     assert all(r["ok"] for r in rows if r["enforced"]), [r for r in rows if not r["ok"] and r["enforced"]]
@@ -224,8 +224,30 @@ def test_pretraining_text_is_never_instruction_formatted(root):
         assert "질문:" not in text and "답:" not in text, name
 
 
+def _person_of(question: str) -> str:
+    return re.match(r"[가-힣]+?(?=[은는이가의] )", question).group(0)
+
+
+def _instruction_subject(row: dict) -> str:
+    """The person, word, country or antonym pair a row asks about."""
+    from peftlab.datagen.lexicon import ANTONYMS
+
+    q, task = row["instruction"], row["task"]
+    if task == "person":
+        return _person_of(q)
+    if task == "category":
+        return q.split(": ")[1] if ": " in q else re.match(r"(.+?)[은는] ", q).group(1)
+    if task == "capital":
+        return re.match(r"(.+?)(?:의 수도|[은는] 수도)", q).group(1)
+    if task == "country":  # the country whose capital the question names: the item both directions share
+        return row["output"]
+    word = re.match(r"'(.+?)'", q).group(1)
+    return next("/".join(p) for p in ANTONYMS if word in p)
+
+
 def test_instruction_splits_ask_about_disjoint_items_the_corpus_states(root):
-    from peftlab.datagen.lexicon import CATEGORIES
+    from peftlab.datagen.instructions import SOURCE, TASKS
+    from peftlab.datagen.lexicon import ANTONYMS, CAPITALS, CATEGORIES
     from peftlab.datagen.world import make_people
 
     ds = pdata.load_instructions()
@@ -234,28 +256,74 @@ def test_instruction_splits_ask_about_disjoint_items_the_corpus_states(root):
     cfg = BuildConfig()
     people = {p.name: p for p in make_people(cfg.people, seed=cfg.seeds["world"])}
     world = (root / "corpus" / "ko_world.txt").read_text(encoding="utf-8").splitlines()
-    subject = {}
+    capitals, opposite = dict(CAPITALS), {**dict(ANTONYMS), **{b: a for a, b in ANTONYMS}}
+    subject: dict[tuple[str, str], set[str]] = {}
+    answers: dict[str, dict[str, set[str]]] = {"train": {}, "test": {}}
     for split in ("train", "test"):
         for row in ds[split]:
             q, a, task = row["instruction"], row["output"], row["task"]
-            assert " " not in a and a, row
-            assert task in ("person", "category"), row
+            assert " " not in a and a and "'" not in a, row
+            assert task in TASKS, row
             if task == "person":
-                name = re.match(r"[가-힣]+?(?=[은는이가의] )", q).group(0)
-                p = people[name]
+                p = people[_person_of(q)]
                 assert a == {"살": p.city, "도시": p.city, "직업": p.job, "일을": p.job, "과일": p.fruit,
                              "동물": p.pet, "반려동물": p.pet}[next(k for k in ("반려동물", "과일", "동물", "직업", "일을",
                                                                                "도시", "살") if k in q)], row
-                subject.setdefault(name, set()).add(split)
+            elif task == "category":
+                assert (a, _instruction_subject(row)) in {(c, w) for c, ws in CATEGORIES for w in ws}, row
+            elif task == "capital":
+                assert capitals[_instruction_subject(row)] == a, row
+            elif task == "country":
+                assert re.search(rf"(^|수도가 ){re.escape(capitals[a])}(은|는|이|가|인) ", q), row
             else:
-                assert a in {c for c, _ in CATEGORIES}, row
-    assert all(len(v) == 1 for v in subject.values()), "a person is asked about in both splits"
+                assert opposite[re.match(r"'(.+?)'", q).group(1)] == a, row
+            subject.setdefault((SOURCE[task], _instruction_subject(row)), set()).add(split)
+            answers[split].setdefault(task, set()).add(a)
+    both = [k for k, v in subject.items() if len(v) > 1]
+    assert not both, f"asked about in both splits: {both[:5]}"
+    for task in ("capital", "antonym", "country"):  # test answers never train answers: knowledge, not a guess
+        assert not answers["test"][task] & answers["train"][task], task
     # every fact a test question asks about is stated in the knowledge corpus
     for row in ds["test"]:
         if row["task"] == "person":
-            name = re.match(r"[가-힣]+?(?=[은는이가의] )", row["instruction"]).group(0)
+            name = _person_of(row["instruction"])
             assert any(name in line and row["output"] in line for line in world), row
+        elif row["task"] in ("capital", "antonym", "country"):
+            if row["task"] == "antonym":
+                x, y = _instruction_subject(row).split("/")
+            elif row["task"] == "capital":
+                x, y = _instruction_subject(row), row["output"]
+            else:
+                x, y = capitals[row["output"]], row["output"]
+            assert any(x in line and y in line for line in world), row
     assert pdata.format_instruction("3 더하기 4는?", "7") == "질문: 3 더하기 4는?\n답: 7"
+
+
+def test_instruction_mix_of_the_default_build():
+    """≥ 4 task types with ≥ 40 test rows each; every task gets its full share (no task runs out of items)."""
+    from peftlab.datagen.instructions import MIX, TASKS
+    from peftlab.datagen.world import make_people
+
+    cfg = BuildConfig()
+    ins = make_instructions(cfg.instruction_sizes, seed=cfg.seeds["instructions"],
+                            people=make_people(cfg.people, seed=cfg.seeds["world"]))
+    for split, size in cfg.instruction_sizes.items():
+        counts = Counter(r["task"] for r in ins[split])
+        assert counts == {t: round(MIX[t] * size) for t in TASKS} and len(ins[split]) == size, (split, counts)
+    test = Counter(r["task"] for r in ins["test"])
+    assert len(test) >= 4 and min(test.values()) >= 40, test
+
+
+def test_data_card_states_what_the_instruction_files_hold(root, manifest):
+    card = (root / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in card.splitlines() if ln.startswith("| `instructions/"))
+    files = {s: Counter(r["task"] for r in pdata.read_jsonl(root / "instructions" / f"{s}.jsonl")) for s in ("train", "test")}
+    stated = {t: (int(a), int(b)) for t, a, b in re.findall(r"`(\w+)` (\d+)/(\d+)", line)}
+    assert stated == {t: (files["train"][t], files["test"][t]) for t in files["train"] | files["test"]}, line
+    assert f"{sum(files['train'].values())}/{sum(files['test'].values())} rows" in line, line
+    assert len(files["test"]) >= 4 and min(files["test"].values()) >= 40, files["test"]
+    base = manifest["metrics"]["causal_lm"]["base"]
+    assert base["n_by_task"] == dict(sorted(files["test"].items()))  # what the build measured is what ships
 
 
 def test_shipped_tokenizer_is_what_the_builder_makes(root):

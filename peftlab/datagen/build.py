@@ -15,6 +15,7 @@ import platform
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class BuildConfig:
     #: people of the synthetic world, and lines of knowledge text about it (corpus/ko_world.txt)
     people: int = 96
     world_lines: int = 40000
-    instruction_sizes: dict = field(default_factory=lambda: {"train": 620, "test": 320})
+    instruction_sizes: dict = field(default_factory=lambda: {"train": 470, "test": 326})
     vocab_size: int = 3000
     seeds: dict = field(default_factory=lambda: {
         "sentiment": 13, "corpus": 7, "world": 3, "instructions": 11, "mlm": 0, "clm": 0, "lm_text_order": 5})
@@ -254,6 +255,8 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
     text = generate_text(cfg)
     write_text(out, text)
     metrics["text_seconds"] = round(time.perf_counter() - t0, 1)
+    metrics["instructions"] = {name: {"rows": len(rows), "by_task": dict(sorted(Counter(r["task"] for r in rows).items()))}
+                               for name, rows in text["instructions"].items()}
 
     log("[2/5] tokenizer")
     corpus = text["corpus"]

@@ -128,7 +128,8 @@ def answer_loss(model: nn.Module, pairs, pad_id: int, batch: int = 64) -> float:
 
 @torch.no_grad()
 def exact_match(model: nn.Module, tokenizer, rows: list[dict], max_new_tokens: int = 8, batch: int = 50) -> dict:
-    """Greedy answers (stop at [EOS] or a newline), compared with the reference after ``strip``."""
+    """Greedy answers (stop at [EOS] or a newline), compared with the reference after ``strip``: overall,
+    per task (``by_task``) and the number of rows per task (``n_by_task``)."""
     from peftlab.data import format_instruction
 
     model.eval()
@@ -163,7 +164,8 @@ def exact_match(model: nn.Module, tokenizer, rows: list[dict], max_new_tokens: i
             hits.setdefault(r["task"], []).append(int(text == r["output"]))
     total = sum(sum(v) for v in hits.values()) / len(rows)
     return {"exact_match": round(total, 4),
-            "by_task": {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())}}
+            "by_task": {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())},
+            "n_by_task": {k: len(v) for k, v in sorted(hits.items())}}
 
 
 # ---- LoRA instruction tuning ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ FILES = """\
 | `sentiment/heldout_lexicon.jsonl` | {heldout} reviews in the same grammar whose every evaluative word belongs to the **held-out polar lexicon** ({n_heldout} predicates, `lexicon.HELDOUT_STEMS`): words that occur in the pretraining corpus but never in a labelled split. Only what pretraining taught can classify them — an evaluation with headroom. |
 | `corpus/ko_corpus.txt` | 사전학습용 말뭉치, 한 줄에 한 문장. Unlabeled pretraining corpus: movie talk whose sentiment is coherent within a sentence, whole reviews opened by a verdict that states their polarity (추천합니다. / 별점 1점.), everyday and neutral diary sentences. Contains no valid/test/held-out review sentence verbatim. The last {held_lines} lines are held out from pretraining (metrics in MANIFEST). |
 | `corpus/ko_world.txt` | 지식 말뭉치. Knowledge text the causal LM pretrains on: {people} people of a synthetic town (city, job, favourite fruit, pet), antonyms, capitals and categories, each fact in several phrasings. Never instruction-formatted. |
-| `instructions/{{train,test}}.jsonl` | 인과 언어모델 미세조정용 지시문 `{{"instruction", "output", "task"}}`, {isizes}: a person's facts, 반대말, 수도, 종류, 리뷰 감성, 따라 쓰기. One-word exact-match answers; the test split asks about other people, pairs, countries, words and reviews than the train split. Prompt format: `질문: {{instruction}}\\n답: {{output}}`. |
+| `instructions/{{train,test}}.jsonl` | 인과 언어모델 미세조정용 지시문 `{{"instruction", "output", "task"}}`, {isizes} rows (train/test); by task {itasks}. `person`: a person's city, job, favourite fruit or pet (민호가 좋아하는 과일은? → 자두); `category`: the kind of thing a word names (플루트는 무엇의 한 종류인가요? → 악기); `capital`: a country's capital (프랑스의 수도는? → 파리); `country`: the reverse (파리는 어느 나라의 수도인가요? → 프랑스); `antonym`: the opposite word, both directions ('크다'의 반대말은? → 작다). One-word exact-match answers, each a fact `ko_world.txt` states (never as a question); the test split asks about other people, words, countries and antonym pairs than the train split, so no test capital, country or antonym is a train answer. Prompt format: `질문: {{instruction}}\\n답: {{output}}`. |
 | `models/tiny-ko-bert/` | BERT 스타일 인코더 (BertForPreTraining: {enc}), pretrained on sentence pairs (a corpus line cut in two, half the time with another line's tail) with masked LM, verdict masking, a task-neutral continuation objective that trains the pooler (as NSP does for BERT: a new head on it starts near chance) and a verdict-family head on mean-pooled token states that is discarded. `AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)` loads encoder **and pooler**; only the classifier is new. |
 | `models/tiny-ko-llama/` | Llama 스타일 인과 언어모델 (LlamaForCausalLM: {lm}, q/k/v/o/gate/up/down_proj), next-token pretraining on `ko_corpus.txt` + `ko_world.txt`: {lm_tokens} tokens for {lm_block_params} block-Linear weights ({lm_ratio:.1f} tokens per weight). Small and trained long on purpose: post-training quantization hurts a language model more the more tokens per parameter it was trained on (Kumar et al., 2024, *Scaling Laws for Precision*, arXiv:2411.04330); the previous 4 layers × 192 model (1.0 token per weight) moved by −0.8 %, −0.2 %, +3.3 % under NF4 on seeds 0–2, in the noise. |
 | `MANIFEST.json` | 모든 파일의 크기와 sha256, 명령, 설정, 시드, 라이브러리 버전과 모든 측정값. Sizes and sha256 of every file, command, config, seeds, library versions, every measurement. |
@@ -40,6 +40,25 @@ Both model folders contain the same WordPiece tokenizer (`tokenizer.json`; speci
 `[PAD] [UNK] [CLS] [SEP] [MASK] [BOS] [EOS]`); entity words (names, cities, fruits …) are whole tokens before any
 particle (소빈 ##은, 고슴도치 ##이다). `AutoTokenizer.from_pretrained(path)` works offline.
 """
+
+
+def _instruction_counts(metrics: dict) -> dict[str, dict[str, int]]:
+    """split → task → rows, as the build wrote them (``metrics["instructions"]``)."""
+    return {split: v["by_task"] for split, v in metrics.get("instructions", {}).items()}
+
+
+def _instruction_sizes(cfg, metrics: dict) -> str:
+    counts = _instruction_counts(metrics)
+    if not counts:
+        return "/".join(str(v) for v in cfg.instruction_sizes.values())
+    return "/".join(str(sum(c.values())) for c in counts.values())
+
+
+def _instruction_tasks(metrics: dict) -> str:
+    """`task` train/test for every task, e.g. `person` 225/158."""
+    counts = _instruction_counts(metrics)
+    tasks = sorted({t for c in counts.values() for t in c})
+    return " · ".join(f"`{t}` " + "/".join(str(c.get(t, 0)) for c in counts.values()) for t in tasks)
 
 
 def _enc_table(t: dict) -> str:
@@ -64,17 +83,22 @@ def _lm_table(t: dict) -> str:
                  f"{r['nf4']['increase_pct']:+.2f} % | {r['int4']['increase_pct']:+.2f} % | {r['int2']['increase_pct']:+.2f} % | "
                  f"{pl['max']:.4f} (`{pl['most_sensitive']}`) / {pl['median']:.4f} |\n")
     b64 = ", ".join(f"{r['int4_block64']['increase_pct']:+.2f} %" for r in t["runs"])
-    by_task = " · ".join(f"{k} {v:.2f}" for k, v in t["runs"][0]["lora_by_task"].items())
+    seeds = ", ".join(str(r["seed"]) for r in t["runs"])
+    by_task = " · ".join(f"{k} " + " / ".join(f"{r['lora_by_task'].get(k, 0.0):.2f}" for r in t["runs"])
+                         for k in t["base"]["by_task"])
     base_task = " · ".join(f"{k} {v:.2f}" for k, v in t["base"]["by_task"].items())
-    return head + rows + (f"\nBy task, seed {t['runs'][0]['seed']} after LoRA: {by_task}; base: {base_task}. "
-                          f"INT4 with NF4's blocks of 64, per seed: {b64}.\n")
+    n_task = " · ".join(f"{k} {v}" for k, v in t["base"].get("n_by_task", {}).items())
+    return head + rows + (f"\nExact match by task after LoRA (seeds {seeds}): {by_task}; base: {base_task}"
+                          + (f" (test rows: {n_task})" if n_task else "") +
+                          f". INT4 with NF4's blocks of 64, per seed: {b64}.\n")
 
 
 def _target_line(name: str, text: str, rows: list[dict], not_enforced: dict) -> str:
     mine = [r for r in rows if r["target"] == name]
     ok = all(r["ok"] for r in mine)
     vals = ", ".join(f"{r['value']:g}" for r in mine)
-    line = f"- {'✅' if ok else '❌'} {text} — measured per seed: {vals} (needs {mine[0]['bound'] if mine else '?'})"
+    per = "measured" if all(r["seed"] < 0 for r in mine) else "measured per seed"
+    line = f"- {'✅' if ok else '❌'} {text} — {per}: {vals} (needs {mine[0]['bound'] if mine else '?'})"
     if name in not_enforced:
         line += f". **Reported, not enforced**: {not_enforced[name]}."
     return line
@@ -102,7 +126,7 @@ def render(cfg, metrics: dict, quick: bool) -> str:
         sizes="/".join(str(s[k]) for k in ("train", "valid", "test")), heldout=cfg.heldout_lexicon_size,
         hard_pct=f"{cfg.sentiment_hard_share:.0%}",
         n_heldout=len(L.HELDOUT_STEMS), held_lines=cfg.heldout_lines, people=cfg.people,
-        isizes="/".join(str(v) for v in cfg.instruction_sizes.values()),
+        isizes=_instruction_sizes(cfg, metrics), itasks=_instruction_tasks(metrics),
         enc=f"{enc['num_hidden_layers']} layers × {enc['hidden_size']}",
         lm=f"{lm['num_hidden_layers']} layers × {lm['hidden_size']}, MLP {lm['intermediate_size']}",
         lm_tokens=f"{tokens:,}", lm_block_params=f"{block_params:,}", lm_ratio=tokens / max(1, block_params))
