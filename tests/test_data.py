@@ -42,14 +42,15 @@ def test_every_file_matches_the_manifest(root, manifest):
 
 
 def test_manifest_records_both_tables_and_every_target_met(manifest):
-    from peftlab.datagen.targets import NOT_ENFORCED, TARGETS, check
+    from peftlab.datagen.targets import NOT_ENFORCED, PER_BUILD, TARGETS, check
 
     m = manifest["metrics"]
     enc, lm = m["encoder"], m["causal_lm"]
     assert [r["seed"] for r in enc["runs"]] == [r["seed"] for r in lm["runs"]] == [0, 1, 2]
     rows = check(enc, lm)
     assert rows == m["targets"]["rows"], "the recorded target rows are not what the recorded tables give"
-    per_build = {"encoder.test_size", "lm.task_types", "lm.base_exact_match"}  # one row per build; the others per seed
+    per_build = set(PER_BUILD)  # one row per build; every other target one row per seed
+    assert all(r["seed"] == -1 for r in rows if r["target"] in per_build)
     assert {r["target"] for r in rows} == set(TARGETS) and len(rows) == 3 * (len(TARGETS) - len(per_build)) + len(per_build)
     assert m["targets"]["enforced"] and m["targets"]["missed"] == 0
     assert all(r["ok"] for r in rows if r["enforced"]), [r for r in rows if not r["ok"] and r["enforced"]]
@@ -63,13 +64,18 @@ def test_manifest_records_both_tables_and_every_target_met(manifest):
 
 
 def test_manifest_used_the_current_recipes(manifest):
-    from peftlab.datagen.lmprobe import BLOCKSIZE, LM_LORA
+    from peftlab.datagen.lmprobe import BLOCKSIZE, BOOTSTRAP, HELDOUT_QUANTIZERS, LM_LORA, QR_SETUP
     from peftlab.datagen.probe import LORA, RECIPE
 
     m = manifest["metrics"]
     as_json = lambda x: json.loads(json.dumps(x))  # noqa: E731
     assert m["encoder"]["recipe"] == as_json(RECIPE) and m["encoder"]["lora"] == as_json(LORA)
     assert m["causal_lm"]["recipe"] == as_json(LM_LORA) and m["causal_lm"]["blocksize"] == BLOCKSIZE
+    held = m["causal_lm"]["heldout"]
+    assert list(held["quantizers"]) == list(HELDOUT_QUANTIZERS) and held["blocksize"] == BLOCKSIZE
+    assert held["lines"] == manifest["config"]["heldout_lines"]
+    assert held["bootstrap"] == BOOTSTRAP
+    assert m["causal_lm"]["qr_headroom"]["setup"] == as_json(QR_SETUP)
     cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in BuildConfig().__dict__.items()}
     assert manifest["config"] == cfg
     # the encoder table is trained on the few-label subset: the first probe_train_size training reviews
@@ -115,6 +121,62 @@ def test_nf4_round_trip_matches_bitsandbytes():
     assert (nf4_roundtrip(w) - ref).abs().max().item() < 1e-5
     assert torch.equal(absmax_roundtrip(w, 2).view(-1, 64).abs().amax(1), w.view(-1, 64).abs().amax(1))
     assert len(torch.unique(absmax_roundtrip(w, 2)[0, :64])) <= 3 and len(torch.unique(absmax_roundtrip(w, 4)[0, :64])) <= 15
+
+
+def test_fp4_and_integer_round_trips_match_peftlab_quant():
+    """The LM probe's own FP4 / NF4 / INT round trips equal peftlab.quant's bitsandbytes-exact ones."""
+    import torch
+
+    from peftlab import quant
+    from peftlab.datagen.lmprobe import FP4_CODE, HELDOUT_QUANTIZERS, NF4_CODE
+
+    assert torch.equal(FP4_CODE, torch.unique(quant.code_book("fp4")))
+    assert torch.allclose(NF4_CODE, quant.code_book("nf4"))
+    w = torch.randn(96, 256, generator=torch.Generator().manual_seed(1)) * 0.05
+    for qt in ("nf4", "fp4"):
+        packed, st = quant.quantize_4bit(w, 64, qt)
+        assert torch.equal(HELDOUT_QUANTIZERS[qt](w), quant.dequantize_4bit(packed, st)), qt
+    for bits in (2, 3, 4):
+        q, st = quant.quantize_absmax(w, bits, 64)
+        assert torch.allclose(HELDOUT_QUANTIZERS[f"int{bits}"](w), quant.dequantize_absmax(q, st), atol=1e-7), bits
+
+
+def test_heldout_quantization_table_on_a_random_llama():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from peftlab import models
+    from peftlab.datagen.lmprobe import HELDOUT_PAIRS, HELDOUT_QUANTIZERS, heldout_quantization
+
+    tok = models.load_tokenizer("causal_lm", profile="tiny")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=2, intermediate_size=64, pad_token_id=tok.pad_token_id))
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    lines = ["연기가 좋았다.", "지루했다.", "배우 호흡이 좋아서 끝까지 봤다.", "별점 1점."] * 5
+    t = heldout_quantization(model, tok, lines, boot=200, log=lambda s: None)
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items()), "weights not restored"
+    assert t["lines"] == 20 and set(t["quantizers"]) == set(HELDOUT_QUANTIZERS)
+    assert set(t["differences"]) == {f"{a}-{b}" for a, b in HELDOUT_PAIRS}
+    for q in t["quantizers"].values():
+        assert q["ci95"][0] <= q["increase_pct"] <= q["ci95"][1]
+        assert abs(q["first_order_pct"] + q["second_order_pct"] - q["increase_pct"]) < 2e-3
+    rmse = {k: v["weight_rmse"] for k, v in t["quantizers"].items()}
+    assert rmse["int2"] > rmse["int3"] > rmse["int4"] > rmse["nf4"] > 0
+
+
+def test_lm_targets_read_the_heldout_and_qr_tables():
+    from peftlab.datagen.targets import check
+
+    held = {"quantizers": {"nf4": {"increase_pct": 1.0, "ci95": [0.8, 1.2]}},
+            "differences": {"int2-int3": {"ci95": [3.0, 4.0]}, "int3-int4": {"ci95": [0.5, 0.9]},
+                            "nf4-fp4": {"ci95": [-0.4, -0.1]}, "nf4-int4": {"ci95": [-0.2, 0.05]}}}
+    qr = {"int3_minus_int16": {"z": 4.2}, "int3_minus_chosen": {"z": 2.5}}
+    rows = {r["target"]: r for r in check(None, {"heldout": held, "qr_headroom": qr, "runs": []})}
+    assert rows["lm.heldout_nf4"]["ok"] and rows["lm.heldout_bits"]["ok"] and rows["lm.heldout_nf4_fp4"]["ok"]
+    assert not rows["lm.heldout_nf4_int4"]["ok"] and rows["lm.qr_3bit_gap"]["ok"] and not rows["lm.qr_mixed_gain"]["ok"]
+    held["quantizers"]["nf4"] = {"increase_pct": 5.5, "ci95": [5.2, 5.8]}
+    assert not {r["target"]: r for r in check(None, {"heldout": held})}["lm.heldout_nf4"]["ok"]
 
 
 def test_sentiment_splits_are_balanced_disjoint_and_short(sentiment):

@@ -10,6 +10,17 @@ Per seed:
   64) or textbook INT4 / 2-bit absmax (one scale per weight matrix), the adapters staying in full precision
   (QLoRA inference; the same with adapters merged first is recorded too);
 * the same with ONE base ``Linear`` at a time at 2-bit: per-layer sensitivity.
+
+Once per build, on the *base* model (no adapter):
+
+* the next-token loss on the held-out corpus lines (``[BOS] line [EOS]``, every token after ``[BOS]``) with every
+  block ``Linear`` round-tripped through NF4, FP4 (bitsandbytes' code books), INT4, INT3 and 2-bit absmax
+  integers, all with one absmax per block of 64; the increase with a 95 % paired bootstrap interval over lines,
+  paired intervals of the differences between quantizers, each quantizer's weight RMSE, and the increase split
+  into its odd (first-order, ``L(W+Δ) − L(W−Δ)``) and even (second-order, ``L(W+Δ) + L(W−Δ) − 2L(W)``) parts
+  (:func:`heldout_quantization`);
+* the room for a per-layer bit search as Week 05 measures it (:func:`qr_headroom`; this one uses
+  :mod:`peftlab.qr_adaptor`'s fine-tuning evaluator, the code Week 05 runs).
 """
 
 from __future__ import annotations
@@ -33,6 +44,11 @@ NF4_CODE = torch.tensor([
     0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0])
 
 
+#: bitsandbytes' FP4 code book (sign bit, 2 exponent bits, 1 mantissa bit): magnitudes 0, 1/16, 2, 3, 4, 6, 8, 12,
+#: divided by 12 (``peftlab.quant.code_book("fp4")``; its +0 and −0 are one level here).
+FP4_CODE = torch.tensor(sorted({s * v / 12 for v in (0.0, 0.0625, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0) for s in (-1, 1)}))
+
+
 def _blocks(w: torch.Tensor, blocksize: int) -> tuple[torch.Tensor, torch.Tensor]:
     flat = w.detach().float().reshape(-1)
     if flat.numel() % blocksize:
@@ -42,11 +58,21 @@ def _blocks(w: torch.Tensor, blocksize: int) -> tuple[torch.Tensor, torch.Tensor
     return b, absmax
 
 
+def code_roundtrip(w: torch.Tensor, code: torch.Tensor, blocksize: int = BLOCKSIZE) -> torch.Tensor:
+    """Blockwise code book: each block scaled by its absmax, every value → nearest code (ties to the lower), back."""
+    b, absmax = _blocks(w, blocksize)
+    idx = (b / absmax).unsqueeze(-1).sub(code).abs().argmin(-1)
+    return (code[idx] * absmax).view_as(w).to(w.dtype)
+
+
 def nf4_roundtrip(w: torch.Tensor, blocksize: int = BLOCKSIZE) -> torch.Tensor:
     """Blockwise NF4: each block scaled by its absmax, every value → nearest code, back."""
-    b, absmax = _blocks(w, blocksize)
-    idx = (b / absmax).unsqueeze(-1).sub(NF4_CODE).abs().argmin(-1)
-    return (NF4_CODE[idx] * absmax).view_as(w).to(w.dtype)
+    return code_roundtrip(w, NF4_CODE, blocksize)
+
+
+def fp4_roundtrip(w: torch.Tensor, blocksize: int = BLOCKSIZE) -> torch.Tensor:
+    """Blockwise FP4 (bitsandbytes' code book)."""
+    return code_roundtrip(w, FP4_CODE, blocksize)
 
 
 def absmax_roundtrip(w: torch.Tensor, bits: int, blocksize: int = BLOCKSIZE) -> torch.Tensor:
@@ -267,3 +293,238 @@ def measure_lm(lm_dir, train_rows: list[dict], test_rows: list[dict], seeds, rec
             f"2-bit {qt['int2']['increase_pct']:+.2f}%; per-layer 2-bit max {pl['max']:.4f} ({pl['most_sensitive']}) "
             f"median {pl['median']:.4f}")
     return {"recipe": dict(LM_LORA, **(recipe or {})), "blocksize": BLOCKSIZE, "base": base, "runs": runs}
+
+
+# ---- held-out corpus text under post-training quantization (base model) ---------------------------------
+#: The held-out table's quantizers: every one with one absmax per block of 64 (NF4 and FP4 are bitsandbytes'
+#: code books; INT4/INT3/2-bit are symmetric integers k/(2^(bits-1) − 1), 2-bit ternary).
+HELDOUT_QUANTIZERS = {"nf4": nf4_roundtrip, "fp4": fp4_roundtrip, "int4": lambda w: absmax_roundtrip(w, 4),
+                      "int3": lambda w: absmax_roundtrip(w, 3), "int2": lambda w: absmax_roundtrip(w, 2)}
+#: Paired differences of the increases (first − second, in points of %) that the targets read.
+HELDOUT_PAIRS = (("nf4", "fp4"), ("nf4", "int4"), ("int3", "int4"), ("int2", "int3"))
+BOOTSTRAP = 2000
+
+
+def encode_lines(tokenizer, lines: list[str]) -> list[list[int]]:
+    """``[BOS] line [EOS]`` token ids per line (the pretraining text's framing)."""
+    return [tokenizer(line)["input_ids"] + [tokenizer.eos_token_id] for line in lines]
+
+
+@torch.no_grad()
+def line_losses(model: nn.Module, seqs: list[list[int]], pad_id: int, batch: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token cross-entropy (nats, float64) and number of predicted tokens, per sequence; every sequence
+    starts at position 0 (right padding, length-sorted batches)."""
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    sums, counts = torch.zeros(len(seqs), dtype=torch.float64), torch.zeros(len(seqs), dtype=torch.float64)
+    for s in range(0, len(order), batch):
+        idx = order[s: s + batch]
+        width = max(len(seqs[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        for j, i in enumerate(idx):
+            ids[j, : len(seqs[i])] = torch.tensor(seqs[i])
+            attn[j, : len(seqs[i])] = 1
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+        keep = attn[:, 1:].bool()
+        nll = nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none") * keep
+        sums[idx] = nll.sum(1).double()
+        counts[idx] = keep.sum(1).double()
+    return sums, counts
+
+
+def _ci(boot: torch.Tensor) -> list[float]:
+    lo, hi = torch.quantile(boot, torch.tensor([0.025, 0.975], dtype=boot.dtype)).tolist()
+    return [round(lo, 3), round(hi, 3)]
+
+
+@torch.no_grad()
+def heldout_quantization(model: nn.Module, tokenizer, lines: list[str], *, boot: int = BOOTSTRAP, seed: int = 0,
+                         log=print) -> dict:
+    """Base-model loss on held-out ``lines`` with every block Linear round-tripped through each of
+    :data:`HELDOUT_QUANTIZERS`; increases in % of the full-precision loss with 95 % paired bootstrap intervals
+    (the same ``boot`` resamples of lines for every number). Weights are restored afterwards."""
+    seqs = encode_lines(tokenizer, lines)
+    lins = block_linears(model)
+    orig = {n: m.weight.data.clone() for n, m in lins.items()}
+    base, counts = line_losses(model, seqs, tokenizer.pad_token_id)
+    resample = torch.randint(0, len(seqs), (boot, len(seqs)), generator=torch.Generator().manual_seed(seed))
+    b_base = base[resample].sum(1)
+
+    def pct(x: torch.Tensor) -> tuple[float, list[float]]:  # 100·Σx / Σbase, point and interval
+        return round(100 * x.sum().item() / base.sum().item(), 3), _ci(100 * x[resample].sum(1) / b_base)
+
+    def run(deltas: dict, sign: float) -> torch.Tensor:
+        try:
+            for n, m in lins.items():
+                m.weight.data = orig[n] + sign * deltas[n]
+            return line_losses(model, seqs, tokenizer.pad_token_id)[0]
+        finally:
+            for n, m in lins.items():
+                m.weight.data = orig[n]
+
+    out = {"lines": len(seqs), "tokens": int(counts.sum().item()), "loss": round(base.sum().item() / counts.sum().item(), 5),
+           "blocksize": BLOCKSIZE, "bootstrap": boot, "quantizers": {}, "differences": {}}
+    losses = {}
+    for q, fn in HELDOUT_QUANTIZERS.items():
+        deltas = {n: fn(w) - w for n, w in orig.items()}
+        rmse = (sum((d.double() ** 2).sum().item() for d in deltas.values())
+                / sum(d.numel() for d in deltas.values())) ** 0.5
+        plus, minus = run(deltas, 1.0), run(deltas, -1.0)
+        losses[q] = plus
+        inc, ci = pct(plus - base)
+        first, first_ci = pct(0.5 * (plus - minus))
+        second, second_ci = pct(0.5 * (plus + minus - 2 * base))
+        out["quantizers"][q] = {"loss": round(plus.sum().item() / counts.sum().item(), 5), "increase_pct": inc,
+                                "ci95": ci, "weight_rmse": round(rmse, 6), "first_order_pct": first,
+                                "first_order_ci95": first_ci, "second_order_pct": second, "second_order_ci95": second_ci}
+        log(f"  held-out corpus, {q}: {inc:+.3f} % [{ci[0]:+.3f}, {ci[1]:+.3f}] (first order {first:+.3f}, second "
+            f"order {second:+.3f}); weight RMSE {rmse:.5f}")
+    for a, b in HELDOUT_PAIRS:
+        d, ci = pct(losses[a] - losses[b])
+        out["differences"][f"{a}-{b}"] = {"points": d, "ci95": ci}
+    return out
+
+
+# ---- room for a per-layer bit search (QR-Adaptor, Week 05) -----------------------------------------------
+#: Week 05's setup: knowledge lines split by ``random.Random(0).sample`` into 48 sensitivity / 48 calibration /
+#: 48 test / 400 training lines; LoRA r=4 (α=8) on every block Linear, 12 AdamW steps, lr 2e-3, batch 8, seed 0.
+#: The verdicts read ``test_lines`` further knowledge lines outside that sample (48 lines are too few for a
+#: paired SE of a few thousandths of a nat).
+QR_SETUP = {"rank": 4, "steps": 12, "lr": 2e-3, "batch_size": 8, "seed": 0, "train_lines": 400, "test_lines": 600}
+
+
+def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=print) -> dict:
+    """Loss after Week 05's short LoRA fine-tune on the quantized base, for uniform 2/3/4/8/16-bit bases and for
+    the allocation a greedy search finds at the bytes of uniform 3-bit (start uniform 3-bit; each step tries every
+    move of one decoder layer up the ladder 2 → 3 → 4 → 8 paid by another layer down it, keeps the one with the
+    lowest calibration loss, and stops when none improves it). Paired SEs over test lines."""
+    import itertools
+    import random
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peftlab import qr_adaptor as qa
+
+    su = dict(QR_SETUP, **(setup or {}))
+    t0 = time.perf_counter()
+    lm, tok = AutoModelForCausalLM.from_pretrained(lm_dir), AutoTokenizer.from_pretrained(lm_dir)
+    n_train = su["train_lines"]
+    sample = random.Random(0).sample(world_lines, min(len(world_lines), 48 * 3 + n_train))
+    calib, train = sample[48:96], sample[144:]
+    taken = set(sample)
+    rest = [x for x in world_lines if x not in taken]
+    test = random.Random(1).sample(rest, min(len(rest), su["test_lines"]))
+    groups = qa.layer_groups(lm, by="layer")
+    units = tuple(groups)
+    memory = qa.MemoryModel.from_model(lm, groups)
+    ev = qa.LoRAFinetuneEvaluator(lm, tok, groups, train, calib, steps={"high": su["steps"]}, lr=su["lr"],
+                                  batch_size=su["batch_size"], seed=su["seed"])
+    seqs = {"calib": encode_lines(tok, calib), "test": encode_lines(tok, test)}
+    cache: dict = {}
+
+    def losses(cfg: tuple) -> dict:
+        if cfg not in cache:
+            model = ev.finetune(ev.build(tuple((b, su["rank"]) for b in cfg)), su["steps"])
+            cache[cfg] = {k: line_losses(model, s, tok.pad_token_id) for k, s in seqs.items()}
+        return cache[cfg]
+
+    def mean(cfg, split="test") -> float:
+        s, c = losses(cfg)[split]
+        return s.sum().item() / c.sum().item()
+
+    def paired(a, b) -> dict:  # mean loss of a − mean loss of b on the test lines, and its paired SE
+        (sa, c), (sb, _) = losses(a)["test"], losses(b)["test"]
+        d = sa - sb
+        diff, se = d.sum().item() / c.sum().item(), len(d) ** 0.5 * d.std().item() / c.sum().item()
+        return {"diff": round(diff, 5), "se": round(se, 5), "z": round(diff / se, 2) if se > 0 else 0.0}
+
+    def nbytes(cfg) -> int:
+        return memory.bytes(tuple((b, su["rank"]) for b in cfg))
+
+    uniform = {b: (b,) * len(units) for b in (2, 3, 4, 8, 16)}
+    out = {"setup": su, "units": list(units), "uniform": {}}
+    for b, cfg in uniform.items():
+        out["uniform"][str(b)] = {"bytes": nbytes(cfg), "calib_loss": round(mean(cfg, "calib"), 5),
+                                  "test_loss": round(mean(cfg), 5)}
+    budget, cur = nbytes(uniform[3]), uniform[3]
+    path = [list(cur)]
+    ladder = (2, 3, 4, 8)
+    while True:
+        moves = set()
+        for i, j in itertools.permutations(range(len(units)), 2):
+            for up, down in itertools.product(ladder, ladder):
+                if up > cur[i] and down < cur[j]:
+                    cand = list(cur)
+                    cand[i], cand[j] = up, down
+                    if nbytes(tuple(cand)) <= budget:
+                        moves.add(tuple(cand))
+        if not moves:
+            break
+        best = min(sorted(moves), key=lambda c: mean(c, "calib"))
+        if mean(best, "calib") >= mean(cur, "calib"):
+            break
+        cur = best
+        path.append(list(cur))
+    out["search"] = {"budget_bytes": budget, "path": path, "chosen": list(cur), "chosen_bytes": nbytes(cur),
+                     "calib_loss": round(mean(cur, "calib"), 5), "test_loss": round(mean(cur), 5)}
+    # per Linear: the k Linears least hurt by 2-bit alone (base model, Week 05's sensitivity lines) go to 2-bit, the
+    # freed bytes lift the most hurt ones to 4-bit; k = 1, 2, … while the calibration loss keeps improving
+    lin_groups = qa.layer_groups(lm, by="linear")
+    lin_units = tuple(lin_groups)
+    lin_mem = qa.MemoryModel.from_model(lm, lin_groups)
+    lin_ev = qa.LoRAFinetuneEvaluator(lm, tok, lin_groups, train, calib, steps={"high": su["steps"]}, lr=su["lr"],
+                                      batch_size=su["batch_size"], seed=su["seed"])
+    sens = lin_ev.quant_sensitivity(bits=2, texts=sample[:48])
+    order = sorted(range(len(lin_units)), key=lambda i: sens[i])
+    lin_budget = lin_mem.bytes(tuple((3, su["rank"]) for _ in lin_units))
+    lin_cache: dict = {}
+
+    def lin_losses(cfg: tuple) -> dict:
+        if cfg not in lin_cache:
+            model = lin_ev.finetune(lin_ev.build(tuple((b, su["rank"]) for b in cfg)), su["steps"])
+            lin_cache[cfg] = {k: line_losses(model, sq, tok.pad_token_id) for k, sq in seqs.items()}
+        return lin_cache[cfg]
+
+    def lin_mean(cfg, split="calib") -> float:
+        sm, c = lin_losses(cfg)[split]
+        return sm.sum().item() / c.sum().item()
+
+    lin_best, lin_best_loss, lin_path = (3,) * len(lin_units), None, []
+    for k in range(1, len(lin_units) // 2 + 1):
+        cfg = [3] * len(lin_units)
+        for i in order[:k]:
+            cfg[i] = 2
+        for i in reversed(order[k:]):
+            cfg[i] = 4
+            if lin_mem.bytes(tuple((b, su["rank"]) for b in cfg)) > lin_budget:
+                cfg[i] = 3
+                break
+        cfg = tuple(cfg)
+        loss = lin_mean(cfg)
+        lin_path.append({"k": k, "calib_loss": round(loss, 5), "int4": cfg.count(4)})
+        if lin_best_loss is not None and loss >= lin_best_loss:
+            break
+        lin_best, lin_best_loss = cfg, loss
+    out["search_linear"] = {"budget_bytes": lin_budget, "sensitivity_2bit": dict(zip(lin_units, (round(v, 5) for v in sens), strict=True)),
+                            "path": lin_path, "chosen": dict(zip(lin_units, lin_best, strict=True)),
+                            "chosen_bytes": lin_mem.bytes(tuple((b, su["rank"]) for b in lin_best)),
+                            "calib_loss": round(lin_mean(lin_best), 5), "test_loss": round(lin_mean(lin_best, "test"), 5)}
+    out["evaluations"] = len(cache) + len(lin_cache)
+    if lin_mean(lin_best) < mean(cur, "calib"):  # the better of the two searches, by calibration loss
+        cache[("linear",)] = lin_losses(lin_best)
+        cur = ("linear",)
+    out["chosen_search"] = "linear" if cur == ("linear",) else "layer"
+    out["int3_minus_int16"] = paired(uniform[3], uniform[16])
+    out["int3_minus_chosen"] = paired(uniform[3], cur)
+    out["int4_minus_int16"] = paired(uniform[4], uniform[16])
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    u = out["uniform"]
+    log(f"  QR headroom (Week 05 fine-tune, {len(test)} test lines): uniform 2/3/4/8/16-bit "
+        + " / ".join(f"{u[str(b)]['test_loss']:.4f}" for b in (2, 3, 4, 8, 16))
+        + f"; 3-bit − 16-bit {out['int3_minus_int16']['diff']:+.4f} ({out['int3_minus_int16']['z']:.1f} SE); greedy by "
+        f"layer {tuple(out['search']['chosen'])} {out['search']['test_loss']:.4f}, by Linear (path {out['search_linear']['path']}) "
+        f"{out['search_linear']['test_loss']:.4f}; 3-bit − chosen ({out['chosen_search']}) "
+        f"{out['int3_minus_chosen']['diff']:+.4f} ({out['int3_minus_chosen']['z']:.1f} SE); {out['evaluations']} fine-tunes, "
+        f"{out['seconds']} s")
+    return out

@@ -26,11 +26,35 @@ TARGETS = {
     "lm.int2_twice_nf4": "2-bit absmax (per matrix) increase ≥ 2 × NF4 increase",
     "lm.layer_max": "most 2-bit-sensitive single Linear ≥ 0.02 nats",
     "lm.layer_ratio": "most 2-bit-sensitive single Linear ≥ 3 × the median Linear",
+    "lm.heldout_nf4": "held-out corpus loss, every block Linear NF4 (blocks of 64): increase > 0 (95 % CI above 0) "
+                      "and ≤ 5 %",
+    "lm.heldout_bits": "held-out corpus loss: 2-bit > 3-bit > 4-bit (INT, blocks of 64), each step's 95 % CI above 0",
+    "lm.heldout_nf4_fp4": "held-out corpus loss: NF4 < FP4 (blocks of 64), 95 % CI of the difference below 0",
+    "lm.heldout_nf4_int4": "held-out corpus loss: NF4 < INT4 (blocks of 64), 95 % CI of the difference below 0",
+    "lm.qr_3bit_gap": "after Week 05's LoRA fine-tune: uniform 3-bit ≥ 3 paired SEs worse than uniform 16-bit",
+    "lm.qr_mixed_gain": "after Week 05's LoRA fine-tune: the greedy mixed allocation at the bytes of uniform 3-bit "
+                        "≥ 3 paired SEs better than uniform 3-bit",
 }
+
+#: Targets with one row per build (seed −1); every other target has one row per seed.
+PER_BUILD = ("encoder.test_size", "lm.task_types", "lm.base_exact_match", "lm.heldout_nf4", "lm.heldout_bits",
+             "lm.heldout_nf4_fp4", "lm.heldout_nf4_int4",
+             "lm.qr_3bit_gap", "lm.qr_mixed_gain")
 
 
 #: Targets measured and reported on every build but not (yet) enforced, with the reason.
-NOT_ENFORCED: dict[str, str] = {}
+NOT_ENFORCED: dict[str, str] = {
+    "lm.heldout_nf4_fp4": (
+        "the second-order (weight-error) parts of the held-out change follow QLoRA's order on every LM measured "
+        "(NF4 < INT4 < FP4, as their weight RMSEs), but each quantizer's first-order part (the held-out corpus "
+        "gradient · Δ, ±0.05–0.15 %: the corpus/knowledge trade-off of a 4 × 96 model) is as large as their "
+        "differences (±0.03–0.09 points), so the order is not resolved"),
+    "lm.heldout_nf4_int4": "as lm.heldout_nf4_fp4",
+    "lm.qr_mixed_gain": (
+        "no allocation at the bytes of uniform 3-bit beats it: the only cheaper rung is ternary 2-bit, and even the "
+        "Linear least hurt by it alone costs more after the fine-tune than lifting the most hurt ones to 4-bit "
+        "gains (uniform 3 → 4-bit recovers only ~0.005–0.01 nats over all 28 Linears)"),
+}
 
 
 def _row(name: str, seed: int, value: float, bound: str, ok: bool) -> dict:
@@ -66,6 +90,22 @@ def check(encoder: dict | None, lm: dict | None) -> list[dict]:
         n_tasks = sum(n >= 40 for n in base_row.get("n_by_task", {}).values())
         rows.append(_row("lm.task_types", -1, n_tasks, "≥ 4 (tasks with ≥ 40 test items)", n_tasks >= 4))
         rows.append(_row("lm.base_exact_match", -1, base, "≤ 0.10", base <= 0.10))
+    held = (lm or {}).get("heldout")
+    if held is not None:
+        q, d = held["quantizers"], held["differences"]
+        nf4 = q["nf4"]
+        rows.append(_row("lm.heldout_nf4", -1, nf4["increase_pct"], "CI low > 0 and ≤ 5 (%)",
+                         nf4["ci95"][0] > 0 and nf4["increase_pct"] <= 5.0))
+        low = min(d["int2-int3"]["ci95"][0], d["int3-int4"]["ci95"][0])
+        rows.append(_row("lm.heldout_bits", -1, low, "> 0 (points: lower CI end of the smaller step)", low > 0))
+        for name, key in (("lm.heldout_nf4_fp4", "nf4-fp4"), ("lm.heldout_nf4_int4", "nf4-int4")):
+            high = d[key]["ci95"][1]
+            rows.append(_row(name, -1, high, "< 0 (points: upper CI end of NF4 − other)", high < 0))
+    qr = (lm or {}).get("qr_headroom")
+    if qr is not None:
+        gap, gain = qr["int3_minus_int16"]["z"], qr["int3_minus_chosen"]["z"]
+        rows.append(_row("lm.qr_3bit_gap", -1, gap, "≥ 3 (paired SEs)", gap >= 3))
+        rows.append(_row("lm.qr_mixed_gain", -1, gain, "≥ 3 (paired SEs)", gain >= 3))
     for r in (lm or {}).get("runs", []):
         s, em = r["seed"], r["lora_exact_match"]
         nf4, int4, int2 = (r[q]["increase_pct"] for q in ("nf4", "int4", "int2"))
