@@ -97,7 +97,7 @@ compare-lr: $(STAMP)
 ## Recompute the comparisons Week 07 reads (peftlab/compare_runs: cells and pinned configuration only).
 ## Every method on every training example runs one cell at a time (--jobs 1), so its step times are not
 ## disturbed by another cell and its three seeds measure the timing noise; the selection-guide runs only
-## report accuracy and run two at a time. About 12 min on 2 cores.
+## report accuracy and run two at a time. About 5 min on 2 cores.
 compare-runs: $(STAMP)
 	rm -rf peftlab/compare_runs/sentiment peftlab/compare_runs/sentiment_n100 peftlab/compare_runs/sentiment_n1000
 	$(BIN)/peftlab compare --methods all --seeds 0,1,2 --out peftlab/compare_runs/sentiment --jobs 1
