@@ -421,17 +421,24 @@ def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=p
     ev = qa.LoRAFinetuneEvaluator(lm, tok, groups, train, calib, steps={"high": su["steps"]}, lr=su["lr"],
                                   batch_size=su["batch_size"], seed=su["seed"])
     seqs = {"calib": encode_lines(tok, calib), "test": encode_lines(tok, test)}
-    cache: dict = {}
 
-    def losses(cfg: tuple) -> dict:
-        if cfg not in cache:
-            model = ev.finetune(ev.build(tuple((b, su["rank"]) for b in cfg)), su["steps"])
-            cache[cfg] = {k: line_losses(model, s, tok.pad_token_id) for k, s in seqs.items()}
-        return cache[cfg]
+    def scorer(evaluator, default_split: str):
+        """(cache, losses, mean) for one evaluator: per-line losses of each fine-tuned bit configuration, cached."""
+        store: dict = {}
 
-    def mean(cfg, split="test") -> float:
-        s, c = losses(cfg)[split]
-        return s.sum().item() / c.sum().item()
+        def losses_of(cfg: tuple) -> dict:
+            if cfg not in store:
+                model = evaluator.finetune(evaluator.build(tuple((b, su["rank"]) for b in cfg)), su["steps"])
+                store[cfg] = {k: line_losses(model, sq, tok.pad_token_id) for k, sq in seqs.items()}
+            return store[cfg]
+
+        def mean_of(cfg, split=default_split) -> float:
+            sm, c = losses_of(cfg)[split]
+            return sm.sum().item() / c.sum().item()
+
+        return store, losses_of, mean_of
+
+    cache, losses, mean = scorer(ev, "test")
 
     def paired(a, b) -> dict:  # mean loss of a − mean loss of b on the test lines, and its paired SE
         (sa, c), (sb, _) = losses(a)["test"], losses(b)["test"]
@@ -478,17 +485,7 @@ def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=p
     sens = lin_ev.quant_sensitivity(bits=2, texts=sample[:48])
     order = sorted(range(len(lin_units)), key=lambda i: sens[i])
     lin_budget = lin_mem.bytes(tuple((3, su["rank"]) for _ in lin_units))
-    lin_cache: dict = {}
-
-    def lin_losses(cfg: tuple) -> dict:
-        if cfg not in lin_cache:
-            model = lin_ev.finetune(lin_ev.build(tuple((b, su["rank"]) for b in cfg)), su["steps"])
-            lin_cache[cfg] = {k: line_losses(model, sq, tok.pad_token_id) for k, sq in seqs.items()}
-        return lin_cache[cfg]
-
-    def lin_mean(cfg, split="calib") -> float:
-        sm, c = lin_losses(cfg)[split]
-        return sm.sum().item() / c.sum().item()
+    lin_cache, lin_losses, lin_mean = scorer(lin_ev, "calib")
 
     lin_best, lin_best_loss, lin_path = (3,) * len(lin_units), None, []
     for k in range(1, len(lin_units) // 2 + 1):
