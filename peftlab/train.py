@@ -19,7 +19,7 @@ from torch import nn
 
 from peftlab.device import pick_device, pick_dtype
 
-__all__ = ["EncodedSplit", "TrainResult", "encode", "evaluate_accuracy", "linear_probe", "mean_pooled_features",
+__all__ = ["EncodedSplit", "TrainResult", "encode", "evaluate_accuracy", "linear_probe", "mean_pooled_features", "per_example_correct",
            "predict_logits", "train_classifier"]
 
 
@@ -134,10 +134,18 @@ def predict_logits(model: nn.Module, split: EncodedSplit, batch_size: int = 256,
     return torch.cat(out)
 
 
-def evaluate_accuracy(model: nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> float:
-    """Fraction of ``split`` classified correctly."""
+def per_example_correct(model: nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> torch.Tensor:
+    """``(N,)`` float tensor, 1.0 where the model classifies example *i* of ``split`` correctly, else 0.0.
+
+    The per-example scores that :func:`peftlab.analysis.stats.paired_comparison` pairs by position: two
+    methods evaluated on the same ``split`` give two rows to compare (their mean is the accuracy)."""
     logits = predict_logits(model, split, batch_size=batch_size, device=device)
-    return (logits.argmax(dim=-1) == split.labels).float().mean().item()
+    return (logits.argmax(dim=-1) == split.labels).float()
+
+
+def evaluate_accuracy(model: nn.Module, split: EncodedSplit, batch_size: int = 256, device=None) -> float:
+    """Fraction of ``split`` classified correctly (the mean of :func:`per_example_correct`)."""
+    return per_example_correct(model, split, batch_size=batch_size, device=device).mean().item()
 
 
 @torch.no_grad()

@@ -94,8 +94,9 @@ def test_all_week04_checks_registered():
 def test_exercises_pass_with_correct_code(hidden, capsys):
     check.admixture(good_admixture, hidden=hidden)
     check.build_A(good_A, hidden=hidden)
-    check.build_A(assemble_A, hidden=hidden)
-    assert capsys.readouterr().out.count("공개 체크 통과") == 3
+    assert capsys.readouterr().out.count("공개 체크 통과") == 2
+    with pytest.raises(CheckFailed, match="참조 구현"):  # the kit's own assemble_A is not an answer
+        check.build_A(assemble_A, hidden=hidden)
 
 
 @pytest.mark.parametrize("fn, hint", [

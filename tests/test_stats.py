@@ -140,3 +140,20 @@ def test_no_notebook_or_module_uses_the_old_per_seed_verdicts():
             text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
         hits += [f"{f.relative_to(root)}: {h}" for h in OLD_HELPERS if h in text]
     assert not hits, hits
+
+
+def test_no_notebook_decides_a_verdict_from_the_seed_spread():
+    """The old rule "mean gap vs max(seed std, 0.005)" is gone from every notebook: verdicts come from
+    paired_comparison on per-example scores (peftlab.train.per_example_correct)."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rule = re.compile(r"max\(\s*\[?\s*statistics\.stdev|stdev\([^)]*\)\s*,\s*0\.005|흩어짐(보다|\s*이상|\s*안)")
+    hits = []
+    for f in sorted((root / "solutions").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(f.read_text(encoding="utf-8"))["cells"]):
+            text = "".join(cell["source"])
+            hits += [f"{f.name} cell {i}: {m.group(0)}" for m in rule.finditer(text)]
+    assert not hits, hits

@@ -9,15 +9,32 @@ A check is a function decorated with :func:`checkpoint`. It
 * reports the outcome to :data:`reporter` (a no-op for students; the grader installs its own).
 
 Checks never read the notebook file: on Colab there is none on disk.
+
+Two rules keep a checkpoint the student's own work (``docs/notebook-style.md``):
+
+* **No answer key in a student release.** A reasoning item whose right answer is fixed (a letter, a set of
+  letters) reads it with :func:`answer_key` from ``peftlab/checks/_keys.py``, which stays with the
+  instructor: ``peftlab build-student --release`` leaves it out. Without it the public check validates the
+  answer's form and self-consistency only and says "정답은 채점 때 확인합니다"; the grader, which runs
+  the instructor's copy, has the keys.
+* **No pass by calling the kit's reference.** ``checkpoint(..., reference=("module:name", …))`` names the
+  kit functions or classes an exercise re-implements. While the check runs, a call into one of them made
+  from code outside the kit (the student's function, a lambda, a subclass) fails the check, and so does
+  handing the reference itself (or a subclass, a ``functools.partial``) to the check.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import importlib
+import inspect
+import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["CheckFailed", "CheckInfo", "REGISTRY", "checkpoint", "expect", "set_reporter"]
+__all__ = ["CheckFailed", "CheckInfo", "REGISTRY", "answer_key", "checkpoint", "expect", "has_answer_keys", "set_reporter"]
 
 
 class CheckFailed(AssertionError):
@@ -35,6 +52,8 @@ class CheckInfo:
     week: str
     points: float
     title: str
+    #: ``"module:name"`` of the kit functions/classes the exercise re-implements (see :func:`checkpoint`)
+    reference: tuple[str, ...] = field(default=())
 
 
 #: every registered check, keyed by ``"<week>:<id>"`` (e.g. ``"01:1.2"``)
@@ -93,10 +112,143 @@ def number(value, what: str) -> float:
     return float(value)
 
 
-def checkpoint(week: str, check_id: str, points: float = 1.0, title: str = ""):
-    """Register a check function under ``week``/``check_id`` worth ``points``."""
+# ------------------------------------------------------------------------------------------ answer keys
+#: set inside a check when it asked for a key that this copy of the kit does not hold
+_key_missing: contextvars.ContextVar[bool] = contextvars.ContextVar("peftlab_key_missing", default=False)
 
-    info = CheckInfo(id=check_id, week=week, points=float(points), title=title)
+
+def has_answer_keys() -> bool:
+    """True in the instructor's copy (``peftlab/checks/_keys.py`` present), False in a student release."""
+    try:
+        importlib.import_module("peftlab.checks._keys")
+    except ImportError:
+        return False
+    return True
+
+
+def answer_key(week: str, check_id: str):
+    """The fixed answer of reasoning item ``week``/``check_id`` (a letter, a frozenset of letters, …), or
+    ``None`` in a student release, where the check then validates form only and says so."""
+    try:
+        keys = importlib.import_module("peftlab.checks._keys").KEYS
+    except ImportError:
+        _key_missing.set(True)
+        return None
+    return keys[f"{week}:{check_id}"]
+
+
+# ------------------------------------------------------------------------- reference-shortcut guard
+_KIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../peftlab
+
+
+def _resolve(spec: str):
+    module, _, name = spec.partition(":")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _codes(obj) -> set:
+    """Code objects of a function, or of every function defined in a class's own body."""
+    if inspect.isclass(obj):
+        out = set()
+        for value in vars(obj).values():
+            fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if inspect.isfunction(fn):
+                out.add(fn.__code__)
+        return out
+    fn = inspect.unwrap(obj)
+    return {fn.__code__} if inspect.isfunction(fn) else set()
+
+
+def _is_outside_kit(filename: str) -> bool:
+    """A frame of code the student wrote (a notebook cell, a test's lambda): not in ``peftlab/``, not in an
+    installed library, not in the standard library."""
+    if filename.startswith("<frozen") or filename.startswith("<string>"):
+        return False
+    path = os.path.abspath(filename)
+    return not path.startswith(_KIT_DIR + os.sep) and not path.startswith(_library_roots())
+
+
+@functools.lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    """Folders of the standard library and of installed packages (site-packages, Colab's dist-packages)."""
+    import site
+    import sysconfig
+
+    roots = {v for k, v in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    try:
+        roots.update(site.getsitepackages())
+        roots.add(site.getusersitepackages())
+    except AttributeError:  # a virtualenv's old site module
+        pass
+    return tuple(os.path.abspath(r) + os.sep for r in roots if r)
+
+
+def _same_as_reference(value, refs) -> str | None:
+    """The name of the reference ``value`` is (itself, unwrapped, a partial of it, a subclass of it)."""
+    while isinstance(value, functools.partial):
+        value = value.func
+    value = inspect.unwrap(value) if callable(value) else value
+    for spec, ref in refs:
+        if value is ref or (inspect.isclass(value) and inspect.isclass(ref) and issubclass(value, ref)):
+            return spec
+        if inspect.ismethod(value) and value.__func__ is getattr(ref, "__func__", None):
+            return spec
+    return None
+
+
+class _ReferenceGuard:
+    """``sys.setprofile`` hook: records the first call into a reference code object made (at any depth) from a
+    frame outside the kit."""
+
+    def __init__(self, refs, stop):
+        self.stop = stop  # the check's wrapper frame: the walk up the stack ends there
+        self.codes = {}
+        for spec, ref in refs:
+            for code in _codes(ref):
+                self.codes[code] = spec
+        self.hit: str | None = None
+        self._previous = None
+
+    def _hook(self, frame, event, arg):
+        if event == "call" and self.hit is None and frame.f_code in self.codes:
+            caller = frame.f_back
+            while caller is not None and caller is not self.stop:
+                if caller.f_code in self.codes:  # the reference calling itself / its own methods: keep walking
+                    caller = caller.f_back
+                    continue
+                if _is_outside_kit(caller.f_code.co_filename):
+                    self.hit = self.codes[frame.f_code]
+                    break
+                caller = caller.f_back
+        if self._previous is not None:
+            self._previous(frame, event, arg)
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        return False
+
+
+def _shortcut_hint(spec: str) -> str:
+    return (f"키트의 참조 구현 {spec.replace(':', '.')}을(를) 불렀습니다: 이 연습은 그 식을 직접 구현하는 것입니다 "
+            "(torch 연산으로 쓰세요; 참조는 연습 뒤에서 비교에만 씁니다)")
+
+
+def checkpoint(week: str, check_id: str, points: float = 1.0, title: str = "", reference: tuple[str, ...] = ()):
+    """Register a check function under ``week``/``check_id`` worth ``points``.
+
+    ``reference``: ``"module:name"`` of the kit's own implementations of what the exercise asks for; a
+    student answer that is one of them, or that calls one of them, fails (see the module docstring)."""
+
+    reference = tuple(reference)
+    info = CheckInfo(id=check_id, week=week, points=float(points), title=title, reference=reference)
     key = f"{week}:{check_id}"
     if key in REGISTRY:
         raise ValueError(f"check {key!r} is registered twice")
@@ -105,10 +257,24 @@ def checkpoint(week: str, check_id: str, points: float = 1.0, title: str = ""):
     def decorate(fn):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            token = _key_missing.set(False)
+            guard = None
             try:
-                fn(*args, **kwargs)
+                if reference:
+                    refs = [(spec, _resolve(spec)) for spec in reference]
+                    for value in list(args) + list(kwargs.values()):
+                        if callable(value) and (same := _same_as_reference(value, refs)):
+                            raise _Hint(_shortcut_hint(same))
+                    guard = _ReferenceGuard(refs, stop=sys._getframe())
+                    with guard:
+                        fn(*args, **kwargs)
+                    if guard.hit:
+                        raise _Hint(_shortcut_hint(guard.hit))
+                else:
+                    fn(*args, **kwargs)
             except _Hint as exc:
-                failure = CheckFailed(check_id, str(exc))
+                hint = _shortcut_hint(guard.hit) if guard is not None and guard.hit else str(exc)
+                failure = CheckFailed(check_id, hint)
             except CheckFailed as exc:
                 failure = exc
             except NotImplementedError:
@@ -116,11 +282,20 @@ def checkpoint(week: str, check_id: str, points: float = 1.0, title: str = ""):
                     check_id, "아직 구현하지 않았습니다 (NotImplementedError). '# YOUR CODE HERE' 부분을 채우세요."
                 )
             except Exception as exc:  # the student's code raised something
-                failure = CheckFailed(check_id, f"코드 실행 중 예외가 났습니다: {type(exc).__name__}: {exc}")
+                if guard is not None and guard.hit:
+                    failure = CheckFailed(check_id, _shortcut_hint(guard.hit))
+                else:
+                    failure = CheckFailed(check_id, f"코드 실행 중 예외가 났습니다: {type(exc).__name__}: {exc}")
             else:
+                form_only = _key_missing.get()
+                _key_missing.reset(token)
                 reporter(info, True, "")
-                print(f"✅ 체크포인트 {check_id} — 공개 체크 통과")
+                if form_only:
+                    print(f"✅ 체크포인트 {check_id} — 형식 확인 (정답은 채점 때 확인합니다)")
+                else:
+                    print(f"✅ 체크포인트 {check_id} — 공개 체크 통과")
                 return None
+            _key_missing.reset(token)
             reporter(info, False, failure.hint)
             raise failure from None
 

@@ -38,7 +38,7 @@ def _choice(value, letters: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- E1
-@checkpoint(WEEK, "E1", points=1, title="Houlsby adapter: h + W_up f(W_down h + b_down) + b_up")
+@checkpoint(WEEK, "E1", points=1, title="Houlsby adapter: h + W_up f(W_down h + b_down) + b_up", reference=("peftlab.methods.adapters:HoulsbyLinear",))
 def bottleneck_adapter(fn, hidden: bool = False) -> None:
     from peftlab.methods.adapters import HoulsbyLinear
 
@@ -69,7 +69,7 @@ def bottleneck_adapter(fn, hidden: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- E2
-@checkpoint(WEEK, "E2", points=1, title="IA³: y = (xWᵀ + b) ⊙ l, or y = (x ⊙ l)Wᵀ + b for a feed-forward layer")
+@checkpoint(WEEK, "E2", points=1, title="IA³: y = (xWᵀ + b) ⊙ l, or y = (x ⊙ l)Wᵀ + b for a feed-forward layer", reference=("peftlab.methods.ia3:IA3Linear",))
 def ia3_linear(fn, hidden: bool = False) -> None:
     from peftlab.methods.ia3 import IA3Linear
 
@@ -105,7 +105,7 @@ def ia3_linear(fn, hidden: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- E3
-@checkpoint(WEEK, "E3", points=1, title="prompt tuning: [P; E] and a mask with T ones in front")
+@checkpoint(WEEK, "E3", points=1, title="prompt tuning: [P; E] and a mask with T ones in front", reference=("peftlab.methods.prompts:PromptTuningModel",))
 def prepend_prompt(fn, hidden: bool = False) -> None:
     cases = [(3, 2, 5, 8)] + ([(1, 3, 4, 6), (6, 1, 2, 8)] if hidden else [])
     for i, (T, B, n, d) in enumerate(cases):

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import answer_key, checkpoint, expect
 from peftlab.checks._core import close as _close
 from peftlab.checks._peft import peft_linear
 
@@ -57,7 +57,7 @@ def _random_case(out_f, in_f, r, dtype, seed):
     return W0, b, A, B
 
 
-@checkpoint(WEEK, "E1", points=2, title="LoRA forward: y = x W0ᵀ + b + s·(x Aᵀ) Bᵀ")
+@checkpoint(WEEK, "E1", points=2, title="LoRA forward: y = x W0ᵀ + b + s·(x Aᵀ) Bᵀ", reference=("peftlab.methods.lora:LoRALinear",))
 def lora_forward(fn, hidden: bool = False) -> None:
     """Compare the student's ``fn(x, W0, b, A, B, scaling)`` with peftlab's and peft's LoRA layer."""
     cases = [(6, 10, 3, 4.0, (4, 10), torch.float32)]
@@ -84,7 +84,7 @@ def lora_forward(fn, hidden: bool = False) -> None:
         expect(_close(y, theirs), "Hugging Face peft의 LoRA 레이어와 값이 다릅니다")
 
 
-@checkpoint(WEEK, "E2", points=2, title="MyLoRALinear: init, freezing, forward and gradients match peft")
+@checkpoint(WEEK, "E2", points=2, title="MyLoRALinear: init, freezing, forward and gradients match peft", reference=("peftlab.methods.lora:LoRALinear", "peftlab.methods.lora:LoRALayer"))
 def lora_linear(cls, hidden: bool = False) -> None:
     """Build the student's layer around a Linear and compare it with peft's LoRA layer."""
     shapes = [(10, 6, 3, 6.0)] + ([(32, 16, 8, 16.0), (7, 5, 1, 2.0)] if hidden else [])
@@ -159,7 +159,7 @@ def _energy_reference(delta_w: torch.Tensor, r: int) -> float:
     return float((s[:r] ** 2).sum() / (s**2).sum())
 
 
-@checkpoint(WEEK, "E3", points=1, title="energy_captured: share of ‖ΔW‖²_F in the top-r singular values")
+@checkpoint(WEEK, "E3", points=1, title="energy_captured: share of ‖ΔW‖²_F in the top-r singular values", reference=("peftlab.analysis.svd:energy_captured", "peftlab.analysis.svd:energy_curve"))
 def energy_captured(fn, hidden: bool = False) -> None:
     g = torch.Generator().manual_seed(3)
     low = torch.randn(40, 3, generator=g) @ torch.randn(3, 24, generator=g)
@@ -246,7 +246,8 @@ def q1_3(choice, extra_flops_fraction, overhead_percent, times) -> None:
     measured = 100 * (times["unmerged"] / times["base"] - 1)
     expect(math.isclose(float(overhead_percent), measured, abs_tol=0.05),
            f"overhead_percent는 여러분이 잰 값으로 100 × (unmerged / base − 1)입니다 (여기서는 {measured:.2f})")
-    expect(choice.strip().lower() == "c",
+    key = answer_key(WEEK, "1.3")
+    expect(key is None or choice.strip().lower() == key,
            "병합(merge) 전과 후를 나눠서 생각해 보세요: 측정한 지연 시간 표와 곱셈 수 비율을 함께 보세요")
 
 

@@ -49,7 +49,7 @@ def _reference_haar(n: int) -> torch.Tensor:
     return synthesis_matrix(n, "haar", dtype=torch.float64)
 
 
-@checkpoint(WEEK, "E1", points=1, title="The Haar synthesis matrix R: one level of the inverse DWT as a matrix")
+@checkpoint(WEEK, "E1", points=1, title="The Haar synthesis matrix R: one level of the inverse DWT as a matrix", reference=("peftlab.methods.waveft:synthesis_matrix",))
 def haar_synthesis(fn, hidden: bool = False) -> None:
     import pywt
 
@@ -110,7 +110,7 @@ def _no_swap_delta(spectrum, rows, cols, n_out, n_in, scaling):
     return scaling * _reference_haar(n_out).to(C.dtype) @ C @ _reference_haar(n_in).to(C.dtype).T
 
 
-@checkpoint(WEEK, "E2", points=2, title="WaveFT's ΔW = s · R_out Q R_inᵀ from a coefficient vector (Haar, even sizes)")
+@checkpoint(WEEK, "E2", points=2, title="WaveFT's ΔW = s · R_out Q R_inᵀ from a coefficient vector (Haar, even sizes)", reference=("peftlab.methods.waveft:idwt2", "peftlab.methods.waveft:WaveFTLinear"))
 def waveft_delta(fn, hidden: bool = False) -> None:
     """Compare the student's ``fn(spectrum, rows, cols, n_out, n_in, scaling)`` with peftlab's and peft's WaveFT."""
     from peftlab.methods.waveft import coefficient_locations

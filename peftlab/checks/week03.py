@@ -38,7 +38,7 @@ RANK_RTOL = 1e-4
 
 
 # ---------------------------------------------------------------------------------------------- E1
-@checkpoint(WEEK, "E1", points=1, title="decompose: W = diag(m) · D, one magnitude per output unit")
+@checkpoint(WEEK, "E1", points=1, title="decompose: W = diag(m) · D, one magnitude per output unit", reference=("peftlab.analysis.decompose:magnitude_direction", "peftlab.methods.dora:DoRALinear"))
 def decompose(fn, hidden: bool = False) -> None:
     shapes = [(6, 10)] + ([(12, 5), (1, 7)] if hidden else [])
     for i, (out_f, in_f) in enumerate(shapes):
@@ -91,7 +91,7 @@ def _peft_dora(W0, b, A, B, m, alpha, r):
     return peft_linear(W0, b, A, B, alpha, r, magnitude=m)
 
 
-@checkpoint(WEEK, "E2", points=2, title="DoRA forward: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ), norm detached")
+@checkpoint(WEEK, "E2", points=2, title="DoRA forward: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ), norm detached", reference=("peftlab.methods.dora:DoRALinear", "peftlab.methods.dora:DoRALayer"))
 def dora_forward(fn, hidden: bool = False) -> None:
     """Compare the student's ``fn(x, W0, b, A, B, m, scaling)`` with peftlab's and peft's DoRA layer."""
     cases = [(8, 8, 2, 4.0, (4, 8), torch.float32), (6, 10, 3, 6.0, (4, 10), torch.float32)]

@@ -51,7 +51,7 @@ def _peft_layer(n_in: int, n_out: int, r: int, N: int, b: int, k: int, logits_A,
 
 
 # ---------------------------------------------------------------------------------------------- E1
-@checkpoint(WEEK, "E1", points=1, title="top-k admixture: u = Σ_{top-k} softmax(z_topk)_j · V[i_j]")
+@checkpoint(WEEK, "E1", points=1, title="top-k admixture: u = Σ_{top-k} softmax(z_topk)_j · V[i_j]", reference=("peftlab.methods.vblora:topk_admixture",))
 def admixture(fn, hidden: bool = False) -> None:
     from peftlab.methods.vblora import topk_admixture
 
@@ -103,7 +103,7 @@ def _peft_admixture():
 
 
 # ---------------------------------------------------------------------------------------------- E2
-@checkpoint(WEEK, "E2", points=1, title="A from the bank: A[i, j·b:(j+1)·b] = u(logits_A[i, j]), shape (r, in)")
+@checkpoint(WEEK, "E2", points=1, title="A from the bank: A[i, j·b:(j+1)·b] = u(logits_A[i, j]), shape (r, in)", reference=("peftlab.methods.vblora:assemble_A",))
 def build_A(fn, hidden: bool = False) -> None:
     from peftlab.methods.vblora import assemble_A
 

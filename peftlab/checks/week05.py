@@ -35,7 +35,7 @@ def _reference_memory(out_f: int, in_f: int, bits: int, rank: int) -> int:
     return weight_nbytes(out_f * in_f, bits) + lora_nbytes(in_f, out_f, rank)
 
 
-@checkpoint(WEEK, "E1", points=1, title="Memory model: quantized weight + constants + 16-bit LoRA, in bytes")
+@checkpoint(WEEK, "E1", points=1, title="Memory model: quantized weight + constants + 16-bit LoRA, in bytes", reference=("peftlab.qr_adaptor:MemoryModel",))
 def layer_memory(fn, hidden: bool = False) -> None:
     cases = [(192, 192, 4, 4), (512, 192, 2, 8), (192, 512, 3, 2), (192, 192, 8, 4), (192, 192, 16, 2)]
     if hidden:
@@ -72,7 +72,7 @@ def _tables(records_points=None):
     return tables
 
 
-@checkpoint(WEEK, "E2", points=1, title="Pareto front: the non-dominated points (every objective minimised)")
+@checkpoint(WEEK, "E2", points=1, title="Pareto front: the non-dominated points (every objective minimised)", reference=("peftlab.qr_adaptor:non_dominated_sort", "peftlab.qr_adaptor:dominates"))
 def pareto_front(fn, records_points=None) -> None:
     for pts in _tables(records_points):
         pts = [tuple(p) for p in pts]

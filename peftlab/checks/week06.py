@@ -44,7 +44,7 @@ def _bnb_nf4() -> torch.Tensor:
         return reference()
 
 
-@checkpoint(WEEK, "E1", points=2, title="NF4 code book from standard-normal quantiles, as bitsandbytes builds it")
+@checkpoint(WEEK, "E1", points=2, title="NF4 code book from standard-normal quantiles, as bitsandbytes builds it", reference=("peftlab.quant:nf4_code", "peftlab.quant:code_book"))
 def nf4_code(fn, hidden: bool = False) -> None:
     from peftlab.quant import NF4_OFFSET
     from peftlab.quant import nf4_code as reference

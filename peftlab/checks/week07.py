@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from peftlab.analysis.stats import paired_comparison, sample_size
-from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import answer_key, checkpoint, expect
 from peftlab.checks._core import number as _number
 
 WEEK = "07"
@@ -80,7 +80,7 @@ def _agreeing_pair(n: int, acc_b: float, disagree: float, diff: float, seed: int
     return a, b
 
 
-@checkpoint(WEEK, "E2", points=2, title="A paired bootstrap interval over test examples")
+@checkpoint(WEEK, "E2", points=2, title="A paired bootstrap interval over test examples", reference=("peftlab.analysis.stats:paired_comparison",))
 def paired_interval(fn, records, hidden: bool = False) -> None:
     a_all, b_all = _dora_lora(records)
     cases = [(a_all[0], b_all[0])]
@@ -111,7 +111,7 @@ def paired_interval(fn, records, hidden: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- E1
-#: statements about the lecture's PEFTComparison code; the real flaws are ``_FLAW_KEY``
+#: statements about the lecture's PEFTComparison code; which are real flaws is an answer key (``_keys.py``)
 FLAWS_E1 = {
     "a": "메모리를 학습 전후 process RSS의 차이로 잰다 (최댓값이 아니고, 방법의 텐서만도 아니다)",
     "b": "시드 하나로 한 번만 돌린다",
@@ -126,13 +126,6 @@ FLAWS_E1 = {
     "k": "LoRA와 DoRA가 서로 다른 target_modules에 붙는다",
     "l": "학습 가능한 파라미터를 requires_grad로 세는 것은 잘못이다",
 }
-_FLAW_KEY = frozenset("abcefghi")
-_NOT_FLAWS = {
-    "d": "d: start_time은 from_pretrained와 get_peft_model이 끝난 뒤에 잽니다 — 코드를 다시 읽어 보세요",
-    "j": "j: LoRA는 r=8, lora_alpha=32, DoRA는 rank=8에 alpha 기본값 32 — α/r은 둘 다 4입니다",
-    "k": "k: target_modules를 주지 않은 LoraConfig에 peft는 BERT의 기본값 {'query', 'value'}를 채웁니다 — 위 셀의 출력",
-    "l": "l: requires_grad로 세는 것은 맞는 방법입니다 (peft의 print_trainable_parameters도 그렇게 셉니다)",
-}
 
 
 @checkpoint(WEEK, "E1", points=2, title="The flaws of the lecture's PEFTComparison")
@@ -144,11 +137,12 @@ def flaws(letters) -> None:
     picked = {str(c).strip().lower() for c in letters}
     unknown = sorted(picked - set(FLAWS_E1))
     expect(not unknown, f"모르는 글자: {unknown} (고를 수 있는 것: {', '.join(FLAWS_E1)})")
-    wrong = sorted(picked - _FLAW_KEY)
-    expect(not wrong, "결함이 아닌 것을 골랐습니다 — " + "; ".join(_NOT_FLAWS[c] for c in wrong))
-    missing = len(_FLAW_KEY - picked)
-    expect(missing == 0, f"진짜 결함이 {missing}개 더 있습니다: 위의 측정 셀들(RSS, 학습 가능한 파라미터, DoRA 층)과 "
-                         "타이머 위치를 다시 보세요")
+    expect(picked, "결함인 문장을 하나 이상 고르세요")
+    key = answer_key(WEEK, "E1")
+    # the feedback says how many picks are wrong or missing, never which: the letters can't be searched one by one
+    expect(key is None or picked == key,
+           f"고른 {len(picked)}개가 결함의 집합과 같지 않습니다 — 각 문장을 위의 측정 셀(RSS, 학습 가능한 파라미터, "
+           "DoRA 층, 타이머 위치, 학습률)과 다시 맞춰 보세요")
 
 
 # ---------------------------------------------------------------------------------------------- 7.1

@@ -3,8 +3,8 @@
 The release holds the student notebooks (built from the solutions by
 :func:`peftlab.instructor.student.build_student`), the ``peftlab`` package without the instructor
 tools, ``data/`` and the project files — and no ``solutions/``, no tests, no hidden
-tests. It is built in a temporary folder next to ``DIR``, scanned for solution and hidden-test
-markers, and only then moved into place; a release that would leak raises :class:`ReleaseError`
+tests. The answer keys of the reasoning items (``peftlab/checks/_keys.py``) stay out too. It is built in a
+temporary folder next to ``DIR``, scanned for solution, hidden-test and answer-key markers, and only then moved into place; a release that would leak raises :class:`ReleaseError`
 and leaves ``DIR`` untouched.
 """
 
@@ -18,7 +18,7 @@ from peftlab.instructor.student import build_student
 __all__ = ["FORBIDDEN", "ReleaseError", "build_release", "find_leaks"]
 
 #: text that must not appear in any released file
-FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "END HIDDEN")
+FORBIDDEN = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN", "END HIDDEN", "PEFTLAB ANSWER KEYS")
 #: top-level files and folders copied from the project root when present
 PROJECT_FILES = ("pyproject.toml", "constraints.txt", "Makefile", "README.md", "environment.yml", "conftest.py", "nbval_sanitize.cfg")
 PROJECT_DIRS = ("data",)
@@ -54,10 +54,16 @@ def find_leaks(root: Path) -> list[str]:
     return leaks
 
 
+#: files of the package that stay with the instructor: the answer keys of the reasoning items
+INSTRUCTOR_ONLY = ("peftlab/checks/_keys.py",)
+
+
 def _copy_package(root: Path, dst: Path) -> None:
-    """``peftlab/`` without ``peftlab/instructor`` (grading and build tools stay with the instructor)."""
+    """``peftlab/`` without ``peftlab/instructor`` (grading and build tools) and without the answer keys."""
     shutil.copytree(root / "peftlab", dst / "peftlab", ignore=_IGNORE)
     shutil.rmtree(dst / "peftlab" / "instructor", ignore_errors=True)
+    for rel in INSTRUCTOR_ONLY:
+        (dst / rel).unlink(missing_ok=True)
 
 
 def build_release(src: Path, dst: Path) -> Path:

@@ -1,0 +1,16 @@
+"""PEFTLAB ANSWER KEYS — the fixed answers of the reasoning items, read by :func:`peftlab.checks._core.answer_key`.
+
+This file stays with the instructor: ``peftlab build-student --release`` leaves it out (and refuses to build a
+release that contains the marker on the first line), so a student release's public checks validate these
+items' form only and the grader, running the instructor's copy, scores them. Answers that follow from the
+student's own measurement are not keys: their checks compute them from the numbers they are given.
+"""
+
+KEYS: dict[str, object] = {}
+KEYS.update({
+    # Week 01, 1.3: an unmerged adapter adds r·(in+out) multiplies per token (and a measurable delay on small
+    # layers); merged, W0 + sBA costs exactly the base layer — no extra latency
+    "01:1.3": "c",
+    # Week 07, E1: the real flaws of the lecture's PEFTComparison (d, j, k, l are not)
+    "07:E1": frozenset("abcefghi"),
+})
