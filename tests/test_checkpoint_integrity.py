@@ -122,3 +122,179 @@ def test_leak_scan_finds_a_printed_answer(tmp_path):
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name[:2] for p in SOLUTIONS])
 def test_no_answer_is_printed_before_its_question(path):
     assert not leaks(path), "\n".join(leaks(path))
+
+
+# ------------------------------------------------------------------------------ 2. reference shortcuts
+def _shortcuts():
+    """For every function exercise, the answer a student looking for the shortest path would write: hand the
+    check the kit's own implementation, or call it. Each must fail, and say why."""
+    import functools
+
+    import torch
+    from torch import nn
+
+    from peftlab.analysis.decompose import magnitude_direction
+    from peftlab.analysis.stats import paired_comparison
+    from peftlab.analysis.svd import energy_captured
+    from peftlab.methods.adapters import HoulsbyLinear
+    from peftlab.methods.dora import DoRALinear
+    from peftlab.methods.ia3 import IA3Linear
+    from peftlab.methods.lora import LoRALinear
+    from peftlab.methods.prompts import PromptTuningConfig, PromptTuningModel
+    from peftlab.methods.vblora import assemble_A, topk_admixture
+    from peftlab.methods.waveft import idwt2, synthesis_matrix
+    from peftlab.qr_adaptor import MemoryModel, non_dominated_sort
+    from peftlab.quant import nf4_code
+
+    def linear(W0, b):
+        base = nn.Linear(W0.shape[1], W0.shape[0], dtype=W0.dtype)
+        with torch.no_grad():
+            base.weight.copy_(W0)
+            base.bias.copy_(b)
+        return base
+
+    def houlsby(h, Wd, bd, Wu, bu):
+        d = h.shape[-1]
+        layer = HoulsbyLinear(linear(torch.eye(d, dtype=h.dtype), torch.zeros(d, dtype=h.dtype)),
+                              bottleneck_size=Wd.shape[0])
+        with torch.no_grad():
+            for p, v in zip((layer.adapter_down_weight["default"], layer.adapter_down_bias["default"],
+                             layer.adapter_up_weight["default"], layer.adapter_up_bias["default"]), (Wd, bd, Wu, bu)):
+                p.copy_(v)
+        return layer(h)
+
+    def ia3(x, W, b, l_vec, ff):
+        layer = IA3Linear(linear(W, b), is_feedforward=ff)
+        with torch.no_grad():
+            layer.ia3_l["default"].copy_(l_vec.reshape(layer.ia3_l["default"].shape))
+        return layer(x)
+
+    class _Recorder(nn.Module):  # a stand-in model that returns what the prompt wrapper hands it
+        def __init__(self, d):
+            super().__init__()
+            self.emb = nn.Embedding(2, d)
+
+        def get_input_embeddings(self):
+            return self.emb
+
+        def forward(self, inputs_embeds=None, attention_mask=None, **kwargs):
+            return inputs_embeds, attention_mask
+
+    def prompt(P, E, mask):
+        wrapper = PromptTuningModel(_Recorder(P.shape[1]), PromptTuningConfig(num_virtual_tokens=P.shape[0], task_type="SEQ_CLS"))
+        with torch.no_grad():
+            wrapper.prompt_embeddings.copy_(P)
+        return wrapper(inputs_embeds=E, attention_mask=mask)
+
+    def lora(x, W0, b, A, B, scaling):
+        layer = LoRALinear(linear(W0, b), r=A.shape[0], alpha=scaling * A.shape[0])
+        with torch.no_grad():
+            layer.lora_A["default"].copy_(A)
+            layer.lora_B["default"].copy_(B)
+        return layer(x)
+
+    class MyLoRALinear(LoRALinear):  # the kit's class under another name
+        pass
+
+    class Wrapped(nn.Module):  # or wrapped inside a module of one's own
+        def __init__(self, base, r=8, alpha=16.0, dropout=0.0):
+            super().__init__()
+            self.inner = LoRALinear(base, r=r, alpha=alpha, dropout=dropout)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    def dora(x, W0, b, A, B, m, scaling):
+        layer = DoRALinear(linear(W0, b), r=A.shape[0], alpha=scaling * A.shape[0])
+        with torch.no_grad():
+            layer.lora_A["default"].copy_(A)
+            layer.lora_B["default"].copy_(B)
+            layer.lora_magnitude_vector["default"].copy_(m)
+        return layer(x)
+
+    def waveft(spectrum, rows, cols, n_out, n_in, scaling):
+        Q = torch.zeros(n_out, n_in, dtype=spectrum.dtype)
+        Q[rows, cols] = spectrum
+        return scaling * idwt2(Q, "haar")
+
+    def memory(out_f, in_f, bits, rank):
+        return MemoryModel({"layer": [(out_f, in_f)]}).layer_bytes("layer", bits, rank)
+
+    def interval(a, b, reps=2000, seed=0):
+        r = paired_comparison(a, b, seed=seed)
+        return r.diff, r.low, r.high
+
+    return {
+        "00:E1": [houlsby],
+        "00:E2": [ia3],
+        "00:E3": [prompt],
+        "01:E1": [lora],
+        "01:E2": [LoRALinear, MyLoRALinear, Wrapped],
+        "01:E3": [energy_captured, lambda dw, r: energy_captured(dw, r)],
+        "02:E1": [lambda n: synthesis_matrix(n, "haar")],
+        "02:E2": [waveft],
+        "03:E1": [magnitude_direction, lambda W: magnitude_direction(W)],
+        "03:E2": [dora],
+        "04:E1": [topk_admixture, lambda z, V, k: topk_admixture(z, V, k), functools.partial(topk_admixture)],
+        "04:E2": [assemble_A, lambda logits, bank, k: assemble_A(logits, bank, k)],
+        "05:E1": [memory],
+        "05:E2": [lambda pts: non_dominated_sort(pts)[0]],
+        "06:E1": [nf4_code, lambda offset: nf4_code(offset)],
+        "07:E2": [interval],
+    }
+
+
+def _function_exercises():
+    import importlib
+    import inspect
+
+    out = {}
+    for path in sorted((ROOT / "peftlab" / "checks").glob("week[0-9][0-9].py")):
+        week = path.stem[4:]
+        module = importlib.import_module(f"peftlab.checks.{path.stem}")
+        for name in dir(module):
+            fn = getattr(module, name)
+            info = getattr(fn, "check_info", None)
+            if info is None or info.week != week:
+                continue
+            first = next(iter(inspect.signature(fn).parameters), None)
+            if first in ("fn", "cls"):
+                out[f"{week}:{info.id}"] = fn
+    return out
+
+
+def test_every_function_exercise_names_its_reference_and_has_a_shortcut_test():
+    exercises = _function_exercises()
+    assert len(exercises) >= 16
+    missing_reference = [k for k, fn in exercises.items() if not fn.check_info.reference]
+    assert not missing_reference, f"exercises without reference=: {missing_reference}"
+    assert set(_shortcuts()) == set(exercises), set(exercises) ^ set(_shortcuts())
+
+
+@pytest.mark.parametrize("key", sorted(_function_exercises()))
+def test_the_reference_shortcut_fails(key, capsys):
+    from peftlab.checks import CheckFailed
+
+    check = _function_exercises()[key]
+    args = ()
+    if key == "07:E2":
+        args = (_records_07(),)
+    for shortcut in _shortcuts()[key]:
+        with pytest.raises(CheckFailed) as info:
+            check(shortcut, *args)
+        assert "참조 구현" in info.value.hint, (key, shortcut, info.value.hint)
+    assert "통과" not in capsys.readouterr().out
+
+
+def _records_07():
+    """DoRA and LoRA per-example scores of two seeds, as comparison records."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in (0, 1):
+        a = (rng.random(400) < 0.9).astype(int)
+        b = np.where(rng.random(400) < 0.1, 1 - a, a)
+        for method, row in (("dora", a), ("lora", b)):
+            records.append({"method": method, "seed": seed, "status": "ok", "per_example": "".join(map(str, row))})
+    return records

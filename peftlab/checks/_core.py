@@ -150,13 +150,18 @@ def _resolve(spec: str):
 
 
 def _codes(obj) -> set:
-    """Code objects of a function, or of every function defined in a class's own body."""
+    """Code objects of a function, or of every function defined in the class and its kit base classes."""
     if inspect.isclass(obj):
         out = set()
-        for value in vars(obj).values():
-            fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
-            if inspect.isfunction(fn):
-                out.add(fn.__code__)
+        for klass in obj.__mro__:
+            if not klass.__module__.startswith("peftlab."):
+                continue
+            for value in vars(klass).values():
+                fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+                if isinstance(fn, property):
+                    fn = fn.fget
+                if inspect.isfunction(fn):
+                    out.add(fn.__code__)
         return out
     fn = inspect.unwrap(obj)
     return {fn.__code__} if inspect.isfunction(fn) else set()
