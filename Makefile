@@ -72,12 +72,15 @@ test-fast: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
-## Regenerate notebooks/ (student copies) from solutions/.
+## Regenerate notebooks/ (student copies) from solutions/, after rendering the points of every heading, rubric
+## and week total from the check registry (peftlab/checks: REGISTRY and essays.py) into solutions/.
 student: $(STAMP)
+	$(BIN)/peftlab points solutions
 	$(BIN)/peftlab build-student solutions notebooks
 
 ## Re-execute solutions/ in place so their stored outputs are current, then rebuild notebooks/.
 execute: $(STAMP)
+	$(BIN)/peftlab points solutions
 	$(BIN)/peftlab execute solutions
 	$(BIN)/peftlab build-student solutions notebooks
 

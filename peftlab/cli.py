@@ -1,4 +1,4 @@
-"""Command line: ``peftlab env | run | execute | build-student | grade | memory | compare``."""
+"""Command line: ``peftlab env | run | execute | build-student | points | grade | memory | compare``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def _cmd_execute(args: argparse.Namespace) -> int:
     from peftlab.instructor.execute import execute_in_place
 
     return execute_in_place([Path(p) for p in args.paths], timeout=args.cell_timeout)
+
+
+def _cmd_points(args: argparse.Namespace) -> int:
+    from peftlab.instructor.points import render_folder
+
+    for path in render_folder(Path(args.src)):
+        print(f"points rendered from the registry: {path.name}")
+    return 0
 
 
 def _cmd_build_student(args: argparse.Namespace) -> int:
@@ -167,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--release", metavar="DIR", default=None,
                    help="write a whole student release (notebooks + package, no solutions) into DIR")
     s.set_defaults(func=_cmd_build_student)
+
+    s = sub.add_parser("points", help="render every heading's, rubric's and week total's points from the check registry")
+    s.add_argument("src", nargs="?", default="solutions", help="solution notebooks (default: solutions)")
+    s.set_defaults(func=_cmd_points)
 
     s = sub.add_parser("grade", help="grade a folder of submitted notebooks for one week")
     s.add_argument("week", help="week number or notebook stem, e.g. 01 or 01_lora_review")

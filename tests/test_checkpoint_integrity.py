@@ -298,3 +298,47 @@ def _records_07():
         for method, row in (("dora", a), ("lora", b)):
             records.append({"method": method, "seed": seed, "status": "ok", "per_example": "".join(map(str, row))})
     return records
+
+
+# ------------------------------------------------------------------------------------------ 4. points
+def _week(path: Path) -> str:
+    return path.name[:2]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name[:2] for p in SOLUTIONS])
+def test_points_are_rendered_from_the_registry(path):
+    """Headings, essay lines, rubrics and the week total say what REGISTRY and essays.py say: rendering the
+    committed notebook again changes nothing (`make student` renders; a registry change must be rendered)."""
+    import copy
+
+    from peftlab.instructor.notebook import read_notebook
+    from peftlab.instructor.points import render_points
+
+    nb = read_notebook(path)
+    rendered = render_points(copy.deepcopy(nb), _week(path))
+    stale = [i for i, (a, b) in enumerate(zip(nb.cells, rendered.cells)) if a.source != b.source]
+    assert not stale, f"{path.name}: cells {stale} differ from the registry's points — run `make student`"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.name[:2] for p in SOLUTIONS])
+def test_checkpoints_follow_the_lectures_order(path):
+    """Check cells of the lecture's questions appear in the lecture's order (0.1, 0.2, …), and exercises in
+    their own order (E1, E2, …)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    ids = [c["metadata"]["peftlab"]["id"] for c in cells if _role(c) == "check"]
+    questions = [tuple(int(p) for p in i.split(".")) for i in ids if re.fullmatch(r"\d+\.\d+", i)]
+    exercises = [int(i[1:]) for i in ids if re.fullmatch(r"E\d+", i)]
+    assert questions == sorted(questions), f"{path.name}: checkpoints in the order {ids}"
+    assert exercises == sorted(exercises), f"{path.name}: exercises in the order {ids}"
+
+
+def test_the_student_copy_of_an_essay_shows_its_points_and_refers_to_nothing_stripped():
+    from peftlab.instructor.notebook import read_notebook
+    from peftlab.instructor.student import strip_solutions
+
+    for path in SOLUTIONS:
+        student = strip_solutions(read_notebook(path), path.name)
+        for cell in student.cells:
+            if _role(cell) == "answer":
+                assert re.search(r"서술 \d+점", cell.source), (path.name, cell.source[:120])
+                assert "아래 루브릭" not in cell.source, (path.name, cell.source[:120])
