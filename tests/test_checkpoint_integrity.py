@@ -342,3 +342,64 @@ def test_the_student_copy_of_an_essay_shows_its_points_and_refers_to_nothing_str
             if _role(cell) == "answer":
                 assert re.search(r"서술 \d+점", cell.source), (path.name, cell.source[:120])
                 assert "아래 루브릭" not in cell.source, (path.name, cell.source[:120])
+
+
+# -------------------------------------------------------------------------------- 3. no key in a release
+#: for every answer key: a call of its public check with ``{answer}`` standing for each well-formed answer
+#: (the other arguments are any consistent measurements)
+KEY_CALLS = {
+    "01:1.3": ("from peftlab.checks import week01 as c",
+               "c.q1_3({answer}, 16 * 8192 / 4096 ** 2, 10.0, {{'base': 1.0, 'unmerged': 1.1, 'merged': 1.0}})",
+               ["'a'", "'b'", "'c'", "'d'"]),
+    "07:E1": ("from peftlab.checks import week07 as c",
+              "c.flaws({answer})",
+              ["set('abcefghi')", "set('abd')", "{'l'}", "set('abcdefghijk')"]),
+}
+
+
+@pytest.mark.slow
+def test_a_student_release_holds_no_answer_key(tmp_path):
+    """In a release the keys file is gone, no file carries its marker, and every keyed public check gives
+    every well-formed answer the same outcome ("형식 확인 (정답은 채점 때 확인합니다)")."""
+    import os
+    import subprocess
+    import sys
+
+    from peftlab.checks._keys import KEYS
+    from peftlab.instructor.release import build_release
+
+    assert set(KEY_CALLS) == set(KEYS), "every answer key needs a KEY_CALLS entry: " + str(set(KEY_CALLS) ^ set(KEYS))
+    release = build_release(ROOT / "solutions", tmp_path / "release")
+    assert not (release / "peftlab" / "checks" / "_keys.py").exists()
+    for f in release.rglob("*.py"):
+        assert "PEFTLAB ANSWER KEYS" not in f.read_text(encoding="utf-8", errors="replace"), f
+    lines = ["from peftlab.checks._core import has_answer_keys", "assert not has_answer_keys()"]
+    for key, (setup, call, answers) in KEY_CALLS.items():
+        lines.append(setup)
+        lines += [f"print({key!r}, {answer!r}, end=' '); " + call.format(answer=answer) for answer in answers]
+    env = {**os.environ, "PYTHONPATH": str(release)}
+    out = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=release, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = [line for line in out.stdout.splitlines() if line.strip()]
+    assert len(results) == sum(len(a) for _, _, a in KEY_CALLS.values()), out.stdout
+    assert all("형식 확인 (정답은 채점 때 확인합니다)" in line for line in results), out.stdout
+
+
+def test_the_instructor_copy_still_scores_the_keys(capsys):
+    """With the keys present (this repository), a keyed public check passes the key and fails another answer."""
+    from peftlab.checks import CheckFailed
+    from peftlab.checks._core import has_answer_keys
+
+    assert has_answer_keys()
+    for key, (setup, call, answers) in KEY_CALLS.items():
+        namespace: dict = {}
+        exec(setup, namespace)
+        outcomes = []
+        for answer in answers:
+            try:
+                exec(call.format(answer=answer), namespace)
+                outcomes.append(True)
+            except CheckFailed:
+                outcomes.append(False)
+        assert outcomes.count(True) == 1, (key, outcomes)
