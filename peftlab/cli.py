@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=600.0, help="seconds per notebook")
     s.add_argument("--memory-mb", type=int, default=4096, help="memory limit per notebook (MiB)")
     s.add_argument("--force", action="store_true", help="regrade students already in grades.csv")
+    s.add_argument("--manual", metavar="SCORES.csv", default=None,
+                   help="merge the instructor's essay scores (student + one column per essay id, as in "
+                        "OUT/essays_template.csv) into grades.csv and write OUT/gradebook.csv")
     s.set_defaults(func=_cmd_grade)
 
     s = sub.add_parser("memory", help="estimate training memory of full FT / LoRA / QLoRA from a model config")

@@ -159,7 +159,7 @@ def _shortcuts():
                               bottleneck_size=Wd.shape[0])
         with torch.no_grad():
             for p, v in zip((layer.adapter_down_weight["default"], layer.adapter_down_bias["default"],
-                             layer.adapter_up_weight["default"], layer.adapter_up_bias["default"]), (Wd, bd, Wu, bu)):
+                             layer.adapter_up_weight["default"], layer.adapter_up_bias["default"]), (Wd, bd, Wu, bu), strict=True):
                 p.copy_(v)
         return layer(h)
 
@@ -316,7 +316,7 @@ def test_points_are_rendered_from_the_registry(path):
 
     nb = read_notebook(path)
     rendered = render_points(copy.deepcopy(nb), _week(path))
-    stale = [i for i, (a, b) in enumerate(zip(nb.cells, rendered.cells)) if a.source != b.source]
+    stale = [i for i, (a, b) in enumerate(zip(nb.cells, rendered.cells, strict=True)) if a.source != b.source]
     assert not stale, f"{path.name}: cells {stale} differ from the registry's points — run `make student`"
 
 

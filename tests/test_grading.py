@@ -305,8 +305,8 @@ def test_each_submission_is_scored(graded, student):
     *points, status = EXPECTED[student]
     got = [float(row[c]) for c in ("98.1", "98.2", "98.3", "98.4")]
     assert (got, row["status"]) == ([float(p) for p in points], status), graded["rows"].get(student)
-    assert float(row["total"]) == sum(points)
-    assert row["max"] == "5"
+    assert float(row["total"]) == sum(points)  # the essay is not scored yet
+    assert row["max"] == "7" and row["why-q4 (max 2)"] == ""
 
 
 def test_one_run_survives_everything(graded):
@@ -316,7 +316,46 @@ def test_one_run_survives_everything(graded):
 
 def test_csv_columns_in_notebook_order(graded):
     header = (graded["out"] / "grades.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == "student,98.1,98.2,98.3,98.4,total,max,status"
+    assert header == "student,98.1,98.2,98.3,98.4,why-q4 (max 2),total,max,status"
+
+
+def test_essay_scores_merge_into_totals_feedback_and_a_gradebook(graded, tmp_path):
+    """The instructor's essay CSV: a bad one is rejected with nothing written; a good one sets the essay column,
+    the totals, the feedback and gradebook.csv (one row per student)."""
+    import shutil
+
+    from peftlab.instructor.grade import ManualScoresError, load_week, merge_manual
+
+    out = tmp_path / "out"
+    shutil.copytree(graded["out"], out)
+    week = load_week("98", SOLUTIONS, check_modules=["week98_checks"], pythonpath=[CHECKS])
+    template = (out / "essays_template.csv").read_text(encoding="utf-8").splitlines()
+    assert template[0] == "student,why-q4" and len(template) == 1 + len(graded["table"])
+    before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = {"unknown student": "student,why-q4\nnobody,1\n",
+           "above the item's points": "student,why-q4\nsolution,3\n",
+           "missing essay": "student\nsolution\n",
+           "not a score": "student,why-q4\nsolution,good\n",
+           "unknown column": "student,why-q4,extra\nsolution,1,1\n"}
+    for why, text in bad.items():
+        manual = tmp_path / "bad.csv"
+        manual.write_text(text, encoding="utf-8")
+        with pytest.raises(ManualScoresError):
+            merge_manual(week, out, manual)
+        after = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert after == before, f"a rejected file ({why}) changed the results"
+    manual = tmp_path / "scores.csv"
+    manual.write_text("student,why-q4 (max 2)\nsolution,2\npartial,0.5\n", encoding="utf-8")
+    book = merge_manual(week, out, manual)
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+    assert (rows["solution"]["why-q4 (max 2)"], rows["solution"]["total"]) == ("2", "7")
+    assert rows["partial"]["total"] == str(float(graded["table"]["partial"]["total"]) + 0.5).removesuffix(".0")
+    lms = {r["student"]: r for r in csv.DictReader(book.open(encoding="utf-8"))}
+    assert set(lms) == set(rows)
+    assert (lms["solution"]["auto"], lms["solution"]["essays"], lms["solution"]["total"], lms["solution"]["percent"]) \
+        == ("5", "2", "7", "100.0")
+    assert lms["blank"]["essays"] == ""  # not scored yet
+    assert "why-q4 | 2 / 2" in (out / "feedback" / "solution.md").read_text(encoding="utf-8")
 
 
 def test_no_network(graded):
@@ -388,7 +427,7 @@ def test_killed_run_keeps_finished_rows(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
-    assert [(r["student"], r["total"], r["status"]) for r in rows] == [("a_first", "5", "ok")]
+    assert [(r["student"], r["total"], r["status"]) for r in rows] == [("a_first", "5", "ok")]  # essay not scored
     if IS_ROOT:  # the orphaned kernel died with its grader (PR_SET_PDEATHSIG); on a busy machine it takes a moment
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in kernel_pids):

@@ -11,7 +11,11 @@ For every ``SUBMISSIONS/<student>.ipynb``:
 4. write its row to ``DIR/grades.csv`` (rewritten atomically after every submission), its feedback
    to ``DIR/feedback/<student>.md`` and the executed notebook to ``DIR/executed/<student>.ipynb``.
 
-A rerun skips students already in ``grades.csv`` unless ``force`` is set. See ``docs/grading.md``.
+``grades.csv`` has a column per check, a blank column per essay (answer cell; its points in the header, e.g.
+``1.1-essay (max 2)``), ``total`` and ``max``; ``DIR/essays_template.csv`` lists the students and essays to
+score. ``--manual scores.csv`` (:func:`merge_manual`) folds the instructor's essay scores in after checking
+every one of them, rewrites totals and feedback, and writes ``DIR/gradebook.csv``, one row per student for an
+LMS gradebook. A rerun skips students already in ``grades.csv`` unless ``force`` is set. See ``docs/grading.md``.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import csv
 import importlib
 import io
 import json
+import math
 import os
 import pkgutil
+import re
 import shutil
 import stat
 import sys
@@ -38,6 +44,7 @@ from nbformat import NotebookNode
 from peftlab.instructor._grade_assemble import InvalidSubmission, WrongWeek, assemble, read_submission
 from peftlab.instructor._grade_run import GraderSetupError, Limits, run_graded, sandbox_plan, sweep_cgroups
 from peftlab.instructor.notebook import (
+    ANSWER,
     CHECK,
     list_notebooks,
     read_notebook,
@@ -47,13 +54,17 @@ from peftlab.instructor.notebook import (
     write_notebook,
 )
 
-__all__ = ["GradeRow", "GradingError", "Week", "grade", "grade_cli", "load_week"]
+__all__ = ["GradeRow", "GradingError", "ManualScoresError", "Week", "grade", "grade_cli", "load_week", "merge_manual"]
 
 STATUSES = ("ok", "timeout", "crashed", "invalid", "wrong-week")
 
 
 class GradingError(RuntimeError):
     """A problem with the grader's inputs (unknown week, missing folder, unregistered check)."""
+
+
+class ManualScoresError(GradingError):
+    """The instructor's essay scores could not be merged (nothing was written)."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,18 @@ class Week:
     points: dict[str, float]
     check_modules: tuple[str, ...]
     pythonpath: tuple[str, ...] = ()
+    #: essay (answer cell) id → points, in notebook order; scored by the instructor (:func:`merge_manual`)
+    essays: dict[str, float] = field(default_factory=dict)
 
     @property
     def max_points(self) -> float:
+        """The auto-checks' points."""
         return sum(self.points.values())
+
+    @property
+    def max_total(self) -> float:
+        """Auto-checks and essays together."""
+        return self.max_points + sum(self.essays.values())
 
 
 @dataclass
@@ -144,14 +163,41 @@ def load_week(week: str, solutions: Path, check_modules: Sequence[str] | None = 
             raise GradingError(f"{path.name}: check cell {cid!r} has no registered check {nb_week}:{cid} "
                                f"in {', '.join(modules) or 'no modules'}")
         points[cid] = info.points
-    return Week(nb_week, path, nb, check_ids, points, tuple(used), paths)
+    return Week(nb_week, path, nb, check_ids, points, tuple(used), paths, _essay_points(nb, nb_week, path.name))
+
+
+_RUBRIC_POINTS = re.compile(r"\*루브릭 \((\d+(?:\.\d+)?)점\)")
+
+
+def _essay_points(nb: NotebookNode, week: str, name: str) -> dict[str, float]:
+    """Each answer cell's points: from ``peftlab/checks/essays.py``, else from its ``*루브릭 (N점).*`` line."""
+    from peftlab.checks.essays import ESSAYS
+
+    out: dict[str, float] = {}
+    for rc in role_cells(nb, ANSWER):
+        info = ESSAYS.get(f"{week}:{rc.id}")
+        if info is not None:
+            out[rc.id] = info.points
+            continue
+        m = _RUBRIC_POINTS.search(nb.cells[rc.index].source)
+        if m is None:
+            raise GradingError(f"{name}: answer cell {rc.id!r} has no points: register it in peftlab/checks/essays.py "
+                               f"or give it a '*루브릭 (N점).*' line")
+        out[rc.id] = float(m.group(1))
+    return out
 
 
 # --- grades.csv, feedback ------------------------------------------------------------------------
 
 
+def essay_column(essay_id: str, points: float) -> str:
+    """The ``grades.csv`` header of an essay: its id and its points."""
+    return f"{essay_id} (max {_fmt(points)})"
+
+
 def _columns(week: Week) -> list[str]:
-    return ["student", *week.check_ids, "total", "max", "status"]
+    essays = [essay_column(e, p) for e, p in week.essays.items()]
+    return ["student", *week.check_ids, *essays, "total", "max", "status"]
 
 
 def _read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
@@ -172,9 +218,17 @@ def _write_rows(csv_path: Path, columns: list[str], rows: dict[str, dict[str, st
     os.replace(tmp, csv_path)
 
 
-def _csv_row(row: GradeRow, week: Week) -> dict[str, str]:
-    out = {"student": row.student, "total": _fmt(row.total), "max": _fmt(week.max_points), "status": row.status}
+def _csv_row(row: GradeRow, week: Week, previous: dict[str, str] | None = None) -> dict[str, str]:
+    """The CSV row of a graded submission; essay scores already entered (``previous``) are kept."""
+    out = {"student": row.student, "max": _fmt(week.max_total), "status": row.status}
     out.update({cid: _fmt(row.points.get(cid, 0.0)) for cid in week.check_ids})
+    essays = 0.0
+    for eid, pts in week.essays.items():
+        col = essay_column(eid, pts)
+        value = (previous or {}).get(col, "")
+        out[col] = value
+        essays += float(value) if value else 0.0
+    out["total"] = _fmt(row.total + essays)
     return out
 
 
@@ -271,7 +325,8 @@ def grade(week: str, submissions: Path, out: Path, *, solutions: Path = Path("so
     (out / "feedback").mkdir(exist_ok=True)
     (out / "executed").mkdir(exist_ok=True)
     csv_path = out / "grades.csv"
-    rows = {} if force else _read_rows(csv_path)
+    previous = _read_rows(csv_path)  # essay scores survive a forced regrade
+    rows = {} if force else dict(previous)
     rows = {s: r for s, r in rows.items() if r.get("status") in STATUSES}
     columns = _columns(wk)
     todo = [p for p in sorted(submissions.iterdir()) if p.suffix == ".ipynb" and p.is_file() and p.stem not in rows]
@@ -306,7 +361,7 @@ def grade(week: str, submissions: Path, out: Path, *, solutions: Path = Path("so
                             errors.append(f"{path.name}: {exc}")
                             bar.update(1)
                             continue
-                        rows[row.student] = _csv_row(row, wk)
+                        rows[row.student] = _csv_row(row, wk, previous.get(row.student))
                         _write_rows(csv_path, columns, rows)
                         (out / "feedback" / f"{row.student}.md").write_text(feedback_text(row, wk), encoding="utf-8")
                         if executed is not None:
@@ -325,10 +380,142 @@ def grade(week: str, submissions: Path, out: Path, *, solutions: Path = Path("so
         bar.close()
         if not os.environ.get("PEFTLAB_GRADE_KEEP_LOGS"):
             shutil.rmtree(workroot, ignore_errors=True)
+    _write_essay_template(out, wk, rows)
     if errors:
         raise GradingError("the grader could not grade some submissions (they are not in grades.csv; "
                            "rerun to retry):\n" + "\n".join(errors))
     return graded
+
+
+# --- essays: the instructor's scores ------------------------------------------------------------------
+
+_ESSAY_SECTION = "## 서술형 점수 (essays)"
+
+
+def _write_essay_template(out: Path, week: Week, rows: dict[str, dict[str, str]]) -> None:
+    """``essays_template.csv``: one row per graded student, one column per essay (the id), cells blank or the
+    score already merged — fill it in and pass it to ``--manual``."""
+    if not week.essays:
+        return
+    columns = ["student", *week.essays]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for student in sorted(rows):
+        writer.writerow({"student": student, **{e: rows[student].get(essay_column(e, p), "")
+                                                for e, p in week.essays.items()}})
+    (out / "essays_template.csv").write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _read_manual(manual: Path, week: Week, graded: dict[str, dict[str, str]]) -> dict[str, dict[str, float]]:
+    """Every score of ``manual`` checked: known students, known essays, numbers in [0, points], none missing."""
+    if not manual.is_file():
+        raise ManualScoresError(f"manual scores file {str(manual)!r} does not exist")
+    if not week.essays:
+        raise ManualScoresError(f"week {week.week} has no essay (answer) items to score")
+    with manual.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        rows = list(reader)
+    if "student" not in header:
+        raise ManualScoresError(f"{manual.name}: no 'student' column (header: {header})")
+    by_header = {}
+    for h in header:
+        if h == "student":
+            continue
+        eid = next((e for e, p in week.essays.items() if h in (e, essay_column(e, p))), None)
+        if eid is None:
+            raise ManualScoresError(f"{manual.name}: column {h!r} is not an essay of week {week.week}; "
+                                    f"expected: {', '.join(week.essays)}")
+        by_header[h] = eid
+    missing = [e for e in week.essays if e not in by_header.values()]
+    if missing:
+        raise ManualScoresError(f"{manual.name}: missing essay column(s) {missing}; every essay needs a score "
+                                f"(0 for an empty answer)")
+    scores: dict[str, dict[str, float]] = {}
+    for n, row in enumerate(rows, start=2):
+        student = (row.get("student") or "").strip()
+        if not student:
+            raise ManualScoresError(f"{manual.name} line {n}: empty student")
+        if student not in graded:
+            raise ManualScoresError(f"{manual.name} line {n}: unknown student {student!r} (not in grades.csv; "
+                                    f"graded: {', '.join(sorted(graded)) or 'none'})")
+        if student in scores:
+            raise ManualScoresError(f"{manual.name} line {n}: student {student!r} appears twice")
+        scores[student] = {}
+        for h, eid in by_header.items():
+            raw = (row.get(h) or "").strip()
+            pts = week.essays[eid]
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ManualScoresError(f"{manual.name} line {n}: {student} / {eid}: {raw!r} is not a score "
+                                        f"(a number from 0 to {_fmt(pts)})") from None
+            if not math.isfinite(value) or not 0 <= value <= pts:
+                raise ManualScoresError(f"{manual.name} line {n}: {student} / {eid}: {raw} is outside 0–{_fmt(pts)} "
+                                        f"(the item's points)")
+            scores[student][eid] = value
+    return scores
+
+
+def merge_manual(week: Week, out: Path, manual: Path) -> Path:
+    """Fold the essay scores of ``manual`` (``student`` + one column per essay id) into ``out/grades.csv``,
+    rewrite totals and the students' feedback, and write ``out/gradebook.csv``; return its path.
+
+    Every score is checked before anything is written: an unknown student or essay, a missing essay column,
+    a score that is not a number in [0, points] raise :class:`ManualScoresError` and leave ``out`` unchanged.
+    Students not in ``manual`` keep what they had."""
+    out = Path(out)
+    csv_path = out / "grades.csv"
+    graded = _read_rows(csv_path)
+    if not graded:
+        raise ManualScoresError(f"no grades in {str(csv_path)!r}: grade the submissions first")
+    scores = _read_manual(Path(manual), week, graded)
+    for student, items in scores.items():
+        row = graded[student]
+        for eid, value in items.items():
+            row[essay_column(eid, week.essays[eid])] = _fmt(value)
+        auto = sum(float(row.get(cid) or 0) for cid in week.check_ids)
+        essays = sum(float(row.get(essay_column(e, p)) or 0) for e, p in week.essays.items())
+        row["total"] = _fmt(auto + essays)
+        row["max"] = _fmt(week.max_total)
+    _write_rows(csv_path, _columns(week), graded)
+    for student, items in scores.items():
+        path = out / "feedback" / f"{student}.md"
+        text = path.read_text(encoding="utf-8") if path.is_file() else f"# {week.week}주차 채점 결과 — {student}\n"
+        text = text.split("\n" + _ESSAY_SECTION)[0].rstrip("\n") + "\n\n" + _ESSAY_SECTION + "\n\n"
+        text += "| 서술 | 점수 |\n|---|---|\n" + "".join(
+            f"| {e} | {_fmt(v)} / {_fmt(week.essays[e])} |\n" for e, v in items.items())
+        text += f"\n총점 (total, 자동 + 서술): **{graded[student]['total']} / {_fmt(week.max_total)}**\n"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    _write_essay_template(out, week, graded)
+    return write_gradebook(week, out, graded)
+
+
+def write_gradebook(week: Week, out: Path, rows: dict[str, dict[str, str]] | None = None) -> Path:
+    """``out/gradebook.csv``: one row per student — auto points, essay points (blank until merged), total,
+    max and percent — for an LMS gradebook import."""
+    rows = _read_rows(Path(out) / "grades.csv") if rows is None else rows
+    columns = ["student", "auto", "essays", "total", "max", "percent", "status"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for student in sorted(rows):
+        row = rows[student]
+        auto = sum(float(row.get(cid) or 0) for cid in week.check_ids)
+        cols = [essay_column(e, p) for e, p in week.essays.items()]
+        entered = [row.get(c, "") for c in cols]
+        essays = _fmt(sum(float(v) for v in entered if v)) if cols and all(entered) else ""
+        total = auto + (float(essays) if essays else 0.0)
+        writer.writerow({"student": student, "auto": _fmt(auto), "essays": essays, "total": _fmt(total),
+                         "max": _fmt(week.max_total), "percent": f"{100 * total / week.max_total:.1f}"
+                         if week.max_total else "", "status": row.get("status", "")})
+    path = Path(out) / "gradebook.csv"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def _sweep_workroots() -> None:
@@ -370,4 +557,15 @@ def grade_cli(args: argparse.Namespace) -> int:
         print("peftlab grade: interrupted; finished rows are in grades.csv, rerun to continue", file=sys.stderr)
         return 130
     print(f"graded {len(rows)} notebooks ({_summary(rows)}); results in {Path(args.out) / 'grades.csv'}")
+    manual = getattr(args, "manual", None)
+    try:
+        wk = load_week(args.week, Path(args.solutions))
+        if manual:
+            book = merge_manual(wk, Path(args.out), Path(manual))
+            print(f"essay scores from {manual} merged; totals in {Path(args.out) / 'grades.csv'}, LMS export {book}")
+        elif (Path(args.out) / "grades.csv").is_file():
+            write_gradebook(wk, Path(args.out))
+    except GradingError as exc:
+        print(f"peftlab grade: {exc}", file=sys.stderr)
+        return 1
     return 0
