@@ -68,13 +68,13 @@ def _fresh_venv(tmp: Path) -> Path:
     return python
 
 
-def _run_cell(python: Path, cell: str, tmp: Path, content: Path) -> tuple[dict, str]:
+def _run_cell(python: Path, cell: str, tmp: Path, content: Path, **extra_env: str) -> tuple[dict, str]:
     cell_file, driver = tmp / "cell.py", tmp / "driver.py"
     cell_file.write_text(cell, encoding="utf-8")
     driver.write_text(DRIVER, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PEFTLAB_", "PYTHON", "VIRTUAL_ENV"))}
     env.update(PEFTLAB_COLAB_DIR=str(content), PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0",
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
+               PIP_DISABLE_PIP_VERSION_CHECK="1", **extra_env)
     done = subprocess.run([str(python), str(driver), str(cell_file)], cwd=tmp, env=env, capture_output=True,
                           text=True, timeout=600)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("OUTCOME ")), None)
@@ -105,6 +105,31 @@ def test_setup_cell_installs_offline_and_second_run_is_a_no_op(origin, tmp_path)
     assert outcome["train_rows"] > 0 and outcome["profile"] == "colab"
     assert stdout.count("peftlab: installed from file://") == 1
     assert stdout.count("peftlab: already installed") == 1  # the second run did nothing
+
+
+@pytest.mark.slow
+def test_setup_cell_survives_a_newer_colab_torch(origin, tmp_path):
+    """Colab ships a torch newer than pyproject.toml's local cap (here 2.99.0, as pip sees it): the install keeps
+    it and still succeeds — the kit goes in without dependencies, its dependencies without torch."""
+    settings = PublishSettings(read_settings().repository, "colab-test")
+    cell = setup_cell_source(settings, repository=f"file://{origin}")
+    python = _fresh_venv(tmp_path)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    info = Path(purelib, "torch-2.99.0.dist-info")  # what pip and importlib.metadata report first
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torch\nVersion: 2.99.0\n", encoding="utf-8")
+    (info / "RECORD").write_text("", encoding="utf-8")
+    probe = subprocess.run([str(python), "-c", "from importlib.metadata import version; print(version('torch'))"],
+                           capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "2.99.0"
+    content = tmp_path / "content" / "peftlab"
+    # Colab's pip has no machine-wide configuration (this machine's caps torch for its own CPU wheel)
+    outcome, stdout = _run_cell(python, cell, tmp_path, content, PIP_CONFIG_FILE=os.devnull)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["train_rows"] > 0
+    pins = (content / ".colab-constraints.txt").read_text(encoding="utf-8")
+    assert pins.startswith("torch==2.99.0\n")
 
 
 @pytest.mark.slow

@@ -125,7 +125,9 @@ if "google.colab" in sys.modules:  # only on Colab; a second run finds peftlab a
         import peftlab  # noqa: F401
         print("peftlab: already installed")
     except ImportError:
-        import torch  # the torch Colab ships: pinned below so pip never replaces it
+        from importlib.metadata import version
+
+        torch_version = version("torch")  # the torch Colab ships: pinned below so pip never replaces it
 
         def _run(cmd, what):
             done = subprocess.run(cmd, capture_output=True, text=True)
@@ -140,7 +142,7 @@ if "google.colab" in sys.modules:  # only on Colab; a second run finds peftlab a
             os.replace(partial, PEFTLAB_DIR)
         # Colab's own torch, never replaced; the tested versions (constraints.txt) of the libraries that decide
         # what the kit computes; everything else as Colab has it
-        pins = [f"torch=={{torch.__version__}}\\n"]
+        pins = [f"torch=={{torch_version}}\\n"]
         lock = os.path.join(PEFTLAB_DIR, "constraints.txt")
         if os.path.isfile(lock):
             keep = {COLAB_PINNED!r}
@@ -149,8 +151,17 @@ if "google.colab" in sys.modules:  # only on Colab; a second run finds peftlab a
         pin = os.path.join(PEFTLAB_DIR, ".colab-constraints.txt")
         with open(pin, "w") as f:
             f.writelines(pins)
-        _run([sys.executable, "-m", "pip", "install", "--quiet", "-e", PEFTLAB_DIR, "-c", pin],
+        # the kit without its dependencies, then its dependencies except torch: pyproject.toml's torch range
+        # (capped for local CPU installs) never meets Colab's torch, so a newer Colab torch cannot break the install
+        import tomllib
+
+        with open(os.path.join(PEFTLAB_DIR, "pyproject.toml"), "rb") as f:
+            deps = [d for d in tomllib.load(f)["project"]["dependencies"]
+                    if d.replace(" ", "").split(";")[0].rstrip("<>=!~.,0123456789").lower() != "torch"]
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", PEFTLAB_DIR],
              f"installing peftlab from {{PEFTLAB_DIR}}")
+        _run([sys.executable, "-m", "pip", "install", "--quiet", "-c", pin, *deps],
+             f"installing peftlab's dependencies (torch {{torch_version}} kept)")
         sys.path.insert(0, PEFTLAB_DIR)  # this kernel started before the install
         import peftlab  # noqa: F401
 
