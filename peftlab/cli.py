@@ -1,4 +1,4 @@
-"""Command line: ``peftlab env | run | execute | build-student | points | grade | memory | compare``."""
+"""Command line: ``peftlab env | run | execute | build-student | points | grade | validate | memory | compare``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def _cmd_execute(args: argparse.Namespace) -> int:
     from peftlab.instructor.execute import execute_in_place
 
     return execute_in_place([Path(p) for p in args.paths], timeout=args.cell_timeout)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from peftlab.validate import validate_cli
+
+    return validate_cli(args)
 
 
 def _cmd_points(args: argparse.Namespace) -> int:
@@ -175,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--release", metavar="DIR", default=None,
                    help="write a whole student release (notebooks + package, no solutions) into DIR")
     s.set_defaults(func=_cmd_build_student)
+
+    s = sub.add_parser("validate", help="run your notebook from the top and print every check's outcome")
+    s.add_argument("week", help="week number, e.g. 01")
+    s.add_argument("notebook", help="your notebook, e.g. notebooks/01_lora_review.ipynb")
+    s.add_argument("--timeout", type=float, default=600.0, help="seconds per cell")
+    s.set_defaults(func=_cmd_validate)
 
     s = sub.add_parser("points", help="render every heading's, rubric's and week total's points from the check registry")
     s.add_argument("src", nargs="?", default="solutions", help="solution notebooks (default: solutions)")

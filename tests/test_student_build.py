@@ -15,6 +15,7 @@ from peftlab.instructor.notebook import (
     NotebookFormatError,
     list_notebooks,
     read_notebook,
+    write_notebook,
     role_cells_by_id,
     serialize,
 )
@@ -318,3 +319,27 @@ def test_cells_without_ids_get_deterministic_ids(tmp_path: Path) -> None:
     assert first == (tmp_path / "b" / FIXTURE.name).read_bytes()
     ids = [c.id for c in read_notebook(tmp_path / "a" / FIXTURE.name).cells]
     assert all(ids) and len(set(ids)) == len(ids)
+
+
+@pytest.mark.slow
+def test_validate_runs_a_notebook_and_reports_every_check(tmp_path):
+    """`peftlab validate` (no pytest, no nbval): the solution passes everything, the blank copy fails every
+    check, another week's notebook is refused with a clear error."""
+    import shutil
+
+    from peftlab.instructor.student import strip_solutions
+    from peftlab.validate import ValidationError, validate
+
+    fixture = Path(__file__).parent / "fixtures" / "pipeline"
+    shutil.copy(fixture / "week99_checks.py", tmp_path)
+    solution = read_notebook(fixture / "99_fixture.ipynb")
+    write_notebook(solution, tmp_path / "solved.ipynb")
+    write_notebook(strip_solutions(solution, "99_fixture.ipynb"), tmp_path / "blank.ipynb")
+    lines: list[str] = []
+    good = validate("99", tmp_path / "solved.ipynb", echo=lines.append)
+    assert good["passed"] == ["99.1", "99.2"] and not good["failed"] and not good["errors"], lines
+    blank = validate("99", tmp_path / "blank.ipynb", echo=lines.append)
+    assert blank["failed"] == ["99.1", "99.2"] and blank["points"] == 0
+    assert any("❌ 99.1" in ln for ln in lines)
+    with pytest.raises(ValidationError, match="week 99 notebook, not week 01"):
+        validate("01", tmp_path / "solved.ipynb")

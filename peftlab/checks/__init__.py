@@ -1,5 +1,8 @@
-"""Auto-checked exercises and checkpoint questions, one module per notebook (``week01`` …)."""
+"""Auto-checked exercises and checkpoint questions, one module per notebook (``week01`` …).
 
-from peftlab.checks._core import REGISTRY, CheckFailed, CheckInfo, checkpoint, expect, set_reporter
+``check_all("01")`` (a notebook's last cell) prints where the notebook stands: every check's latest outcome.
+"""
 
-__all__ = ["REGISTRY", "CheckFailed", "CheckInfo", "checkpoint", "expect", "set_reporter"]
+from peftlab.checks._core import REGISTRY, CheckFailed, CheckInfo, check_all, checkpoint, expect, set_reporter
+
+__all__ = ["REGISTRY", "CheckFailed", "CheckInfo", "check_all", "checkpoint", "expect", "set_reporter"]
