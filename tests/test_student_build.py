@@ -15,9 +15,9 @@ from peftlab.instructor.notebook import (
     NotebookFormatError,
     list_notebooks,
     read_notebook,
-    write_notebook,
     role_cells_by_id,
     serialize,
+    write_notebook,
 )
 from peftlab.instructor.student import build_student, strip_solutions
 
