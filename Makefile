@@ -59,7 +59,7 @@ endif
 
 ## nbval on every solution notebook under CPU kernel paths other than this machine's own: an AVX2 CPU
 ## (ATEN_CPU_CAPABILITY=avx2, oneDNN and MKL at AVX2) and generic kernels (ATen default, MKL_CBWR=COMPATIBLE).
-## Not part of `make test` (about 6 min on 2 cores); run it after `make execute` (docs/notebook-style.md).
+## Not part of `make test` (about 9 min on 2 cores, measured); run it after `make execute` (docs/notebook-style.md).
 PORTABLE_PATHS ?= avx2 generic
 test-portable: $(STAMP)
 	$(PY) tools/portable.py $(PORTABLE_PATHS) --jobs $(TEST_JOBS)
