@@ -150,11 +150,30 @@ def get_method(name: str) -> MethodSpec:
 
 
 def method_for_config(config) -> MethodSpec:
-    for spec in _REGISTRY.values():
-        if type(config) is spec.config_cls:
-            return spec
+    """The method of ``config``: the registered config class nearest in its class's MRO, so a subclass of
+    ``LoRAConfig`` is LoRA and ``DoRAConfig`` (itself a ``LoRAConfig``) is DoRA."""
+    for klass in type(config).__mro__:
+        for spec in _REGISTRY.values():
+            if spec.config_cls is klass:
+                return spec
     known = ", ".join(spec.config_cls.__name__ for spec in _REGISTRY.values())
     raise TypeError(f"config must be one of the method configs ({known}), got {type(config).__name__}")
+
+
+def registered_layer_class(layer: AdapterLayer) -> type[AdapterLayer]:
+    """The registered layer class ``layer`` is an instance of, most specific first (``DoRALinear`` for a DoRA
+    layer, though it is also a ``LoRALinear``; the reference class for a speed-tuned twin of it)."""
+    registered = {cls for spec in _REGISTRY.values() for cls in spec.layers}
+    for klass in type(layer).__mro__:
+        if klass in registered:
+            return klass
+    raise TypeError(f"{type(layer).__name__} is not a layer of any registered method")
+
+
+def method_of_layer(layer: AdapterLayer) -> MethodSpec:
+    """The registered method whose layer class :func:`registered_layer_class` finds for ``layer``."""
+    klass = registered_layer_class(layer)
+    return next(spec for spec in _REGISTRY.values() if klass in spec.layers)
 
 
 def _all_layer_types() -> tuple[type[AdapterLayer], ...]:
@@ -192,7 +211,7 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
     for name in names:
         mod = model.get_submodule(name)
         if isinstance(mod, AdapterLayer):
-            if type(mod) not in spec.layers:
+            if method_of_layer(mod) is not spec:
                 raise ValueError(f"layer {name!r} already carries a {type(mod).__name__} adapter; peftlab does not "
                                  f"mix methods on one layer (merge_and_unload it first)")
             bases[name] = (mod.base_layer, type(mod))
