@@ -39,7 +39,6 @@ from peftlab.targets import (
     ParameterCount,
     count_parameters,
     find_targets,
-    matches_suffix,
     modules_matching,
     replace_modules,
 )
@@ -471,10 +470,3 @@ def delete_adapter(model: nn.Module, adapter_name: str) -> nn.Module:
     setattr(model, CONFIG_ATTR, configs)
     _refreeze(model)
     return model
-
-
-def module_is_saved(model: nn.Module, param_name: str) -> bool:
-    """Whether parameter ``param_name`` belongs to a ``modules_to_save`` module of any adapter."""
-    keys = {k for cfg in _configs(model).values() for k in getattr(cfg, "modules_to_save", [])}
-    parts = param_name.split(".")
-    return any(matches_suffix(".".join(parts[: i + 1]), key) for key in keys for i in range(len(parts)))

@@ -1,6 +1,6 @@
 """DoRA: the paper's definitions, parity with peft ``LoraConfig(use_dora=True)``, interop, bad input.
 
-Parity recipe (METHODS §0/§2): the same base twice, peft's B and magnitude randomised (B ~ N(0, 0.1²),
+Parity recipe: the same base twice, peft's B and magnitude randomised (B ~ N(0, 0.1²),
 m scaled by U(0.5, 1.5)), copied into peftlab by peft's state-dict names, compared in fp32.
 """
 
@@ -23,7 +23,7 @@ from peftlab.methods.fast import use_fast
 from peftlab.methods.fast.dora import FactoredNorm, FastDoRALinear
 from peftlab.tuner import adapter_layers
 
-ATOL = 1e-5  # METHODS §0 default (fp32); measured differences are ≤ 3e-7, see the asserts' messages
+ATOL = 1e-5  # fp32; measured differences are ≤ 3e-7, see the asserts' messages
 BERT_TARGETS = ["word_embeddings", "query", "key", "value", "dense"]
 
 

@@ -423,6 +423,11 @@ def test_load_refuses_unknown_family_before_anything_changes(tmp_path):
 
 
 def test_config_round_trip_fields():
-    cfg = WaveFTConfig(n_frequency=10, scaling=3, wavelet_family="sym3", target_modules=("a",))
+    cfg = WaveFTConfig(n_frequency=10, scaling=3, wavelet_family="sym3", target_modules=("a",),
+                       n_frequency_pattern={"b": 4}, proportional_parameters=True, use_idwt=False)
     assert cfg.scaling == 3.0 and isinstance(cfg.scaling, float) and cfg.target_modules == ["a"]
-    assert cfg.to_dict()["method"] == "waveft" and "_proportional" not in cfg.to_dict()
+    saved = cfg.to_dict()
+    assert saved.pop("method") == "waveft" and "_proportional" not in saved
+    again = WaveFTConfig(**json.loads(json.dumps(saved)))  # through JSON, as a saved file holds it
+    assert again == cfg and again.to_dict() == cfg.to_dict()
+    assert WaveFTConfig(**{**saved, "n_frequency": 11}) != cfg  # the comparison sees a changed field
