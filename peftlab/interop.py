@@ -641,7 +641,8 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     _validate(model, plan, config, codec, where, adapter_name)
     inject(model, config, adapter_name)
     _copy_in(model, plan, adapter_name)
-    config.target_modules = cfg.get("target_modules") or sorted(plan.adapters)
+    # the model's copy of the config records the file's targets (as saved), not the exact names injected above
+    _config_of(model, adapter_name).target_modules = cfg.get("target_modules") or sorted(plan.adapters)
     return model
 
 

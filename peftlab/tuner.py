@@ -26,6 +26,7 @@ The configs of the adapters on a model are kept as ``model.peftlab_config`` (ada
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -197,9 +198,12 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
        ``modules_to_save`` is resolved — before anything changes, so a bad argument leaves ``model`` as it was;
     3. targets are wrapped (a layer this method already wraps gets a second adapter);
     4. everything is frozen except the active adapters' tensors and ``modules_to_save``.
+
+    The model stores a copy of ``config`` (``model.peftlab_config[adapter_name]``); ``config`` itself is not changed.
     """
     spec = method_for_config(config)
     check_adapter_name(adapter_name)
+    config = copy.deepcopy(config)  # the model keeps its own copy: binding it to the targets never touches the caller's
     configs = _configs(model)
     if adapter_name in configs:
         raise ValueError(f"model already has an adapter named {adapter_name!r}; pick another adapter_name "

@@ -139,8 +139,8 @@ def test_merge_unmerge_and_unload(method, i, variant):
 @pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
 def test_trainable_count_is_the_closed_form(method, i, variant):
     spec, example, base, _ = _case(method, i)
-    config = _config(spec, example)
-    model = peftlab.inject(copy.deepcopy(base), config)
+    model = peftlab.inject(copy.deepcopy(base), _config(spec, example))
+    config = model.peftlab_config["default"]  # the model's copy, bound to its targets
     expected = 0
     for name, layer in adapter_layers(model).items():
         expected += type(layer).num_trainable(layer.base_layer, **config.layer_hparams(name, layer.base_layer))
