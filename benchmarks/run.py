@@ -5,11 +5,13 @@
 
 Each row builds the same base (same weights) twice — once wrapped by peftlab, once by peft, with the
 adapter weights copied across — and times one training step (forward, loss, backward) of each,
-alternating the two so that machine noise hits both alike. Printed: median seconds of each, the
-median of the per-pair ratios peftlab/peft (goal ≤ 1.10), and the activation memory autograd keeps
-for the backward pass (CPU: bytes of saved tensors; CUDA: peak allocated memory).
-Later weeks add their method as another row in ROWS (DoRA's goal is ≤ 1.00: peftlab forms B A once
-per step without autograd, peft pushes an identity matrix through A and B to get it; WaveFT's is ≤ 0.50).
+taking turns so that machine noise hits both alike. Rows marked ``fast=True`` also time a copy of peftlab's
+model with the speed-tuned layers (``peftlab.methods.fast.use_fast``: WaveFT, DoRA, VB-LoRA) in the same
+turns. Printed: median seconds of each, the median of the per-round ratios to peft — the reference layers'
+(goal ≤ 1.50: they compute the paper's formula as written) and the fast layers' (goal ≤ 1.10; DoRA's ≤ 1.00:
+the fast layer takes the row norm without forming W0 + sBA, peft pushes an identity matrix through A and B
+and forms it; WaveFT's ≤ 0.50 on a single layer) — and the activation memory autograd keeps for the backward
+pass (CPU: bytes of saved tensors; CUDA: peak allocated memory). A new method adds a row to ROWS.
 
 COST_ROWS then compare two methods of one library side by side in the same way: DoRA against LoRA on the
 same base and targets (the lecture's checkpoint 3), for peftlab and for peft; there the ratio is DoRA/LoRA.
@@ -37,6 +39,7 @@ from torch import nn
 
 import peftlab
 import peftlab.device
+from peftlab.methods.fast import use_fast
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Row:
     name: str
     build: Callable[[torch.device], tuple[nn.Module, nn.Module, Callable[[], tuple]]]
     eval_diff: bool = True  # compare outputs in eval mode (False: train mode, no grad; see QLoRA above)
+    fast: bool = False  # also time peftlab's speed-tuned layers (peftlab.methods.fast.use_fast) in the same run
 
 
 def _copy_lora(theirs: nn.Module, ours: nn.Module) -> None:
@@ -264,8 +268,8 @@ def prefix_tiny_encoder(device):
 ROWS = [
     Row("LoRA r=16, Linear 4096×4096, x: 4×128 tokens", lora_4096),
     Row("LoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", lora_tiny_encoder),
-    Row("DoRA r=16, Linear 4096×4096, x: 4×128 tokens", dora_4096),
-    Row("DoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", dora_tiny_encoder),
+    Row("DoRA r=16, Linear 4096×4096, x: 4×128 tokens", dora_4096, fast=True),
+    Row("DoRA r=8, tiny encoder q/k/v/dense, 32×48 tokens", dora_tiny_encoder, fast=True),
     # WaveFT's goal is ≤ 0.50: peft rebuilds ΔW by a convolutional inverse DWT on every forward and adds
     # x ΔWᵀ as a second product (3 matmuls per training step and the convolution); peftlab scatters ΔW's
     # non-zero terms and runs one product with W0 + ΔW (2 matmuls: forward and ΔW's gradient). The
@@ -273,10 +277,10 @@ ROWS = [
     # That shared cost alone puts 0.50 out of reach on the tiny-encoder row: the same base with no Linear weight
     # gradient at all (only the word embeddings trainable, so the backward still runs through the encoder) took
     # 0.57 of peft's WaveFT step, and with the targets' weights trainable (full FT of them) 0.63–0.66 (2-core CPU).
-    Row("WaveFT n=2048 db1, tiny encoder q/k/v/dense, 32×48", waveft_tiny_encoder),
-    Row("WaveFT n=2048 db1, Linear 256×128, x: 32×48 tokens", waveft_256x128),
-    Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536),
-    Row("WaveFT n=2592 sym4, Linear 384×1536, x: 4×128 tokens", lambda d: waveft_384x1536(d, "sym4")),
+    Row("WaveFT n=2048 db1, tiny encoder q/k/v/dense, 32×48", waveft_tiny_encoder, fast=True),
+    Row("WaveFT n=2048 db1, Linear 256×128, x: 32×48 tokens", waveft_256x128, fast=True),
+    Row("WaveFT n=2592 db1, Linear 384×1536, x: 4×128 tokens", waveft_384x1536, fast=True),
+    Row("WaveFT n=2592 sym4, Linear 384×1536, x: 4×128 tokens", lambda d: waveft_384x1536(d, "sym4"), fast=True),
     Row("QLoRA r=16 NF4+DQ, Linear 4096×4096, 4×128 tokens", qlora_4096, eval_diff=False),
     # Week 00's classic methods (goal ≤ 1.00). Prompt/prefix tuning: peftlab's wrapper against peft's
     # PeftModelForSequenceClassification, 20 virtual tokens, the classifier trained in both.
@@ -285,20 +289,21 @@ ROWS = [
     Row("Prompt tuning T=20, tiny encoder, 32×48 tokens", prompt_tiny_encoder),
     Row("Prefix tuning T=20, tiny encoder, 32×48 tokens", prefix_tiny_encoder),
     # VB-LoRA's goal is ≤ 1.00 (the same two thin products as peft; A and B assembled in one pass).
-    Row("VB-LoRA r=4 N=256 b=64, tiny encoder q/k/v/dense, 32×48", vblora_tiny_encoder),
-    Row("VB-LoRA r=4 N=256 b=256, Linear 4096×4096, 4×128", vblora_4096),
+    Row("VB-LoRA r=4 N=256 b=64, tiny encoder q/k/v/dense, 32×48", vblora_tiny_encoder, fast=True),
+    Row("VB-LoRA r=4 N=256 b=256, Linear 4096×4096, 4×128", vblora_4096, fast=True),
 ]
 
 
 def _dora_vs_lora(make_base, targets, r, alpha, library):
-    """DoRA against LoRA on the same base and targets, both from ``library`` ("peftlab" or "peft")."""
+    """DoRA against LoRA on the same base and targets, both from ``library`` ("peftlab", "peftlab fast" (DoRA's
+    speed-tuned layers) or "peft")."""
 
     def build(device):
         base, inputs = make_base(device)
-        pick = 0 if library == "peftlab" else 1
+        pick = 1 if library == "peft" else 0
         dora = _lora_pair(base, targets, r=r, alpha=alpha, dora=True)[pick]
         lora = _lora_pair(base, targets, r=r, alpha=alpha)[pick]
-        return dora, lora, lambda: (inputs,)
+        return use_fast(dora) if library == "peftlab fast" else dora, lora, lambda: (inputs,)
 
     return build
 
@@ -307,10 +312,10 @@ def _dora_vs_lora(make_base, targets, r, alpha, library):
 # "ratio" here is DoRA/LoRA step time of one library, not peftlab/peft.
 COST_ROWS = [
     Row(f"DoRA/LoRA {lib}, Linear 4096×4096 r=16", _dora_vs_lora(_linear_4096, ["0"], 16, 32, lib))
-    for lib in ("peftlab", "peft")
+    for lib in ("peftlab", "peftlab fast", "peft")
 ] + [
     Row(f"DoRA/LoRA {lib}, tiny encoder q/k/v/dense r=8", _dora_vs_lora(_tiny_encoder, ENCODER_TARGETS, 8, 16, lib))
-    for lib in ("peftlab", "peft")
+    for lib in ("peftlab", "peftlab fast", "peft")
 ]
 
 
@@ -436,31 +441,39 @@ def _timed(model, args, device) -> float:
 
 
 def bench(row: Row, device: torch.device, repeats: int, warmup: int) -> dict:
+    """Time ``ours`` against ``theirs`` (and, for a ``fast`` row, peftlab's speed-tuned copy of ``ours`` too),
+    taking turns in a rotating order; ratios are medians of the per-round ratios to ``theirs``."""
     ours, theirs, make_args = row.build(device)
-    ours.train(), theirs.train()
+    models = {"ours": ours, "theirs": theirs}
+    if row.fast:
+        models["fast"] = use_fast(copy.deepcopy(ours))
     args = make_args()
+    diffs = {}
     with torch.no_grad():
-        if row.eval_diff:
-            ours.eval(), theirs.eval()
-        diff = (_output(ours, args) - _output(theirs, args)).abs().max().item()
-    ours.train(), theirs.train()
+        for model in models.values():
+            model.train(not row.eval_diff)
+        for key in models.keys() - {"theirs"}:
+            diffs[key] = (_output(models[key], args) - _output(theirs, args)).abs().max().item()
+    for model in models.values():
+        model.train()
     for _ in range(warmup):
-        _step(ours, args), _step(theirs, args)
-    t_ours, t_theirs, ratios = [], [], []
+        for model in models.values():
+            _step(model, args)
+    times = {key: [] for key in models}
+    ratios = {key: [] for key in models if key != "theirs"}
+    keys = list(models)
     for i in range(repeats):
-        pair = [(ours, t_ours), (theirs, t_theirs)]
-        for model, store in (pair if i % 2 == 0 else pair[::-1]):
-            store.append(_timed(model, args, device))
-        ratios.append(t_ours[-1] / t_theirs[-1])
-    return {
-        "row": row.name,
-        "peftlab_s": statistics.median(t_ours),
-        "peft_s": statistics.median(t_theirs),
-        "ratio": statistics.median(ratios),
-        "mem_ours": _activation_bytes(ours, args, device),
-        "mem_theirs": _activation_bytes(theirs, args, device),
-        "max_abs_diff": diff,
-    }
+        for key in keys[i % len(keys):] + keys[: i % len(keys)]:
+            times[key].append(_timed(models[key], args, device))
+        for key in ratios:
+            ratios[key].append(times[key][-1] / times["theirs"][-1])
+    out = {"row": row.name, "peftlab_s": statistics.median(times["ours"]), "peft_s": statistics.median(times["theirs"]),
+           "ratio": statistics.median(ratios["ours"]), "mem_ours": _activation_bytes(ours, args, device),
+           "mem_theirs": _activation_bytes(theirs, args, device), "max_abs_diff": diffs["ours"]}
+    if row.fast:
+        out.update(fast_s=statistics.median(times["fast"]), fast_ratio=statistics.median(ratios["fast"]),
+                   mem_fast=_activation_bytes(models["fast"], args, device), fast_diff=diffs["fast"])
+    return out
 
 
 def main(argv=None) -> int:
@@ -473,16 +486,25 @@ def main(argv=None) -> int:
     device = peftlab.device.pick_device(args.device)
     repeats, warmup = (3, 1) if args.quick else (args.repeats, 3)
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} repeats={repeats}")
-    print(f"{'row':<52} {'peftlab':>9} {'peft':>9} {'ratio':>6} {'act. MiB ours/peft':>19} {'max|Δy|':>8}")
-    worst = 0.0
+    print("peftlab: the reference layers; fast: peftlab.methods.fast.use_fast (rows of methods that have it)")
+    print(f"{'row':<52} {'peftlab':>9} {'fast':>9} {'peft':>9} {'ratio':>6} {'fast':>6} "
+          f"{'act. MiB ours/fast/peft':>24} {'max|Δy|':>8}")
+    worst = {"reference": 0.0, "fast": 0.0}
     for row in ROWS:
         if args.rows and args.rows not in row.name:
             continue
         r = bench(row, device, repeats, warmup)
-        worst = max(worst, r["ratio"])
-        mem = f"{r['mem_ours'] / 2**20:.1f}/{r['mem_theirs'] / 2**20:.1f}"
-        print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} {mem:>19} {r['max_abs_diff']:8.1e}")
-    print(f"worst median ratio peftlab/peft: {worst:.3f} (goal ≤ 1.10)")
+        worst["reference"] = max(worst["reference"], r["ratio"])
+        worst["fast"] = max(worst["fast"], r.get("fast_ratio", r["ratio"]))
+        fast_mem = f"{r['mem_fast'] / 2**20:.1f}" if row.fast else "–"
+        mem = f"{r['mem_ours'] / 2**20:.1f}/{fast_mem}/{r['mem_theirs'] / 2**20:.1f}"
+        fast_s = f"{r['fast_s'] * 1e3:7.2f}ms" if row.fast else f"{'–':>9}"
+        fast_ratio = f"{r['fast_ratio']:6.3f}" if row.fast else f"{'–':>6}"
+        diff = max(r["max_abs_diff"], r.get("fast_diff", 0.0))
+        print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {fast_s} {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:6.3f} "
+              f"{fast_ratio} {mem:>24} {diff:8.1e}")
+    print(f"worst median ratio peftlab/peft: reference {worst['reference']:.3f} (goal ≤ 1.50), "
+          f"fast {worst['fast']:.3f} (goal ≤ 1.10)")
     cost = [row for row in COST_ROWS if not args.rows or args.rows in row.name]
     if cost:
         print(f"\n{'cost of DoRA over LoRA (same library)':<52} {'DoRA':>9} {'LoRA':>9} {'ratio':>6} "

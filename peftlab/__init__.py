@@ -25,8 +25,6 @@ from peftlab.methods.lora import (  # noqa: E402
     LoRAEmbedding,
     LoRALinear,
     apply_lora,
-    merge_lora,
-    unmerge_lora,
 )
 from peftlab.methods.prompts import (  # noqa: E402
     PrefixTuningConfig,
@@ -101,11 +99,9 @@ __all__ = [
     "load_peft_adapter",
     "merge_adapter",
     "merge_and_unload",
-    "merge_lora",
     "registry",
     "save_peft_adapter",
     "set_adapter",
     "unload",
     "unmerge_adapter",
-    "unmerge_lora",
 ]

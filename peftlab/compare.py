@@ -516,13 +516,14 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
     import torch
 
     from peftlab.device import pick_device
+    from peftlab.methods.fast import use_fast
     from peftlab.targets import count_parameters
 
     spec = METHODS[method]
     task = task or _task(cfg)
     device = pick_device() if cfg.profile == "colab" else torch.device("cpu")
     torch.manual_seed(seed)
-    model = spec.build(task.model(), cfg.task)
+    model = use_fast(spec.build(task.model(), cfg.task))  # the speed-tuned layers: the same numbers, sooner
     model.to(device)
     counts = count_parameters(model)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -44,7 +44,15 @@ from peftlab.methods.qlora import QLoRALinear, QuantLinear
 from peftlab.methods.vblora import VBLoRAConfig, VBLoRALinear, index_dtype
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, filter_taps
 from peftlab.targets import modules_matching
-from peftlab.tuner import adapter_layers, bind_targets, get_method, inject, method_for_config
+from peftlab.tuner import (
+    adapter_layers,
+    bind_targets,
+    get_method,
+    inject,
+    method_for_config,
+    method_of_layer,
+    registered_layer_class,
+)
 
 __all__ = [
     "CONFIG_NAME",
@@ -423,7 +431,7 @@ def adapter_state_dict(model: nn.Module, adapter_name: str = "default") -> dict[
     for name, layer in adapter_layers(model).items():
         if not layer.has_adapter(adapter_name):
             continue
-        keys = codec.tensor_keys[type(layer)]
+        keys = codec.tensor_keys[registered_layer_class(layer)]
         for attr, param in layer.adapter_parameters(adapter_name).items():
             tensors[f"{PREFIX}{name}{keys[attr]}"] = param.detach()
     for key in config.modules_to_save:
@@ -633,7 +641,8 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     _validate(model, plan, config, codec, where, adapter_name)
     inject(model, config, adapter_name)
     _copy_in(model, plan, adapter_name)
-    config.target_modules = cfg.get("target_modules") or sorted(plan.adapters)
+    # the model's copy of the config records the file's targets (as saved), not the exact names injected above
+    _config_of(model, adapter_name).target_modules = cfg.get("target_modules") or sorted(plan.adapters)
     return model
 
 
@@ -662,7 +671,7 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor], adapter
                 raise ValueError(f"{where}: tensor {plan.keys[(name, attr)]} has shape {tuple(tensor.shape)}; "
                                  f"the model's is {tuple(own[attr].shape) if attr in own else 'absent'}")
     missing = [n for n, layer in layers.items() if layer.has_adapter(adapter_name) and n not in plan.adapters
-               and type(layer) in spec.layers]
+               and method_of_layer(layer) is spec]
     if missing:
         raise ValueError(f"{where}: no tensors for adapter layer(s) {missing[:3]}")
     params = dict(model.named_parameters())

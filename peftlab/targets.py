@@ -13,10 +13,7 @@ This is the one mechanism every weight-space method in peftlab uses (LoRA, DoRA,
 2. :func:`replace_modules` builds every replacement first and only then swaps them in, so a bad
    argument never leaves a model half-modified.
 
-3. :func:`freeze_except` sets ``requires_grad`` so only adapter parameters (and any modules the user
-   asks to keep trainable, such as a new classification head) are trained.
-
-4. :func:`count_parameters` reports trainable / total parameters, like peft's
+3. :func:`count_parameters` reports trainable / total parameters, like peft's
    ``print_trainable_parameters``.
 """
 
@@ -36,7 +33,6 @@ __all__ = [
     "pattern_key",
     "count_parameters",
     "find_targets",
-    "freeze_except",
     "get_submodule_parent",
     "replace_modules",
 ]
@@ -166,12 +162,6 @@ def replace_modules(
         parent, attr = get_submodule_parent(model, name)
         setattr(parent, attr, new)
     return built
-
-
-def freeze_except(model: nn.Module, keep: Callable[[str, nn.Parameter], bool]) -> None:
-    """Set ``requires_grad = keep(name, param)`` for every parameter of ``model``."""
-    for name, param in model.named_parameters():
-        param.requires_grad_(bool(keep(name, param)))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ The configs of the adapters on a model are kept as ``model.peftlab_config`` (ada
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,6 @@ from peftlab.targets import (
     ParameterCount,
     count_parameters,
     find_targets,
-    matches_suffix,
     modules_matching,
     replace_modules,
 )
@@ -150,11 +150,30 @@ def get_method(name: str) -> MethodSpec:
 
 
 def method_for_config(config) -> MethodSpec:
-    for spec in _REGISTRY.values():
-        if type(config) is spec.config_cls:
-            return spec
+    """The method of ``config``: the registered config class nearest in its class's MRO, so a subclass of
+    ``LoRAConfig`` is LoRA and ``DoRAConfig`` (itself a ``LoRAConfig``) is DoRA."""
+    for klass in type(config).__mro__:
+        for spec in _REGISTRY.values():
+            if spec.config_cls is klass:
+                return spec
     known = ", ".join(spec.config_cls.__name__ for spec in _REGISTRY.values())
     raise TypeError(f"config must be one of the method configs ({known}), got {type(config).__name__}")
+
+
+def registered_layer_class(layer: AdapterLayer) -> type[AdapterLayer]:
+    """The registered layer class ``layer`` is an instance of, most specific first (``DoRALinear`` for a DoRA
+    layer, though it is also a ``LoRALinear``; the reference class for a speed-tuned twin of it)."""
+    registered = {cls for spec in _REGISTRY.values() for cls in spec.layers}
+    for klass in type(layer).__mro__:
+        if klass in registered:
+            return klass
+    raise TypeError(f"{type(layer).__name__} is not a layer of any registered method")
+
+
+def method_of_layer(layer: AdapterLayer) -> MethodSpec:
+    """The registered method whose layer class :func:`registered_layer_class` finds for ``layer``."""
+    klass = registered_layer_class(layer)
+    return next(spec for spec in _REGISTRY.values() if klass in spec.layers)
 
 
 def _all_layer_types() -> tuple[type[AdapterLayer], ...]:
@@ -179,9 +198,12 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
        ``modules_to_save`` is resolved — before anything changes, so a bad argument leaves ``model`` as it was;
     3. targets are wrapped (a layer this method already wraps gets a second adapter);
     4. everything is frozen except the active adapters' tensors and ``modules_to_save``.
+
+    The model stores a copy of ``config`` (``model.peftlab_config[adapter_name]``); ``config`` itself is not changed.
     """
     spec = method_for_config(config)
     check_adapter_name(adapter_name)
+    config = copy.deepcopy(config)  # the model keeps its own copy: binding it to the targets never touches the caller's
     configs = _configs(model)
     if adapter_name in configs:
         raise ValueError(f"model already has an adapter named {adapter_name!r}; pick another adapter_name "
@@ -192,7 +214,7 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
     for name in names:
         mod = model.get_submodule(name)
         if isinstance(mod, AdapterLayer):
-            if type(mod) not in spec.layers:
+            if method_of_layer(mod) is not spec:
                 raise ValueError(f"layer {name!r} already carries a {type(mod).__name__} adapter; peftlab does not "
                                  f"mix methods on one layer (merge_and_unload it first)")
             bases[name] = (mod.base_layer, type(mod))
@@ -452,10 +474,3 @@ def delete_adapter(model: nn.Module, adapter_name: str) -> nn.Module:
     setattr(model, CONFIG_ATTR, configs)
     _refreeze(model)
     return model
-
-
-def module_is_saved(model: nn.Module, param_name: str) -> bool:
-    """Whether parameter ``param_name`` belongs to a ``modules_to_save`` module of any adapter."""
-    keys = {k for cfg in _configs(model).values() for k in getattr(cfg, "modules_to_save", [])}
-    parts = param_name.split(".")
-    return any(matches_suffix(".".join(parts[: i + 1]), key) for key in keys for i in range(len(parts)))

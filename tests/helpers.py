@@ -31,7 +31,7 @@ def skip_if_peft_fails():
 
 
 def mlp(seed: int = 0) -> nn.Module:
-    """The 12 → 20 → 6 MLP of METHODS.md §0."""
+    """The 12 → 20 → 6 MLP every method test uses (layers "0" and "2" are the targets)."""
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 6))
 

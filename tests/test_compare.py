@@ -96,14 +96,19 @@ def _sweeps():
 
 
 def test_learning_rates_are_the_sweeps_winners():
-    assert {p.stem for p in _sweeps()} >= {"sentiment", "sentiment_n100", "sentiment_n1000"}
+    """Each stored sweep is complete (a full-size sweep tunes every method), its ``best`` is the highest of its
+    own scores, and the rate a run of that task and size uses is that score's rate."""
+    assert {p.stem for p in _sweeps()} >= {"sentiment", "sentiment_n100", "sentiment_n1000", "instructions"}
     for path in _sweeps():
         sweep = json.loads(path.read_text(encoding="utf-8"))
         assert C.sweep_name(sweep["task"], sweep["train_size"]) == path.stem and sweep["grid"] == list(C.LR_GRID)
+        if sweep["train_size"] is None:
+            assert set(sweep["methods"]) == set(C.METHODS), path.stem
+        run = C.CompareConfig(task=sweep["task"], train_size=sweep["train_size"])
         for m, v in sweep["methods"].items():
             finite = {float(k): s for k, s in v["scores"].items() if s == s}
-            best = max(finite.values())
-            assert finite[v["best"]] == best and C.LEARNING_RATES[path.stem][m] == v["best"]
+            assert len(finite) >= len(C.LR_GRID) and finite[v["best"]] == max(finite.values()), (path.stem, m)
+            assert run.lr_source(m) == (v["best"], f"sweep {path.stem}"), (path.stem, m)
 
 
 def test_sentiment_sweeps_tune_on_two_seeds_apart_from_the_test_seeds():

@@ -1,4 +1,4 @@
-"""The adapter contract, checked for every method in the registry (DESIGN §7).
+"""The adapter contract, checked for every method in the registry (docs/architecture.md, "Add a method").
 
 A method gets all of it by registering: ``register_method(..., examples=...)`` names configs to try on
 the two small models below. Where peftlab has a peft codec for the method, parity with peft is checked
@@ -23,11 +23,25 @@ from torch import nn
 
 import peftlab
 from peftlab.interop import codecs
+from peftlab.methods.fast import TWINS, use_fast
 from peftlab.tuner import adapter_layers, get_method, registry
 
 MODELS = {"mlp": mlp, "bert": tiny_bert}
-CASES = [(name, i) for name, spec in sorted(registry().items()) for i in range(len(spec.examples))]
-IDS = [f"{name}-{i}" for name, i in CASES]
+#: methods with speed-tuned layers (peftlab.methods.fast): their examples run on both the reference and the twin
+FAST = {name for name, spec in registry().items() if any(cls in TWINS for cls in spec.layers)}
+CASES = [(name, i, variant) for name, spec in sorted(registry().items()) for i in range(len(spec.examples))
+         for variant in (("reference", "fast") if name in FAST else ("reference",))]
+IDS = [f"{name}-{i}" + ("-fast" if variant == "fast" else "") for name, i, variant in CASES]
+
+
+@pytest.fixture(autouse=True)
+def _variant(request, monkeypatch):
+    """With ``variant="fast"``, every model the test injects into gets the speed-tuned layers."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("variant") == "fast":
+        for name in ("inject", "load_peft_adapter"):
+            build = getattr(peftlab, name)
+            monkeypatch.setattr(peftlab, name, lambda *a, build=build, **k: use_fast(build(*a, **k)))
 
 
 def _inputs(kind: str):
@@ -78,16 +92,16 @@ def _reference(spec, example, base):
     return spec.reference_model(base, _config(spec, example))
 
 
-@pytest.mark.parametrize("method, i", CASES, ids=IDS)
-def test_fresh_adapter_equals_base(method, i):
+@pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
+def test_fresh_adapter_equals_base(method, i, variant):
     spec, example, base, inputs = _case(method, i)
     model = peftlab.inject(copy.deepcopy(base), _config(spec, example))
     assert torch.allclose(_out(model, inputs), _out(_reference(spec, example, base), inputs),
                           atol=spec.tolerance("fresh_output", 1e-6), rtol=0)
 
 
-@pytest.mark.parametrize("method, i", CASES, ids=IDS)
-def test_merge_unmerge_and_unload(method, i):
+@pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
+def test_merge_unmerge_and_unload(method, i, variant):
     spec, example, base, inputs = _case(method, i)
     model = _adapted(spec, example, base)
     y = _out(model, inputs)
@@ -122,11 +136,11 @@ def test_merge_unmerge_and_unload(method, i):
     assert torch.allclose(_out(plain, inputs), y, atol=1e-5)
 
 
-@pytest.mark.parametrize("method, i", CASES, ids=IDS)
-def test_trainable_count_is_the_closed_form(method, i):
+@pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
+def test_trainable_count_is_the_closed_form(method, i, variant):
     spec, example, base, _ = _case(method, i)
-    config = _config(spec, example)
-    model = peftlab.inject(copy.deepcopy(base), config)
+    model = peftlab.inject(copy.deepcopy(base), _config(spec, example))
+    config = model.peftlab_config["default"]  # the model's copy, bound to its targets
     expected = 0
     for name, layer in adapter_layers(model).items():
         expected += type(layer).num_trainable(layer.base_layer, **config.layer_hparams(name, layer.base_layer))
@@ -142,8 +156,8 @@ def test_trainable_count_is_the_closed_form(method, i):
         if n == key or n.endswith("." + key) for p in m.parameters())
 
 
-@pytest.mark.parametrize("method, i", CASES, ids=IDS)
-def test_gradients_reach_adapter_parameters_only(method, i):
+@pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
+def test_gradients_reach_adapter_parameters_only(method, i, variant):
     spec, example, base, inputs = _case(method, i)
     model = _adapted(spec, example, base)
     model.train()
@@ -159,8 +173,8 @@ def test_gradients_reach_adapter_parameters_only(method, i):
             assert any(k in name for k in example["config"].get("modules_to_save", [])), name
 
 
-@pytest.mark.parametrize("method, i", CASES, ids=IDS)
-def test_bad_input_changes_nothing(method, i):
+@pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
+def test_bad_input_changes_nothing(method, i, variant):
     spec, example, base, inputs = _case(method, i)
     for over, exc in (({"target_modules": ["no_such_layer"]}, ValueError),
                       ({"modules_to_save": ["no_such_head"]}, ValueError)):
@@ -196,8 +210,8 @@ def _split_targets(spec, example, base):
     return exact(names[: len(names) // 2]), exact(names[len(names) // 2:])
 
 
-@pytest.mark.parametrize("method, i", CASES, ids=IDS)
-def test_two_adapters_on_different_targets(method, i):
+@pytest.mark.parametrize("method, i, variant", CASES, ids=IDS)
+def test_two_adapters_on_different_targets(method, i, variant):
     spec, example, base, inputs = _case(method, i)
     first, second = _split_targets(spec, example, base)
     model = peftlab.inject(copy.deepcopy(base), _config(spec, example, target_modules=first, modules_to_save=[]), "a")
@@ -225,8 +239,11 @@ def test_two_adapters_on_different_targets(method, i):
         assert torch.allclose(_out(model, inputs), _out(_reference(spec, example, base), inputs), atol=1e-6)
     peftlab.set_adapter(model, ["a", "b"])
     assert torch.allclose(_out(model, inputs), y_ab, atol=1e-6)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert any(".a" in n or n.endswith(".a") for n in trainable) and any(n.endswith(".b") for n in trainable)
+    # exactly the tensors of the active adapters "a" and "b" are trainable (each layer has one of them)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    of = {name: {id(p) for layer in adapter_layers(model).values() if layer.has_adapter(name)
+                 for p in layer.adapter_parameters(name).values()} for name in ("a", "b")}
+    assert of["a"] and of["b"] and trainable == of["a"] | of["b"]
     if spec.mergeable:
         peftlab.merge_adapter(model, adapter_names=["b"])
         with pytest.raises(RuntimeError, match="unmerge"):
@@ -239,9 +256,9 @@ def test_two_adapters_on_different_targets(method, i):
         peftlab.set_adapter(model, ["a"])
 
 
-@pytest.mark.parametrize("method, i", [c for c in CASES if c[0] in codecs()], ids=[
+@pytest.mark.parametrize("method, i, variant", [c for c in CASES if c[0] in codecs()], ids=[
     n for n, c in zip(IDS, CASES, strict=True) if c[0] in codecs()])
-def test_save_load_and_peft_parity_both_ways(method, i, tmp_path):
+def test_save_load_and_peft_parity_both_ways(method, i, variant, tmp_path):
     from peft import PeftModel, get_peft_config, get_peft_model
 
     spec, example, base, inputs = _case(method, i)

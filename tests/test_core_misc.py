@@ -7,7 +7,8 @@ import torch
 from helpers import tiny_bert
 
 import peftlab
-from peftlab import device, env, spectrum
+from peftlab import device, env
+from peftlab.analysis import svd as spectrum
 from peftlab.cli import main as cli_main
 from peftlab.train import EncodedSplit, evaluate_accuracy, train_classifier
 
@@ -127,3 +128,24 @@ def test_mean_pooled_features_ignore_padding():
     feats = mean_pooled_features(model, EncodedSplit(ids, mask, torch.tensor([0, 1])))
     alone = mean_pooled_features(model, EncodedSplit(ids[:1, :3], mask[:1, :3], torch.tensor([0])))
     assert feats.shape == (2, 32) and torch.allclose(feats[0], alone[0], atol=1e-5)
+
+
+def test_inject_keeps_a_copy_and_finds_the_method_by_class():
+    """``inject`` never changes the caller's config (the model stores a copy bound to its targets), and a
+    subclass of a method's config is that method."""
+    from torch import nn
+
+    from peftlab.methods.lora import LoRAConfig
+    from peftlab.methods.waveft import WaveFTConfig
+
+    config = WaveFTConfig(n_frequency=8, proportional_parameters=True, target_modules=["0", "2"])
+    model = peftlab.inject(nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 6)), config)
+    stored = model.peftlab_config["default"]
+    assert stored is not config and stored == config
+    assert config._proportional is None and stored._proportional == {"0": 11, "2": 5}  # 16 split 240:120
+
+    class MyLoRA(LoRAConfig):
+        pass
+
+    model = peftlab.inject(nn.Sequential(nn.Linear(4, 4)), MyLoRA(r=2, target_modules=["0"]))
+    assert isinstance(model[0], peftlab.LoRALinear) and not isinstance(model[0], peftlab.DoRALinear)

@@ -1,6 +1,6 @@
 """DoRA: the paper's definitions, parity with peft ``LoraConfig(use_dora=True)``, interop, bad input.
 
-Parity recipe (METHODS §0/§2): the same base twice, peft's B and magnitude randomised (B ~ N(0, 0.1²),
+Parity recipe: the same base twice, peft's B and magnitude randomised (B ~ N(0, 0.1²),
 m scaled by U(0.5, 1.5)), copied into peftlab by peft's state-dict names, compared in fp32.
 """
 
@@ -18,10 +18,12 @@ from torch import nn
 
 import peftlab
 from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME, codecs
-from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALayer, DoRALinear, dora_layers
+from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, dora_layers
+from peftlab.methods.fast import use_fast
+from peftlab.methods.fast.dora import FactoredNorm, FastDoRALinear
 from peftlab.tuner import adapter_layers
 
-ATOL = 1e-5  # METHODS §0 default (fp32); measured differences are ≤ 3e-7, see the asserts' messages
+ATOL = 1e-5  # fp32; measured differences are ≤ 3e-7, see the asserts' messages
 BERT_TARGETS = ["word_embeddings", "query", "key", "value", "dense"]
 
 
@@ -170,21 +172,24 @@ def test_norm_is_detached_in_the_gradient():
 
 @pytest.fixture
 def factored_norm(monkeypatch):
-    """Make every layer use the factored norm of the forward (by default only layers from 512×512 on do)."""
-    monkeypatch.setattr(DoRALayer, "factored_norm_min_numel", 0)
+    """Make apply_dora build the speed-tuned layers and every one of them use the factored norm of the forward
+    (by default only layers from 512×512 on do)."""
+    monkeypatch.setattr(FactoredNorm, "factored_norm_min_numel", 0)
+    apply_dora = peftlab.apply_dora
+    monkeypatch.setattr(peftlab, "apply_dora", lambda *a, **k: use_fast(apply_dora(*a, **k)))
 
 
 def test_forward_norm_is_the_direct_norm_without_forming_the_matrix(factored_norm):
     """The forward's factored norm equals ‖W0 + s·B A‖_row; near cancellation it falls back to forming it."""
     torch.manual_seed(0)
-    layer = DoRALinear(nn.Linear(64, 32), r=4, alpha=8)
+    layer = FastDoRALinear(nn.Linear(64, 32), r=4, alpha=8)
     W0 = layer.base_layer.weight
     assert torch.equal(layer.forward_norm("default", W0), W0.norm(dim=1))  # B = 0: exactly ‖W0‖_row
     with torch.no_grad():
         layer.lora_B["default"].normal_(std=0.5)
     direct = layer.weight_norm("default", W0)
     assert torch.allclose(layer.forward_norm("default", W0), direct, rtol=2e-6, atol=0)
-    double = DoRALinear(nn.Linear(64, 32).double(), r=4, alpha=8)
+    double = FastDoRALinear(nn.Linear(64, 32).double(), r=4, alpha=8)
     with torch.no_grad():
         double.lora_B["default"].normal_(std=0.5)
     Wd = double.base_layer.weight
@@ -232,6 +237,7 @@ def test_parity_large_layer_uses_the_factored_norm():
     ours = peftlab.apply_dora(copy.deepcopy(base), r=8, alpha=16, target_modules=["0"])
     randomize_dora(theirs)
     peftlab.copy_from_peft(theirs, ours)
+    use_fast(ours)
     layer = dora_layers(ours)["0"]
     assert layer.base_weight().numel() >= layer.factored_norm_min_numel
     x = torch.randn(3, 5, 768)

@@ -1,7 +1,7 @@
 """IA³: the paper's definitions (peft's per-layer form), parity with peft ``IA3Config`` (logits, gradients,
 merged weights), interop both ways on BERT- and Llama-like models (SEQ_CLS, CAUSAL_LM), bad input.
 
-Parity recipe (METHODS §0/§5): the same base twice, peft's ``ia3_l`` randomised (``l ← 1 + N(0, 0.3²)``),
+Parity recipe: the same base twice, peft's ``ia3_l`` randomised (``l ← 1 + N(0, 0.3²)``),
 copied into peftlab by peft's state-dict names, compared in fp32.
 """
 

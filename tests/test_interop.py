@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 import peftlab
 from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME
-from peftlab.lora import lora_layers
+from peftlab.methods.lora import lora_layers
 
 IDS = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(0))
 

@@ -12,14 +12,8 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 import peftlab
-from peftlab.lora import (
-    LoRALinear,
-    disable_adapters,
-    lora_layers,
-    merge_lora,
-    set_active_adapters,
-    unmerge_lora,
-)
+from peftlab.methods.lora import LoRALinear, lora_layers
+from peftlab.tuner import disable_adapter, merge_adapter, set_adapter, unmerge_adapter
 
 ATOL = 1e-5
 
@@ -84,10 +78,10 @@ def test_merge_unmerge(use_rslora):
     x = torch.randn(7, 12)
     W0 = model[0].base_layer.weight.clone()
     y = model(x)
-    merge_lora(model)
+    merge_adapter(model)
     assert torch.allclose(model(x), y, atol=1e-6)
     assert not torch.allclose(model[0].base_layer.weight, W0)
-    unmerge_lora(model)
+    unmerge_adapter(model)
     assert torch.allclose(model[0].base_layer.weight, W0, atol=1e-7)
     assert torch.allclose(model(x), y, atol=1e-6)
 
@@ -123,7 +117,7 @@ def test_two_adapters_add_and_switch():
     x = torch.randn(3, 12)
     expected = layer.base_layer(x) + x @ (layer.delta_weight("default") + layer.delta_weight("second")).T
     assert torch.allclose(layer(x), expected, atol=1e-6)
-    set_active_adapters(model, "second")
+    set_adapter(model, "second")
     assert torch.allclose(layer(x), layer.base_layer(x) + x @ layer.delta_weight("second").T, atol=1e-6)
     assert set(model.peftlab_config) == {"default", "second"}
 
@@ -134,8 +128,8 @@ def test_disable_adapters_restores_base():
     randomize_lora(model)
     x = torch.randn(3, 12)
     y = model(x)
-    merge_lora(model)
-    with disable_adapters(model):
+    merge_adapter(model)
+    with disable_adapter(model):
         assert torch.allclose(model(x), base(x), atol=1e-6)
     assert torch.allclose(model(x), y, atol=1e-6) and model[0].merged
 
@@ -174,13 +168,13 @@ def test_parity_with_peft_bert(use_rslora, targets):
             assert torch.allclose(g_o, g_t, atol=1e-5, rtol=1e-4), (name, part)
     # merge / unmerge
     theirs.merge_adapter()
-    merge_lora(ours)
+    merge_adapter(ours)
     for name, layer in lora_layers(ours).items():
         w_t = theirs.get_submodule(f"base_model.model.{name}").base_layer.weight
         assert torch.allclose(layer.base_layer.weight, w_t, atol=1e-6)
     assert torch.allclose(ours(input_ids=ids).logits, theirs(input_ids=ids).logits, atol=ATOL)
     theirs.unmerge_adapter()
-    unmerge_lora(ours)
+    unmerge_adapter(ours)
     assert torch.allclose(ours(input_ids=ids).logits, out_t, atol=ATOL)
 
 
@@ -260,15 +254,15 @@ def test_merge_twice_and_unmerge_nothing_are_no_ops():
     model = peftlab.apply_lora(mlp(), r=2, alpha=2, target_modules=["0"])
     randomize_lora(model)
     W0 = model[0].base_layer.weight.clone()
-    merge_lora(model)
+    merge_adapter(model)
     W = model[0].base_layer.weight.clone()
-    merge_lora(model)
+    merge_adapter(model)
     assert torch.equal(W, model[0].base_layer.weight) and model[0].merged_adapters == ["default"]
     with pytest.raises(RuntimeError, match="already merged"):
         model[0].merge(["default"])  # asking one layer explicitly is an error
-    unmerge_lora(model)
+    unmerge_adapter(model)
     assert torch.allclose(model[0].base_layer.weight, W0, atol=1e-7)
-    unmerge_lora(model)
+    unmerge_adapter(model)
     assert torch.allclose(model[0].base_layer.weight, W0, atol=1e-7)
 
 
@@ -295,7 +289,7 @@ def test_base_layer_type_checked():
 
 # --------------------------------------------------------------------------- embeddings (peft's lora.Embedding)
 def test_embedding_adapter_init_and_formula():
-    from peftlab.lora import LoRAEmbedding
+    from peftlab.methods.lora import LoRAEmbedding
 
     torch.manual_seed(0)
     emb = nn.Embedding(20, 6, padding_idx=0)
@@ -334,10 +328,10 @@ def test_parity_with_peft_embedding_targets(use_rslora):
     assert torch.allclose(emb.lora_embedding_A["default"].grad, g_t, atol=1e-5)
     assert peftlab.count_parameters(ours).trainable == theirs.get_nb_trainable_parameters()[0]
     theirs.merge_adapter()
-    merge_lora(ours)
+    merge_adapter(ours)
     w_t = theirs.get_submodule("base_model.model.bert.embeddings.word_embeddings").base_layer.weight
     assert torch.allclose(emb.base_layer.weight, w_t, atol=1e-6)
-    unmerge_lora(ours)
+    unmerge_adapter(ours)
     assert torch.allclose(ours(input_ids=ids).logits, y_o, atol=ATOL)
 
 
@@ -364,10 +358,10 @@ def test_regression_merge_unmerge_with_adapters_on_different_targets():
     randomize_lora(model)
     ids = torch.randint(0, 64, (2, 6))
     weights = {n: layer.base_layer.weight.clone() for n, layer in lora_layers(model).items()}
-    set_active_adapters(model, ["a"])
+    set_adapter(model, ["a"])
     y = model(input_ids=ids).logits
-    merge_lora(model)
+    merge_adapter(model)
     assert torch.allclose(model(input_ids=ids).logits, y, atol=1e-5)
-    unmerge_lora(model)
+    unmerge_adapter(model)
     for n, layer in lora_layers(model).items():
         assert torch.allclose(layer.base_layer.weight, weights[n], atol=1e-7), n

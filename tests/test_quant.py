@@ -1,4 +1,4 @@
-"""peftlab.quant against bitsandbytes' CPU quantize_4bit / dequantize_4bit, byte for byte (METHODS.md §6)."""
+"""peftlab.quant against bitsandbytes' CPU quantize_4bit / dequantize_4bit, byte for byte."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from helpers import mlp, tiny_bert
 from torch import nn
 
 import peftlab
+from peftlab.methods.fast import use_fast
 from peftlab.methods.waveft import (
     FAMILIES,
     WaveFTConfig,
@@ -48,8 +49,9 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None, forward_mode=None):
-    """The same Linear wrapped by peft's WaveFT and by peftlab's, spectrum N(0, 1) copied across."""
+def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None, forward_mode=None, fast=False):
+    """The same Linear wrapped by peft's WaveFT and by peftlab's (the reference layer, or with ``fast`` the
+    speed-tuned one), spectrum N(0, 1) copied across."""
     torch.manual_seed(0)
     base = nn.Sequential(nn.Linear(n_in, n_out)).to(dtype)
     theirs = get_peft_model(copy.deepcopy(base), PeftWaveFTConfig(
@@ -57,9 +59,11 @@ def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None, fo
         use_idwt=use_idwt, target_modules=["0"]))
     ours = peftlab.apply_waveft(copy.deepcopy(base), n_frequency=n, wavelet_family=family, random_loc_seed=seed,
                                 use_idwt=use_idwt, target_modules=["0"])
-    if dense is not None:  # force one way of forming ΔW: the dense product, or the n·L² sparse terms
-        ours[0].dense_product_factor = 10**12 if dense else 0
-    ours[0].forward_mode = forward_mode  # None: chosen by cost; "fused" (W0 + ΔW) or "factored" (never forms ΔW)
+    if fast or dense is not None or forward_mode is not None:
+        use_fast(ours)
+        if dense is not None:  # force one way of forming ΔW: the dense product, or the n·L² sparse terms
+            ours[0].dense_product_factor = 10**12 if dense else 0
+        ours[0].forward_mode = forward_mode  # None: by cost; "fused" (W0 + ΔW) or "factored" (never forms ΔW)
     layer_t, layer_o = theirs.base_model.model[0], ours[0]
     with torch.no_grad():
         layer_t.waveft_spectrum["default"].normal_(generator=torch.Generator().manual_seed(seed + 1))
@@ -67,7 +71,9 @@ def _pair(n_out, n_in, family, n, dtype, seed=777, use_idwt=True, dense=None, fo
     return theirs, ours, layer_t, layer_o
 
 
-PATHS = {"sparse-terms": (False, "fused"), "dense-product": (True, "fused"), "factored-forward": (False, "factored")}
+# the reference layer (ΔW by idwt2, base(x) + x ΔWᵀ), and each way the speed-tuned layer can take
+PATHS = {"reference": (None, None), "fast-sparse-terms": (False, "fused"), "fast-dense-product": (True, "fused"),
+         "fast-factored-forward": (False, "factored")}
 
 
 @pytest.mark.parametrize("path", list(PATHS))
@@ -87,7 +93,7 @@ def test_parity_with_peft_delta_forward_gradients_merge(n_out, n_in, family, n, 
     y_t.pow(2).sum().backward()
     assert _rel(layer_o.waveft_spectrum["default"].grad, layer_t.waveft_spectrum["default"].grad) <= tol
     assert _rel(x.grad, x_t.grad) <= tol
-    assert torch.equal(layer_o.base_layer.weight, w0)  # the forward folds ΔW into a copy, never into W0
+    assert torch.equal(layer_o.base_layer.weight, w0)  # the fused forward folds ΔW into a copy, never into W0
     peftlab.merge_adapter(ours)
     theirs.merge_adapter()
     assert _rel(layer_o.base_layer.weight, layer_t.base_layer.weight) <= tol
@@ -99,10 +105,11 @@ def test_parity_with_peft_delta_forward_gradients_merge(n_out, n_in, family, n, 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)], ids=["fp64", "fp32"])
 def test_parity_without_idwt_and_other_seeds(dtype, tol):
-    for seed, use_idwt, mode in ((0, False, "fused"), (0, False, "factored"), (12345, True, None),
-                                 (2**40 + 3, True, "factored")):
+    for seed, use_idwt, mode, fast in ((0, False, None, False), (0, False, "fused", True), (0, False, "factored", True),
+                                       (12345, True, None, True), (12345, True, None, False),
+                                       (2**40 + 3, True, "factored", True)):
         theirs, ours, layer_t, layer_o = _pair(14, 22, "db2", 90, dtype, seed=seed, use_idwt=use_idwt,
-                                               forward_mode=mode)
+                                               forward_mode=mode, fast=fast)
         assert torch.equal(layer_o.waveft_indices["default"], layer_t.waveft_indices["default"])
         assert _rel(layer_o.delta_weight("default"), layer_t.get_delta_weight("default")) <= tol
         x = torch.randn(6, 22, dtype=dtype)
@@ -119,10 +126,10 @@ def test_parity_without_idwt_and_other_seeds(dtype, tol):
     assert torch.equal(delta[rows, cols], 25.0 * layer_o.waveft_spectrum["default"].detach())
 
 
-def test_forward_path_is_chosen_by_cost_and_adapters_mix():
+def test_fast_forward_path_is_chosen_by_cost_and_adapters_mix():
     torch.manual_seed(0)
-    big = peftlab.apply_waveft(nn.Sequential(nn.Linear(1536, 384)), n_frequency=64, target_modules=["0"])[0]
-    small = peftlab.apply_waveft(mlp(), n_frequency=64, target_modules=["0"])[0]
+    big = use_fast(peftlab.apply_waveft(nn.Sequential(nn.Linear(1536, 384)), n_frequency=64, target_modules=["0"]))[0]
+    small = use_fast(peftlab.apply_waveft(mlp(), n_frequency=64, target_modules=["0"]))[0]
     assert big.factored("default") and not small.factored("default")  # large sparse layer: never form ΔW
     with torch.no_grad():
         assert not big.factored("default")  # without gradients, folding ΔW into W0 costs one product only
@@ -131,7 +138,7 @@ def test_forward_path_is_chosen_by_cost_and_adapters_mix():
                                  adapter_name="a", wavelet_family="db2")
     peftlab.apply_waveft(model, n_frequency=200, target_modules=["0"], adapter_name="b", wavelet_family="db2")
     peftlab.set_adapter(model, ["a", "b"])
-    layer = model[0]
+    layer = use_fast(model)[0]
     layer.factored_cost_factor = 7  # a: 7·(4·128 + 10) < 64·64: factored; b: 7·(4·128 + 400) ≥ 64·64: fused
     with torch.no_grad():
         for name in ("a", "b"):
@@ -416,6 +423,11 @@ def test_load_refuses_unknown_family_before_anything_changes(tmp_path):
 
 
 def test_config_round_trip_fields():
-    cfg = WaveFTConfig(n_frequency=10, scaling=3, wavelet_family="sym3", target_modules=("a",))
+    cfg = WaveFTConfig(n_frequency=10, scaling=3, wavelet_family="sym3", target_modules=("a",),
+                       n_frequency_pattern={"b": 4}, proportional_parameters=True, use_idwt=False)
     assert cfg.scaling == 3.0 and isinstance(cfg.scaling, float) and cfg.target_modules == ["a"]
-    assert cfg.to_dict()["method"] == "waveft" and "_proportional" not in cfg.to_dict()
+    saved = cfg.to_dict()
+    assert saved.pop("method") == "waveft" and "_proportional" not in saved
+    again = WaveFTConfig(**json.loads(json.dumps(saved)))  # through JSON, as a saved file holds it
+    assert again == cfg and again.to_dict() == cfg.to_dict()
+    assert WaveFTConfig(**{**saved, "n_frequency": 11}) != cfg  # the comparison sees a changed field

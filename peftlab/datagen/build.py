@@ -236,7 +236,7 @@ def lm_branch(out: str, cfg: BuildConfig, train_lines: list[str], held_lines: li
 
 
 class TargetsMissed(SystemExit):
-    """``make data`` exits non-zero: a model missed a target of DESIGN §5 / issue #8."""
+    """``make data`` exits non-zero: a model missed a target of peftlab/datagen/targets.py."""
 
 
 def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, log=print) -> dict:
@@ -319,7 +319,7 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
         path.chmod(0o755 if path.is_dir() else 0o644)
     log(f"done in {metrics['wall_seconds']} s; {manifest['total_bytes'] / 1e6:.2f} MB in {len(manifest['files'])} files")
     if missed(rows) and not quick:
-        raise TargetsMissed("make data: the tiny models missed targets of DESIGN §5 / issue #8:\n" + describe(missed(rows)))
+        raise TargetsMissed("make data: the tiny models missed targets of peftlab/datagen/targets.py:\n" + describe(missed(rows)))
     return manifest
 
 

@@ -1,4 +1,4 @@
-"""What the tiny models must show (DESIGN §5, embedded default v3), checked on every seed after every build.
+"""What the tiny models must show (peftlab/datagen/targets.py, embedded default v3), checked on every seed after every build.
 
 ``check(encoder_table, lm_table)`` returns one row per (target, seed): the measured value, the bound,
 whether it holds and whether the build enforces it. ``make data`` fails, naming every missed row, when

@@ -33,11 +33,10 @@ terms, and ``x_d W0ᵀ`` is recomputed instead of reusing ``y0`` (as peft does):
 
     y = y0 + (g − 1) ⊙ (x_d W0ᵀ) + g ⊙ s · (x_d Aᵀ) Bᵀ
 
-The forward computes ``n`` without forming the out×in matrix ``W0 + s·B A``:
-``‖W0 + s·BA‖²_row = ‖W0‖²_row + 2s·rowsum((W0 Aᵀ) ⊙ B) + s²·rowsum((B A Aᵀ) ⊙ B)`` (O(out·in·r) work,
-O(out·r) memory; peft forms the matrix every step), equal to the direct norm to a few ulps
-(:meth:`DoRALayer.forward_norm`; layers under 512×512 form it, which is as fast there). Merging forms
-the matrix anyway and uses the direct norm, as peft.
+The forward forms ``W0 + s·B A`` to take its row norm, as peft does (:meth:`DoRALayer.weight_norm`).
+:mod:`peftlab.methods.fast.dora` computes the same norm without the out×in matrix,
+``‖W0 + s·BA‖²_row = ‖W0‖²_row + 2s·rowsum((W0 Aᵀ) ⊙ B) + s²·rowsum((B A Aᵀ) ⊙ B)``; selected by
+``peftlab.methods.fast.use_fast(model)``.
 
 Several active DoRA adapters on one layer are applied in turn, each rescaling the output so far (as in
 peft); merging them in the same order gives the same weight.
@@ -94,8 +93,6 @@ class DoRALayer(LoRALayer):
     adapter_state_names = LoRALayer.adapter_state_names + ("merge_norm",)
     #: the adapter's factors and the magnitude, by attribute name (set by each layer kind)
     factor_names: tuple[str, str] = ("lora_A", "lora_B")
-    #: smallest weight (out·in) for which the forward computes the norm factored (see :meth:`forward_norm`)
-    factored_norm_min_numel = 1 << 18
 
     @classmethod
     def oriented_dims(cls, base_layer: nn.Module) -> tuple[int, int]:
@@ -138,7 +135,7 @@ class DoRALayer(LoRALayer):
     def weight_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
         """``‖W + s·B A‖`` per output unit (shape (out,)), no gradient: the paper's detached norm.
 
-        Formed directly, as peft does (used for merging, where ``W + s·B A`` is formed anyway).
+        Formed directly, as peft does.
         """
         A, B = self.factors(adapter_name)
         W = self.oriented(weight)
@@ -147,30 +144,9 @@ class DoRALayer(LoRALayer):
             return torch.linalg.norm(W + self.scaling[adapter_name] * BA, dim=1).to(W.dtype)
 
     def forward_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
-        r"""The same norm without forming the out×in matrix ``W + s·B A`` (the forward's cost; no gradient).
-
-        Row j of ``W + s·B A`` has squared norm ``w_j² + 2s·c_j + s²·d_j`` with ``w = ‖W‖_row``,
-        ``c = rowsum((W Aᵀ) ⊙ B)`` and ``d = rowsum((B (A Aᵀ)) ⊙ B)``, so
-        ``n = w · sqrt(1 + (2s·c + s²·d) / w²)``: O(out·in·r) work and O(out·r) memory instead of an
-        out×in temporary. It equals ``w`` exactly while ``B A = 0`` and agrees with :meth:`weight_norm` to a
-        few ulps. Where the rows nearly cancel (``n < 0.3·w``), in half precision, and for layers up to
-        ``factored_norm_min_numel`` weights (where forming the matrix is as fast: measured crossover on CPU
-        between 512×512 and 512×1024) it uses :meth:`weight_norm`.
-        """
-        if weight.dtype not in (torch.float32, torch.float64) or weight.numel() < self.factored_norm_min_numel:
-            return self.weight_norm(adapter_name, weight)
-        A, B = self.factors(adapter_name)
-        s = self.scaling[adapter_name]
-        W = self.oriented(weight)
-        with torch.no_grad():
-            A, B = A.to(W.dtype), B.to(W.dtype)
-            w = torch.linalg.vector_norm(W, dim=1)
-            c = ((W @ A.T) * B).sum(dim=1)
-            d = ((B @ (A @ A.T)) * B).sum(dim=1)
-            q = 1 + (2 * s * c + (s * s) * d) / (w * w)
-            if not bool(torch.isfinite(q).all()) or bool((q < 0.09).any()):
-                return self.weight_norm(adapter_name, weight)
-            return w * q.sqrt()
+        """The norm the forward divides by: :meth:`weight_norm`. (:mod:`peftlab.methods.fast.dora` computes it
+        without forming the out×in matrix.)"""
+        return self.weight_norm(adapter_name, weight)
 
     def unmerged_base_weight(self) -> torch.Tensor:
         """``W0``: the base weight with every merged adapter taken out again (on a copy when any is merged)."""

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -44,12 +43,8 @@ from peftlab.layer import AdapterLayer
 from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import (
     adapter_layers,
-    disable_adapter,
     inject,
-    merge_adapter,
     register_method,
-    set_adapter,
-    unmerge_adapter,
 )
 
 __all__ = [
@@ -58,12 +53,8 @@ __all__ = [
     "LoRALayer",
     "LoRALinear",
     "apply_lora",
-    "disable_adapters",
     "lora_family_config",
     "lora_layers",
-    "merge_lora",
-    "set_active_adapters",
-    "unmerge_lora",
 ]
 
 INITS = ("kaiming", "gaussian")
@@ -336,29 +327,6 @@ def apply_lora(
                                 use_rslora=use_rslora, modules_to_save=modules_to_save, init=init,
                                 rank_pattern=rank_pattern, alpha_pattern=alpha_pattern)
     return inject(model, config, adapter_name)
-
-
-# Earlier names, kept as thin aliases of the model-level operations (which work for every method).
-def set_active_adapters(model: nn.Module, names: str | Sequence[str]) -> nn.Module:
-    """Alias of :func:`peftlab.set_adapter`."""
-    return set_adapter(model, names)
-
-
-def merge_lora(model: nn.Module, safe_merge: bool = False) -> nn.Module:
-    """Alias of :func:`peftlab.merge_adapter`."""
-    return merge_adapter(model, safe_merge=safe_merge)
-
-
-def unmerge_lora(model: nn.Module) -> nn.Module:
-    """Alias of :func:`peftlab.unmerge_adapter`."""
-    return unmerge_adapter(model)
-
-
-@contextmanager
-def disable_adapters(model: nn.Module):
-    """Alias of :func:`peftlab.disable_adapter`."""
-    with disable_adapter(model) as m:
-        yield m
 
 
 register_method(

@@ -49,9 +49,9 @@ from peftlab.quant import (
     quantized_nbytes,
 )
 from peftlab.targets import find_targets, get_submodule_parent
-from peftlab.tuner import adapter_layers, inject, register_method
+from peftlab.tuner import inject, register_method
 
-__all__ = ["QLoRAConfig", "QLoRALinear", "QuantLinear", "apply_qlora", "dequantized_reference", "qlora_layers"]
+__all__ = ["QLoRAConfig", "QLoRALinear", "QuantLinear", "apply_qlora", "dequantized_reference"]
 
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _STATE_BUFFERS = ("packed", "absmax", "offset", "absmax2", "code", "code2")
@@ -337,11 +337,6 @@ class QLoRALinear(LoRALinear):
 
 
 # ---------------------------------------------------------------------- model level
-def qlora_layers(model: nn.Module) -> dict[str, QLoRALinear]:
-    """Every :class:`QLoRALinear` of ``model`` by module name."""
-    return adapter_layers(model, QLoRALinear)
-
-
 def apply_qlora(
     model: nn.Module,
     r: int = 8,

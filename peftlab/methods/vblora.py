@@ -306,19 +306,12 @@ class VBLoRALinear(AdapterLayer):
         return self.vblora_vector_bank[adapter_name]
 
     def lora_matrices(self, adapter_name: str = "default") -> tuple[torch.Tensor, torch.Tensor]:
-        """``(A, B)`` of ``adapter_name``: A (r, in), B (out, r), assembled from the bank.
-
-        One top-k, one softmax and one gather serve A's and B's logit vectors together.
-        """
-        logits_A, logits_B = self.vblora_logits_A[adapter_name], self.vblora_logits_B[adapter_name]
+        """``(A, B)`` of ``adapter_name``: A (r, in), B (out, r), assembled from the bank
+        (:func:`assemble_A`, :func:`assemble_B`)."""
         bank = self._bank(adapter_name)
-        r, n = self.r[adapter_name], self.num_vectors[adapter_name]
-        rows_A = logits_A.shape[0] * logits_A.shape[1]
-        z = torch.cat([logits_A.reshape(rows_A, n), logits_B.reshape(-1, n)])
-        u = topk_admixture(z, bank.to(z.dtype), self.topk[adapter_name])
-        A = u[:rows_A].reshape(r, self.in_features)
-        B = u[rows_A:].reshape(logits_B.shape[0], r, -1).transpose(1, 2).reshape(self.out_features, r)
-        return A, B
+        logits_A, logits_B = self.vblora_logits_A[adapter_name], self.vblora_logits_B[adapter_name]
+        k = self.topk[adapter_name]
+        return assemble_A(logits_A, bank.to(logits_A.dtype), k), assemble_B(logits_B, bank.to(logits_B.dtype), k)
 
     def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
         """``ΔW = B A`` with shape (out, in), in the base weight's dtype (no α/r scaling)."""

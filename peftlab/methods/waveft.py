@@ -30,21 +30,12 @@ transform (IDWT)::
   off-diagonal blocks trade places: ``Q = [[cA, cV], [cH, cD]]``. peftlab moves each position once, at
   creation (:func:`matrix_positions`).
 
-The synthesis matrices are built once per (size, family) and cached; per adapter, the columns of
-``R_H`` and ``R_W`` that its ``n`` positions select are kept as bands of at most ``L`` non-zeros each.
-Because ``Q`` has ``n`` non-zeros, the two matrix products reduce to their ``n·L²`` non-zero terms,
-``ΔW = s · Σ_k q_k · R_H[:, a_k] R_W[:, b_k]ᵀ``, accumulated in one ``index_add`` — no convolution, no
-dense ``H×Wd`` grid on the forward (where the dense product is cheaper, for very dense ``Q`` or long filters,
-it is used instead; both are :func:`idwt2` to rounding). peft instead rebuilds ``ΔW`` with a 4-channel
-``conv_transpose2d`` over the whole padded grid at every forward.
-
-Forward (what peft computes as ``base(x) + x ΔWᵀ``): ``ΔW`` is folded into one product with the base
-weight, ``y = x (W0 + ΣΔW)ᵀ + b`` — one matmul forward and one for ``x``'s gradient instead of two each;
-training adds ``ΔW``'s gradient ``gᵀx`` (an out×in product). For a large layer with a sparse spectrum,
-an adapter is instead applied factored, never forming ``ΔW``:
-``x ΔWᵀ = s · (x R_W)[:, b] · diag(q) · R_H[:, a]ᵀ``, where ``x R_W`` is a strided view of ``x`` times the
-``L×2`` taps and ``R_Hᵀ`` an overlap-add of ``L`` taps at stride 2 — ``O(L·(in+out) + n)`` per token
-(:meth:`WaveFTLinear.factored` picks the cheaper way; both equal peft's to rounding).
+The layer computes exactly that: :meth:`WaveFTLinear.coefficients` scatters the spectrum into ``Q``,
+:func:`idwt2` multiplies by the synthesis matrices (built once per (size, family) and cached), and the
+forward is ``y = base(x) + x ΔWᵀ``, as peft's (peft rebuilds ``ΔW`` with a 4-channel ``conv_transpose2d``
+over the padded grid instead). :mod:`peftlab.methods.fast.waveft` computes the same faster (``Q``'s ``n·L²``
+non-zero terms instead of two dense products, ``ΔW`` folded into one product with ``W0``, or never formed
+for a large sparse layer); ``peftlab.methods.fast.use_fast(model)`` selects it.
 
 ``use_idwt=False``: no transform; ``ΔW = s · C0`` with ``C0 ∈ R^{out×in}`` zero except at the positions
 (a sparse update directly in weight space, SHiRA-like). Trainable parameters per layer: ``n``.
@@ -76,12 +67,11 @@ from functools import cache, lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from peftlab.layer import AdapterLayer
 from peftlab.targets import check_target_fields, pattern_key
-from peftlab.tuner import adapter_layers, inject, register_method
+from peftlab.tuner import inject, register_method
 
 __all__ = [
     "FAMILIES",
@@ -94,7 +84,6 @@ __all__ = [
     "matrix_positions",
     "padded_shape",
     "synthesis_matrix",
-    "waveft_layers",
 ]
 
 #: the wavelet families peftlab implements: orthogonal, with taps in pywt and in peft
@@ -212,23 +201,6 @@ def matrix_positions(rows: torch.Tensor, cols: torch.Tensor, n_out: int, n_in: i
     return r - block_r * H2 + block_c * H2, c - block_c * W2 + block_r * W2
 
 
-def _band(pos: torch.Tensor, n_pad: int, n_keep: int, family: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-zeros of the columns ``pos`` of ``R_{n_pad}[:n_keep]``: indices and values, each (len(pos), L).
-
-    Entries outside ``[0, n_keep)`` get index 0 and value 0.
-    """
-    lo, hi = (torch.from_numpy(t.copy()) for t in _taps(family))
-    L = lo.numel()
-    half = n_pad // 2
-    is_hi = pos >= half
-    k = torch.where(is_hi, pos - half, pos)
-    t = torch.arange(L)
-    idx = 2 * k[:, None] - (L - 2) + t[None, :]
-    val = torch.where(is_hi[:, None], hi[None, :], lo[None, :])
-    inside = (idx >= 0) & (idx < n_keep)
-    return torch.where(inside, idx, 0), torch.where(inside, val, torch.zeros((), dtype=val.dtype))
-
-
 # ---------------------------------------------------------------------- config
 def _check_count(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -344,17 +316,8 @@ class WaveFTLinear(AdapterLayer):
 
     adapter_param_names = ("waveft_spectrum",)
     adapter_state_names = ("waveft_n_frequency", "waveft_scaling", "waveft_wavelet_family",
-                           "waveft_random_loc_seed", "waveft_use_idwt", "waveft_indices", "waveft_terms",
-                           "_term_cache")
+                           "waveft_random_loc_seed", "waveft_use_idwt", "waveft_indices")
     base_types = (nn.Linear,)
-    #: the dense product ``R_H Q R_Wᵀ`` is used when its multiply-adds are at most this many times the
-    #: sparse form's ``n·L²`` terms (a BLAS multiply-add is that much cheaper than a scattered add)
-    dense_product_factor = 32
-    #: how much dearer a scattered operation per token is than one multiply-add of ``ΔW``'s gradient product
-    #: (see :meth:`factored`)
-    factored_cost_factor = 100
-    #: ``None``: choose per adapter (:meth:`factored`); ``"fused"`` / ``"factored"``: always that way
-    forward_mode: str | None = None
 
     def __init__(self, base_layer: nn.Linear, n_frequency: int = 2592, scaling: float = 25.0,
                  wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
@@ -406,155 +369,29 @@ class WaveFTLinear(AdapterLayer):
         self.waveft_random_loc_seed[adapter_name] = random_loc_seed
         self.waveft_use_idwt[adapter_name] = use_idwt
         self.waveft_indices[adapter_name] = torch.stack([rows, cols])
-        self.waveft_terms[adapter_name] = self._terms(rows, cols, wavelet_family, use_idwt)
-        self._term_cache[adapter_name] = {}
 
-    def _terms(self, rows: torch.Tensor, cols: torch.Tensor, family: str, use_idwt: bool) -> dict:
-        """The non-zero terms of ``R_H Q R_Wᵀ`` (cropped), per coefficient: flat index into ΔW and weight (fp64)."""
+    def coefficients(self, adapter_name: str = "default") -> torch.Tensor:
+        """``Q ∈ R^{H×Wd}``: zero except the spectrum at its matrix-form positions (:func:`matrix_positions`).
+        Without the transform, ``C0 ∈ R^{out×in}``: the spectrum at peft's positions."""
+        spectrum = self.waveft_spectrum[adapter_name]
+        rows, cols = self.waveft_indices[adapter_name].to(spectrum.device)
         n_out, n_in = self.out_features, self.in_features
-        if not use_idwt:
-            return {"flat": rows * n_in + cols, "weight": torch.ones(rows.numel(), 1, dtype=torch.float64),
-                    "per_coefficient": 1}
-        qr, qc = matrix_positions(rows, cols, n_out, n_in, family)
+        if not self.waveft_use_idwt[adapter_name]:
+            return torch.zeros(n_out, n_in, dtype=spectrum.dtype, device=spectrum.device).index_put((rows, cols), spectrum)
+        family = self.waveft_wavelet_family[adapter_name]
         H, Wd = padded_shape(n_out, n_in, family)
-        r_idx, r_val = _band(qr, H, n_out, family)
-        c_idx, c_val = _band(qc, Wd, n_in, family)
-        flat = (r_idx[:, :, None] * n_in + c_idx[:, None, :]).reshape(rows.numel(), -1)
-        weight = (r_val[:, :, None] * c_val[:, None, :]).reshape(rows.numel(), -1)
-        return {"flat": flat.reshape(-1), "weight": weight, "per_coefficient": weight.shape[1],
-                "matrix_rows": qr, "matrix_cols": qc, "padded": (H, Wd)}
-
-    def _dense_is_cheaper(self, adapter_name: str) -> bool:
-        terms = self.waveft_terms[adapter_name]
-        if "padded" not in terms:
-            return False
-        H, Wd = terms["padded"]
-        n_out, n_in = self.out_features, self.in_features
-        dense = min(n_out * H * Wd + n_out * Wd * n_in, H * Wd * n_in + n_out * H * n_in)
-        return dense <= self.dense_product_factor * terms["weight"].numel()
-
-    def _cached(self, adapter_name: str, key: str, make, device, dtype):
-        """A per-adapter constant (indices, band weights, synthesis matrices) on ``device`` in ``dtype``, made once."""
-        cache = self._term_cache[adapter_name]
-        slot = (key, device, dtype)
-        if slot not in cache:
-            value = make()
-            cache[slot] = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
-        return cache[slot]
+        Q = torch.zeros(H, Wd, dtype=spectrum.dtype, device=spectrum.device)
+        return Q.index_put(matrix_positions(rows, cols, n_out, n_in, family), spectrum)
 
     def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
-        """``ΔW = s · crop(R_H Q R_Wᵀ)`` (or ``s · C0`` without the transform), shape (out, in)."""
-        return self._delta(adapter_name)
+        """``ΔW = s · crop(R_H Q R_Wᵀ)`` (:func:`idwt2`), or ``s · C0`` without the transform; shape (out, in).
 
-    def _delta(self, adapter_name: str, onto: torch.Tensor | None = None) -> torch.Tensor:
-        """``ΔW``, or ``onto + ΔW`` (same dtype) with the sparse terms added straight into a copy of ``onto``."""
-        spectrum = self.waveft_spectrum[adapter_name]
-        dtype = self.base_weight().dtype
-        work = torch.float32 if spectrum.device.type == "cpu" and dtype in (torch.float16, torch.bfloat16) else dtype
-        q = spectrum.to(work) * self.waveft_scaling[adapter_name]
-        terms = self.waveft_terms[adapter_name]
-        device = spectrum.device
-        if self._dense_is_cheaper(adapter_name):
-            family = self.waveft_wavelet_family[adapter_name]
-            H, Wd = terms["padded"]
-            R_H = self._cached(adapter_name, "R_H", lambda: synthesis_matrix(H, family)[: self.out_features],
-                               device, work)
-            R_W = self._cached(adapter_name, "R_W", lambda: synthesis_matrix(Wd, family)[: self.in_features],
-                               device, work)
-            rows = self._cached(adapter_name, "qr", lambda: terms["matrix_rows"], device, None)
-            cols = self._cached(adapter_name, "qc", lambda: terms["matrix_cols"], device, None)
-            Q = torch.zeros(H, Wd, dtype=work, device=device).index_put((rows, cols), q)
-            n_out, n_in = self.out_features, self.in_features
-            left_first = n_out * H * Wd + n_out * Wd * n_in <= H * Wd * n_in + n_out * H * n_in
-            delta = (R_H @ Q) @ R_W.T if left_first else R_H @ (Q @ R_W.T)
-        else:
-            flat = self._cached(adapter_name, "flat", lambda: terms["flat"], device, None)
-            weight = self._cached(adapter_name, "weight", lambda: terms["weight"], device, work)
-            values = (q[:, None] * weight).reshape(-1)
-            if onto is not None and onto.dtype == work:
-                return onto.reshape(-1).index_add(0, flat, values).view(self.out_features, self.in_features)
-            delta = torch.zeros(self.out_features * self.in_features, dtype=work, device=device)
-            delta = delta.index_add(0, flat, values).view(self.out_features, self.in_features)
-        return delta.to(dtype) if onto is None else onto + delta.to(dtype)
-
-    # ------------------------------------------------------------------ forward
-    def factored(self, adapter_name: str) -> bool:
-        """Whether the forward applies this adapter factored (:meth:`adapter_forward`) rather than in ``W0 + ΔW``.
-
-        Folded into the weight, training pays one extra ``out×in`` product per token for ``ΔW``'s gradient;
-        factored, it pays about ``L·(in + out) + 2n`` scattered operations per token instead, so a large layer
-        with a sparse spectrum is applied factored. Without gradients, folding is always cheaper.
+        The layer's forward is :class:`~peftlab.layer.AdapterLayer`'s: ``base_layer(x) + x ΔWᵀ``, as peft's.
         """
-        if self.forward_mode is not None:
-            return self.forward_mode == "factored"
-        spectrum = self.waveft_spectrum[adapter_name]
-        if not (torch.is_grad_enabled() and spectrum.requires_grad):
-            return False
-        L = len(_taps(self.waveft_wavelet_family[adapter_name])[0]) if self.waveft_use_idwt[adapter_name] else 1
-        n = self.waveft_n_frequency[adapter_name]
-        cost = self.factored_cost_factor * (L * (self.in_features + self.out_features) + 2 * n)
-        return cost < self.in_features * self.out_features
-
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        """``F.linear(x, W0 + Σ ΔW, b)`` — one product with the adapted weight, the same as peft's
-        ``base(x) + x ΔWᵀ`` — plus the factored contribution of adapters applied factored."""
-        names = [n for n in self.active_adapters if n not in self.merged_adapters] if self.adapters_enabled else []
-        base = self.base_layer
-        if not names or args or kwargs or type(base) is not nn.Linear or x.dtype != base.weight.dtype:
-            return super().forward(x, *args, **kwargs)
-        factored = [n for n in names if self.factored(n)]
-        weight = base.weight
-        for name in names:
-            if name not in factored:
-                weight = self._delta(name, onto=weight)  # W0 + ΔW in one pass (W0 itself is not modified)
-        result = F.linear(x, weight, base.bias)
-        for name in factored:
-            result = self.adapter_forward(name, x, result)
-        return result
-
-    def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
-        """``result + x ΔWᵀ`` without forming ΔW: ``x ΔWᵀ = s · (x R_W)[:, b] diag(q) R_H[:, a]ᵀ``.
-
-        ``x R_W`` is one analysis step of ``x``'s rows: R_W has ``L`` non-zeros per column at stride 2, so it is
-        a strided view of ``x`` (windows of ``L``, step 2) times the ``L×2`` tap matrix ``[lo, hi]``; the
-        ``n`` selected columns are gathered and scaled by ``s·q``; multiplying by ``R_Hᵀ`` puts each back into
-        its sub-band slot and overlap-adds ``L`` taps per coefficient at stride 2, then crops to ``out``.
-        Cost per token: ``O(L·(in + out) + n)`` (no ``out×in`` tensor).
-        """
-        spectrum = self.waveft_spectrum[adapter_name]
-        shape = x.shape
-        x2 = x.reshape(-1, self.in_features).to(spectrum.dtype)
-        q = spectrum * self.waveft_scaling[adapter_name]
-        terms = self.waveft_terms[adapter_name]
-        device, n_out, n_in = spectrum.device, self.out_features, self.in_features
-        if "padded" not in terms:  # use_idwt=False: ΔW = s·C0
-            indices = self.waveft_indices[adapter_name]
-            rows = self._cached(adapter_name, "rows", lambda: indices[0], device, None)
-            cols = self._cached(adapter_name, "cols", lambda: indices[1], device, None)
-            z = x2.index_select(1, cols) * q
-            extra = torch.zeros(x2.shape[0], n_out, dtype=z.dtype, device=device).index_add(1, rows, z)
-            return result + extra.reshape(*shape[:-1], n_out).to(result.dtype)
-        family = self.waveft_wavelet_family[adapter_name]
-        H, Wd = terms["padded"]
-        lo, hi = (t.tolist() for t in _taps(family))  # Python floats: no dtype promotion
-        p, m = len(lo) - 2, len(lo) // 2
-        qr = self._cached(adapter_name, "qr", lambda: terms["matrix_rows"], device, None)
-        qc = self._cached(adapter_name, "qc", lambda: terms["matrix_cols"], device, None)
-        # Tokens run along the columns (rows = features), so every step below moves whole rows.
-        # Analysis along in: (x R_W)ᵀ[k] = Σ_t lo[t]·x[2k − p + t], detail rows likewise with hi.
-        xpad = F.pad(x2.T, (0, 0, p, Wd - n_in)).view(Wd // 2 + m - 1, 2, -1)
-        W2 = Wd // 2
-        u_lo = sum(lo[2 * j + e] * xpad[j: j + W2, e] for j in range(m) for e in (0, 1))
-        u_hi = sum(hi[2 * j + e] * xpad[j: j + W2, e] for j in range(m) for e in (0, 1))
-        z = torch.cat([u_lo, u_hi]).index_select(0, qc) * q[:, None]  # (n, T): the selected columns, ·s·q
-        # Synthesis along out: sub-band rows of Q·(…), each expanded by the taps at stride 2 and overlap-added.
-        slots = torch.zeros(H, x2.shape[0], dtype=z.dtype, device=device).index_add(0, qr, z)
-        s_lo, s_hi = slots[: H // 2], slots[H // 2:]
-        parity = [sum(F.pad(lo[2 * j + e] * s_lo + hi[2 * j + e] * s_hi, (0, 0, j, m - 1 - j)) for j in range(m))
-                  for e in (0, 1)]
-        full = torch.stack(parity, 1).reshape(H + p, -1)
-        extra = full[p: p + n_out].T
-        return result + extra.reshape(*shape[:-1], n_out).to(result.dtype)
+        Q = self.coefficients(adapter_name)
+        if self.waveft_use_idwt[adapter_name]:
+            Q = idwt2(Q, self.waveft_wavelet_family[adapter_name])[: self.out_features, : self.in_features]
+        return (self.waveft_scaling[adapter_name] * Q).to(self.base_weight().dtype)
 
     def extra_repr(self) -> str:
         parts = [f"{n}: n_frequency={self.waveft_n_frequency[n]}, scaling={self.waveft_scaling[n]:g}, "
@@ -564,11 +401,6 @@ class WaveFTLinear(AdapterLayer):
 
 
 # ---------------------------------------------------------------------- model level
-def waveft_layers(model: nn.Module) -> dict[str, WaveFTLinear]:
-    """Every WaveFT layer of ``model`` by module name."""
-    return adapter_layers(model, WaveFTLinear)
-
-
 def apply_waveft(
     model: nn.Module,
     n_frequency: int = 2592,
