@@ -839,6 +839,7 @@ class LoRAFinetuneEvaluator:
         self._original = {n: mods[n].weight.detach().clone() for names in groups.values() for n in names}
         self._quantized: dict[tuple[str, int], torch.Tensor] = {}
         self.cache: dict[tuple[Config, str], float] = {}
+        self.line_cache: dict[tuple[Config, str], list[float]] = {}
         self.evaluations = {k: 0 for k in self.steps}
         self.seconds = 0.0
 
@@ -903,11 +904,30 @@ class LoRAFinetuneEvaluator:
             n += int(sel.sum())
         return tot / n
 
+    @torch.no_grad()
+    def row_losses(self, model: nn.Module, answer_only: bool = True, pairs=None) -> list[float]:
+        """Per row of the calibration set (default ``pairs``): its mean next-token loss (nats per target token
+        of that row) — the per-example scores a paired comparison of two configurations needs."""
+        model.eval()
+        pairs = self.calib if pairs is None else pairs
+        out: list[float] = []
+        for i in range(0, len(pairs), 128):
+            ids, attn, labels = _batch(pairs[i: i + 128], self.pad_id, answer_only)
+            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
+            tgt = labels[:, 1:]
+            nll = nn.functional.cross_entropy(logits.float().transpose(1, 2), tgt, reduction="none")  # (rows, T)
+            sel = (tgt != -100).to(nll.dtype)
+            out += ((nll * sel).sum(dim=1) / sel.sum(dim=1)).tolist()
+        return out
+
     # -- the objective
-    def __call__(self, config: Sequence[LayerChoice], fidelity: str = "high") -> float:
+    def _check_fidelity(self, config, fidelity: str):
         if fidelity not in self.steps:
             raise ValueError(f"fidelity={fidelity!r} is not allowed: expected one of {tuple(self.steps)}")
-        config = tuple((int(b), int(r)) for b, r in config)
+        return tuple((int(b), int(r)) for b, r in config)
+
+    def __call__(self, config: Sequence[LayerChoice], fidelity: str = "high") -> float:
+        config = self._check_fidelity(config, fidelity)
         key = (config, fidelity)
         if key not in self.cache:
             t0 = time.perf_counter()
@@ -916,6 +936,22 @@ class LoRAFinetuneEvaluator:
             self.evaluations[fidelity] += 1
             self.seconds += time.perf_counter() - t0
         return self.cache[key]
+
+    def line_losses(self, config: Sequence[LayerChoice], fidelity: str = "high") -> list[float]:
+        """The fine-tune of ``evaluate(config, fidelity)``, scored per calibration row (:meth:`row_losses`):
+        one loss per row, in the rows' order, so two configurations can be compared row by row (paired). Fills
+        the scalar cache too (the same fine-tune gives the same mean loss) and is cached itself."""
+        config = self._check_fidelity(config, fidelity)
+        key = (config, fidelity)
+        if key not in self.line_cache:
+            t0 = time.perf_counter()
+            model = self.finetune(self.build(config), self.steps[fidelity])
+            if key not in self.cache:
+                self.cache[key] = self.loss(model)
+                self.evaluations[fidelity] += 1
+            self.line_cache[key] = self.row_losses(model)
+            self.seconds += time.perf_counter() - t0
+        return list(self.line_cache[key])
 
     # -- Phase I
     def quant_sensitivity(self, bits: int = 2, texts: Sequence[str] | None = None, steps: int | None = None,

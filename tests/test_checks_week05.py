@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
 import pytest
 
 from peftlab.checks import REGISTRY, CheckFailed
@@ -72,12 +73,37 @@ def _not_done(*args, **kwargs):
 
 SENS = {"model.layers.0": 0.18, "model.layers.1": -0.005, "model.layers.2": 0.0096, "model.layers.3": 0.011}
 RATIO = 0.18 / statistics.median(SENS.values())
-LOSSES_WORSE = {"uniform 4-bit": [0.7776, 0.7804], "searched": [0.7840, 0.7865]}
-GAINS_WORSE = [u - s for u, s in zip(LOSSES_WORSE["uniform 4-bit"], LOSSES_WORSE["searched"], strict=True)]
-LOSSES_TIE = {"uniform 4-bit": [0.780, 0.790], "searched": [0.781, 0.788]}
-GAINS_TIE = [u - s for u, s in zip(LOSSES_TIE["uniform 4-bit"], LOSSES_TIE["searched"], strict=True)]
 BYTES = {"uniform 4-bit": 1000, "searched": 900}
 COST = {"evaluations": 23, "seconds": 40.0, "space_size": 20736, "one_finetune_seconds": 2.0}
+
+
+def _lines(shift: float, seeds: int = 2, n: int = 48, seed: int = 0) -> list[list[float]]:
+    """Per-line losses of 'uniform 4-bit' and a second configuration ``shift`` nats lower on every line (± noise)."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.5, 1.3, size=n)
+    return [list(base + rng.normal(0, 0.002, size=n)) for _ in range(seeds)], \
+        [list(base - shift + rng.normal(0, 0.002, size=n)) for _ in range(seeds)]
+
+
+def _pair_5_1(shift):
+    u, s = _lines(shift)
+    return {"uniform 4-bit": u, "searched": s}
+
+
+def _diff(losses):
+    u, s = np.asarray(losses["uniform 4-bit"]), np.asarray(losses["searched"])
+    return float((u - s).mean())
+
+
+LINES_WORSE = _pair_5_1(-0.02)  # the searched configuration 0.02 nats worse on every line
+LINES_BETTER = _pair_5_1(0.02)
+LINES_TIE = _pair_5_1(0.0)
+LINES_SMALL = _pair_5_1(0.003)  # resolved, but below the minimum effect of 0.005 nats: a tie
+
+
+def _pair_5_3(shift):  # the searched configuration against a longer run: shift > 0 → searched better
+    longer, searched = _lines(shift, seed=1)
+    return {"searched": searched, "uniform 4-bit, 2× steps": longer}
 
 
 def test_all_week05_checks_registered():
@@ -89,23 +115,53 @@ def test_all_week05_checks_registered():
 def test_correct_answers_pass(hidden, capsys):
     check.layer_memory(good_memory, hidden=hidden)
     check.pareto_front(good_front, records_points=[(0.8, 900), (0.79, 1000), (0.81, 800), (0.82, 950)])
+    check.q5_1("c", _diff(LINES_WORSE), LINES_WORSE, BYTES, 1000)
     check.q5_2("a", "model.layers.0", RATIO, SENS)
-    check.q5_1("c", GAINS_WORSE, LOSSES_WORSE, BYTES, 1000)
-    check.q5_3("c", 23 / 20736, 20.0, COST, GAINS_WORSE, LOSSES_WORSE)
+    check.q5_3("b", 23 / 20736, 20.0, COST, _pair_5_3(-0.02))
     assert capsys.readouterr().out.count("공개 체크 통과") == 5
 
 
-def test_answers_follow_the_measurements():
-    assert check._answer_5_1(GAINS_TIE, check._noise(LOSSES_TIE)) == "b"
-    assert check._answer_5_1([0.01, 0.02], 0.001) == "a"
-    assert check._answer_5_1([-0.01, -0.02], 0.001) == "c"
-    assert check._answer_5_1([0.01, -0.02], 0.001) == "b"
-    check.q5_1("b", GAINS_TIE, LOSSES_TIE, BYTES, 1000)
-    check.q5_3("b", 23 / 20736, 20.0, COST, GAINS_TIE, LOSSES_TIE)
-    with pytest.raises(CheckFailed):
-        check.q5_1("a", GAINS_TIE, LOSSES_TIE, BYTES, 1000)
+@pytest.mark.parametrize("losses, right", [(LINES_WORSE, "c"), (LINES_BETTER, "a"), (LINES_TIE, "b"), (LINES_SMALL, "b")])
+def test_5_1_follows_the_paired_comparison_of_the_lines_it_is_given(losses, right):
+    for letter in "abc":
+        if letter == right:
+            check.q5_1(letter, _diff(losses), losses, BYTES, 1000)
+        else:
+            with pytest.raises(CheckFailed, match="신뢰구간"):
+                check.q5_1(letter, _diff(losses), losses, BYTES, 1000)
+
+
+@pytest.mark.parametrize("shift, right", [(0.02, "a"), (-0.02, "b"), (0.0, "c")])
+def test_5_3_follows_the_paired_comparison_with_the_longer_run(shift, right):
+    for letter in "abc":
+        if letter == right:
+            check.q5_3(letter, 23 / 20736, 20.0, COST, _pair_5_3(shift))
+        else:
+            with pytest.raises(CheckFailed, match="신뢰구간"):
+                check.q5_3(letter, 23 / 20736, 20.0, COST, _pair_5_3(shift))
+
+
+def test_5_2_follows_the_measured_ratio():
     flat = {"a": 0.010, "b": 0.011, "c": 0.012, "d": 0.0105}
     check.q5_2("b", "c", 0.012 / statistics.median(flat.values()), flat)
+    with pytest.raises(CheckFailed, match="3배"):
+        check.q5_2("a", "c", 0.012 / statistics.median(flat.values()), flat)
+
+
+def test_exercises_cannot_be_passed_with_the_kits_reference():
+    from peftlab import qr_adaptor as qa
+
+    def via_memory_model(out_f, in_f, bits, rank):
+        return qa.weight_nbytes(out_f * in_f, bits) + qa.lora_nbytes(in_f, out_f, rank)
+
+    def via_sort(points):
+        return qa.non_dominated_sort(points)[0]
+
+    for fn, call in ((via_memory_model, check.layer_memory), (via_sort, check.pareto_front)):
+        with pytest.raises(CheckFailed, match="참조 구현"):
+            call(fn)
+    with pytest.raises(CheckFailed, match="참조 구현"):
+        check.pareto_front(lambda pts: [i for i, p in enumerate(pts) if not any(qa.dominates(q, p) for q in pts)])
 
 
 def test_the_memory_check_agrees_with_the_package():
@@ -138,17 +194,21 @@ def test_the_memory_check_agrees_with_the_package():
         (lambda: check.q5_2("a", "model.layers.0", 0.18 / statistics.mean(SENS.values()), SENS), "중앙값"),
         (lambda: check.q5_2("b", "model.layers.0", RATIO, SENS), "3배"),
         (lambda: check.q5_2(None, None, None, None), "sensitivity"),
-        (lambda: check.q5_1("c", [-g for g in GAINS_WORSE], LOSSES_WORSE, BYTES, 1000), "부호"),
-        (lambda: check.q5_1("c", [0.1, 0.1], LOSSES_WORSE, BYTES, 1000), "gains[0]"),
-        (lambda: check.q5_1("a", GAINS_WORSE, LOSSES_WORSE, BYTES, 1000), "잡음"),
-        (lambda: check.q5_1("c", GAINS_WORSE, LOSSES_WORSE, {"uniform 4-bit": 1000, "searched": 1200}, 1000), "예산"),
-        (lambda: check.q5_1("c", None, LOSSES_WORSE, BYTES, 1000), "gains"),
-        (lambda: check.q5_1(None, None, None, None, None), "losses"),
-        (lambda: check.q5_3("c", 20736 / 23, 20.0, COST, GAINS_WORSE, LOSSES_WORSE), "뒤집"),
-        (lambda: check.q5_3("c", 23 / 20736, 40.0, COST, GAINS_WORSE, LOSSES_WORSE), "finetunes_equivalent"),
-        (lambda: check.q5_3("a", 23 / 20736, 20.0, COST, GAINS_WORSE, LOSSES_WORSE), "5.1에서"),
-        (lambda: check.q5_3("c", None, None, COST, GAINS_WORSE, LOSSES_WORSE), "fraction"),
-        (lambda: check.q5_3(None, None, None, None, None, None), "cost"),
+        (lambda: check.q5_1("c", -_diff(LINES_WORSE), LINES_WORSE, BYTES, 1000), "부호"),
+        (lambda: check.q5_1("c", 0.1, LINES_WORSE, BYTES, 1000), "평균"),
+        (lambda: check.q5_1("a", _diff(LINES_WORSE), LINES_WORSE, BYTES, 1000), "신뢰구간"),
+        (lambda: check.q5_1("c", _diff(LINES_WORSE), LINES_WORSE, {"uniform 4-bit": 1000, "searched": 1200}, 1000), "예산"),
+        (lambda: check.q5_1("c", None, LINES_WORSE, BYTES, 1000), "diff"),
+        (lambda: check.q5_1(None, None, None, None, None), "line_losses"),
+        (lambda: check.q5_1("c", 0.0, {"uniform 4-bit": [0.8, 0.79], "searched": [0.81, 0.8]}, BYTES, 1000), "시드 2개"),
+        (lambda: check.q5_1("c", 0.0, {"uniform 4-bit": LINES_WORSE["uniform 4-bit"],
+                                       "searched": [row[:40] for row in LINES_WORSE["searched"]]}, BYTES, 1000), "모양"),
+        (lambda: check.q5_3("b", 20736 / 23, 20.0, COST, _pair_5_3(-0.02)), "뒤집"),
+        (lambda: check.q5_3("b", 23 / 20736, 40.0, COST, _pair_5_3(-0.02)), "finetunes_equivalent"),
+        (lambda: check.q5_3("c", 23 / 20736, 20.0, COST, _pair_5_3(-0.02)), "신뢰구간"),
+        (lambda: check.q5_3("b", None, None, COST, _pair_5_3(-0.02)), "fraction"),
+        (lambda: check.q5_3("b", 23 / 20736, 20.0, COST, LINES_WORSE), "2× steps"),
+        (lambda: check.q5_3(None, None, None, None, None), "cost"),
     ],
 )
 def test_typical_mistakes_fail_with_hint(call, hint):

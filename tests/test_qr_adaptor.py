@@ -344,6 +344,17 @@ def test_evaluator_builds_quantized_bases_with_per_unit_ranks_and_caches():
     assert ev.evaluations == {"low": 1, "high": 1}
     with pytest.raises(ValueError, match="fidelity"):
         ev(cfg, "medium")
+    # per calibration row: the same fine-tune, scored row by row; token-weighted, the rows give the mean loss
+    rows_loss = ev.line_losses(cfg, "high")
+    assert len(rows_loss) == len(ev.calib) and ev.evaluations == {"low": 1, "high": 1}  # the scalar was cached
+    targets = [len(seq) - 1 - k if k == 0 else len(seq) - k for seq, k in ev.calib]
+    assert sum(v * t for v, t in zip(rows_loss, targets, strict=True)) / sum(targets) == pytest.approx(ev(cfg, "high"), rel=1e-5)
+    assert ev.line_losses(cfg, "high") == rows_loss
+    other = ((2, 2), (2, 2))
+    ev.line_losses(other, "low")
+    assert ev.evaluations == {"low": 2, "high": 1} and ev(other, "low") == ev.cache[(other, "low")]
+    with pytest.raises(ValueError, match="fidelity"):
+        ev.line_losses(cfg, "medium")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     iq = ev.quant_sensitivity(2, texts=texts)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # weights put back

@@ -13,4 +13,8 @@ KEYS.update({
     "01:1.3": "c",
     # Week 07, E1: the real flaws of the lecture's PEFTComparison (d, j, k, l are not)
     "07:E1": frozenset("abcefghi"),
+    # Week 07, 7.2: which of the reasoning statements (d)–(g) hold ((a)–(c) are decided by the measurement): d true
+    # (T4 has no bf16), e false (merging into NF4 re-quantizes), f true (0.5 → ≈0.127 bits per parameter), g false
+    # (A, B stay 16/32-bit)
+    "07:7.2": frozenset("df"),
 })

@@ -5,11 +5,13 @@ Exercises (the student writes code):
       (quantized weight + its constants + 16-bit LoRA), compared with :mod:`peftlab.qr_adaptor`'s memory model
   E2  ``pareto_front(points)`` → indices of the non-dominated points (every objective minimised), compared
       with :func:`peftlab.qr_adaptor.non_dominated_sort` on hand tables and on the student's search records
-Checkpoint questions of the lecture's QR-Adaptor part (section 5), each on the student's own run:
-  5.1 per-layer vs uniform: the searched configuration's loss against uniform 4-bit at the same budget, over
-      seeds, and the verdict those numbers support
+Checkpoint questions of the lecture's QR-Adaptor part (section 5), in the lecture's order, each on the student's run:
+  5.1 per-layer vs uniform: the searched configuration against uniform 4-bit at the same budget on the test
+      lines (seeds × lines), and the verdict of :func:`peftlab.analysis.stats.paired_comparison` on those per-line
+      losses (min effect :data:`MIN_EFFECT` nats) — a tie is an answer
   5.2 why layers differ: the most 2-bit-sensitive layer and the max/median ratio of the student's I_q
-  5.3 search cost vs gain: evaluations, seconds, the fraction of the space evaluated, and the verdict
+  5.3 search cost vs gain: evaluations, seconds, the fraction of the space evaluated, and the paired verdict of
+      the searched configuration against uniform 4-bit fine-tuned twice as many steps (one more fine-tune's cost)
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
+
+from peftlab.analysis.stats import paired_comparison
 from peftlab.checks._core import checkpoint, choice, expect
 from peftlab.checks._core import number as _number
 from peftlab.qr_adaptor import lora_nbytes, non_dominated_sort, weight_nbytes
 
 WEEK = "05"
 
-__all__ = ["layer_memory", "pareto_front", "q5_1", "q5_2", "q5_3"]
+__all__ = ["layer_memory", "pareto_front", "q5_1", "q5_2", "q5_3", "MIN_EFFECT", "PAIR_5_1", "PAIR_5_3"]
 
 
 def _choice(value, letters: str = "abc") -> str:
@@ -35,7 +40,7 @@ def _reference_memory(out_f: int, in_f: int, bits: int, rank: int) -> int:
     return weight_nbytes(out_f * in_f, bits) + lora_nbytes(in_f, out_f, rank)
 
 
-@checkpoint(WEEK, "E1", points=1, title="Memory model: quantized weight + constants + 16-bit LoRA, in bytes", reference=("peftlab.qr_adaptor:MemoryModel",))
+@checkpoint(WEEK, "E1", points=1, title="Memory model: quantized weight + constants + 16-bit LoRA, in bytes", reference=("peftlab.qr_adaptor:MemoryModel", "peftlab.qr_adaptor:weight_nbytes", "peftlab.qr_adaptor:lora_nbytes"))
 def layer_memory(fn, hidden: bool = False) -> None:
     cases = [(192, 192, 4, 4), (512, 192, 2, 8), (192, 512, 3, 2), (192, 192, 8, 4), (192, 192, 16, 2)]
     if hidden:
@@ -91,41 +96,62 @@ def pareto_front(fn, records_points=None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 5.1
-def _answer_5_1(gains: list[float], noise: float) -> str:
-    """a: the searched configuration is better than uniform 4-bit on every seed by more than the noise; c: worse
-    on every seed by more than it; b: otherwise (no measurable difference)."""
-    if all(g > noise for g in gains):
-        return "a"
-    if all(g < -noise for g in gains):
-        return "c"
-    return "b"
+#: the smallest difference in mean per-line test loss (nats) the week calls a difference
+MIN_EFFECT = 0.005
+#: 5.1: the two configurations compared on the test lines
+PAIR_5_1 = ("uniform 4-bit", "searched")
+#: 5.3: the searched configuration against uniform 4-bit fine-tuned twice as many steps
+PAIR_5_3 = ("searched", "uniform 4-bit, 2× steps")
 
 
-def _noise(losses: dict) -> float:
-    """The spread a fine-tune's loss has between seeds (largest std over the compared configurations), ≥ 1e-4."""
-    return max([statistics.stdev(v) for v in losses.values()] + [1e-4])
+def _line_losses(losses, keys: tuple[str, str], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The per-line losses of two configurations as two (n_seeds ≥ 2, n_lines ≥ 2) arrays, paired by position."""
+    expect(isinstance(losses, dict) and set(keys) <= set(losses),
+           f"{what}에는 {{{', '.join(repr(k) for k in keys)}}}: 각각 [시드마다 [테스트 줄마다 손실]]을 넣으세요")
+    out = []
+    for k in keys:
+        rows = losses[k]
+        expect(not (isinstance(rows, (list, tuple)) and rows and all(isinstance(v, (int, float)) for v in rows)),
+               f"{what}[{k!r}]: 시드마다 평균 손실 하나가 아니라, 시드마다 테스트 줄별 손실의 리스트(시드 2개 이상 × 줄)를 넣으세요")
+        try:
+            arr = np.asarray([[float(v) for v in row] for row in losses[k]], dtype=np.float64)
+        except (TypeError, ValueError):
+            expect(False, f"{what}[{k!r}]는 시드마다 줄별 손실의 리스트(2차원: 시드 × 테스트 줄)여야 합니다")
+        expect(arr.ndim == 2 and arr.shape[0] >= 2 and arr.shape[1] >= 2,
+               f"{what}[{k!r}]: 시드 2개 이상 × 테스트 줄 2개 이상의 줄별 손실이어야 합니다 (받은 모양: {arr.shape})")
+        expect(bool(np.isfinite(arr).all()), f"{what}[{k!r}]에 NaN이나 inf가 있습니다")
+        out.append(arr)
+    expect(out[0].shape == out[1].shape,
+           f"{what}: 두 구성의 모양 {out[0].shape}, {out[1].shape}이 다릅니다 — 같은 시드, 같은 테스트 줄끼리 짝지어야 합니다")
+    return out[0], out[1]
 
 
-@checkpoint(WEEK, "5.1", points=1, title="Per-layer vs uniform — your searched configuration against uniform 4-bit")
-def q5_1(choice, gains, losses, bytes_used, budget) -> None:
-    expect(isinstance(losses, dict) and {"uniform 4-bit", "searched"} <= set(losses),
-           "losses에는 {'uniform 4-bit': [시드별 손실], 'searched': [시드별 손실]}을 넣으세요")
-    a, b = losses["uniform 4-bit"], losses["searched"]
-    expect(isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) >= 2,
-           "시드마다 하나씩, 두 구성에 같은 수(≥ 2)의 손실이 있어야 합니다")
-    expect(isinstance(bytes_used, dict) and {"uniform 4-bit", "searched"} <= set(bytes_used),
+def _verdict(first: np.ndarray, second: np.ndarray):
+    """:func:`peftlab.analysis.stats.paired_comparison` of two configurations' per-line losses (lower is better)."""
+    return paired_comparison(first, second, min_effect=MIN_EFFECT, higher_is_better=False)
+
+
+def _verdict_hint(name: str, r) -> str:
+    return (f"{name}: 차이 {r.diff:+.4f} nats (양수 = 찾은 구성이 낮은 손실), 95 % 신뢰구간 [{r.low:+.4f}, {r.high:+.4f}], "
+            f"최소 효과 {MIN_EFFECT} — 구간이 0을 품는지, |차이|가 최소 효과에 이르는지로 고르세요")
+
+
+@checkpoint(WEEK, "5.1", points=1, title="Per-layer vs uniform — your searched configuration against uniform 4-bit, paired per test line")
+def q5_1(choice, diff, line_losses, bytes_used, budget) -> None:
+    uniform, searched = _line_losses(line_losses, PAIR_5_1, "line_losses")
+    expect(isinstance(bytes_used, dict) and set(PAIR_5_1) <= set(bytes_used),
            "bytes_used에는 두 구성의 메모리(바이트)를 넣으세요")
     expect(bytes_used["searched"] <= budget,
            f"찾은 구성의 메모리 {bytes_used['searched']} B가 예산 {budget} B를 넘습니다: 검색 결과가 아닙니다")
-    want = [u - s for u, s in zip(a, b, strict=True)]
-    expect(isinstance(gains, (list, tuple)) and len(gains) == len(want), "gains에는 시드마다 하나씩 값을 넣으세요")
-    for i, (g, w) in enumerate(zip(gains, want, strict=True)):
-        got = _number(g, f"gains[{i}]")
-        expect(not math.isclose(got, -w, abs_tol=1e-9) or abs(w) < 1e-9,
-               f"gains[{i}]의 부호가 반대입니다: 균일 4-bit의 손실 − 찾은 구성의 손실 (양수 = 찾은 구성이 나음)")
-        expect(math.isclose(got, w, abs_tol=1e-9), f"gains[{i}]는 losses에서 계산한 손실 차이가 아닙니다")
-    expect(_choice(choice) == _answer_5_1(want, _noise(losses)),
-           "시드마다의 이득(gains)을 시드 사이의 흩어짐(표준편차)과 비교하세요: 잡음보다 큰 차이만 차이입니다")
+    want = float((uniform - searched).mean())
+    got = _number(diff, "diff")
+    expect(not math.isclose(got, -want, abs_tol=1e-9) or abs(want) < 1e-9,
+           "diff의 부호가 반대입니다: 균일 4-bit의 손실 − 찾은 구성의 손실 (양수 = 찾은 구성이 나음)")
+    expect(math.isclose(got, want, abs_tol=1e-7),
+           "diff는 모든 (시드, 테스트 줄)에 걸친 '균일 4-bit 손실 − 찾은 구성 손실'의 평균입니다")
+    r = _verdict(searched, uniform)
+    right = {"a": "a", "tie": "b", "b": "c"}[r.verdict]
+    expect(_choice(choice) == right, _verdict_hint("찾은 구성 대 균일 4-bit", r))
 
 
 # ---------------------------------------------------------------------------------------------- 5.2
@@ -161,14 +187,8 @@ def q5_2(choice, most_sensitive, ratio, sensitivity) -> None:
 COST_KEYS = ("evaluations", "seconds", "space_size", "one_finetune_seconds")
 
 
-def _answer_5_3(gain_verdict: str) -> str:
-    """a: the search paid off (a measurable gain); b: it cost many fine-tunes for no measurable gain;
-    c: it cost many fine-tunes and did worse than uniform."""
-    return {"a": "a", "b": "b", "c": "c"}[gain_verdict]
-
-
-@checkpoint(WEEK, "5.3", points=1, title="Search cost vs gain — your evaluations and seconds")
-def q5_3(choice, fraction, finetunes_equivalent, cost, gains, losses) -> None:
+@checkpoint(WEEK, "5.3", points=1, title="Search cost vs gain — your evaluations and seconds, and the search against longer training")
+def q5_3(choice, fraction, finetunes_equivalent, cost, line_losses) -> None:
     expect(isinstance(cost, dict) and all(isinstance(cost.get(k), (int, float)) and cost[k] > 0 for k in COST_KEYS),
            f"cost에는 위 셀에서 잰 값 {list(COST_KEYS)}를 넣으세요")
     want_f = cost["evaluations"] / cost["space_size"]
@@ -179,8 +199,7 @@ def q5_3(choice, fraction, finetunes_equivalent, cost, gains, losses) -> None:
     want_e = cost["seconds"] / cost["one_finetune_seconds"]
     expect(math.isclose(_number(finetunes_equivalent, "finetunes_equivalent"), want_e, rel_tol=1e-6),
            f"finetunes_equivalent는 검색 시간 / 고충실도 미세조정 한 번의 시간입니다 (여기서는 {want_e:.1f})")
-    expect(isinstance(losses, dict) and isinstance(gains, (list, tuple)) and gains,
-           "gains와 losses는 체크포인트 5.1에 넣은 값 그대로 넣으세요")
-    verdict = _answer_5_1([float(g) for g in gains], _noise(losses))
-    expect(_choice(choice) == _answer_5_3(verdict),
-           "5.1에서 잰 이득(잡음과 비교)과 여기서 잰 비용을 나란히 놓고 판단하세요")
+    searched, longer = _line_losses(line_losses, PAIR_5_3, "line_losses")
+    r = _verdict(searched, longer)
+    right = {"a": "a", "b": "b", "tie": "c"}[r.verdict]
+    expect(_choice(choice) == right, _verdict_hint("찾은 구성 대 두 배 학습한 균일 4-bit", r))

@@ -242,22 +242,24 @@ def q7_2(ratios, statements, records) -> None:
     expect(not unknown, f"모르는 글자: {unknown}")
     from peftlab.compare import timing_noise
 
+    # (a)–(c): decided by the measurement in ``records``; a per-letter hint points at the student's own ratio
     noise = timing_noise(records)
-    truth = {"a": want["memory"] < 1, "b": want["time"] < 1 - noise, "c": abs(want["adapter_bytes"] - 1) < 0.05,
-             "d": True, "e": False, "f": True, "g": False}
-    measured = {"a": "memory", "b": "time", "c": "adapter_bytes"}
-    for letter in sorted(STATEMENTS_7_2):
-        if (letter in picked) != truth[letter]:
+    measured = {"a": want["memory"] < 1, "b": want["time"] < 1 - noise, "c": abs(want["adapter_bytes"] - 1) < 0.05}
+    column = {"a": "memory", "b": "time", "c": "adapter_bytes"}
+    for letter in sorted(measured):
+        if (letter in picked) != measured[letter]:
             if letter == "b":
                 expect(False, f"b: ratios_7_2['time'] = {want['time']:.3f}를 1 − 시간 잡음 바닥 "
                               f"(compare.timing_noise(records) = {noise:.3f})과 비교해 판단하세요")
-            if letter in measured:
-                expect(False, f"{letter}: 여러분의 ratios_7_2[{measured[letter]!r}] = {want[measured[letter]]:.3f}로 판단하세요")
-            reason = {"d": "d: T4(Turing)에는 bf16 연산이 없어 fp16을 씁니다 (6주차)",
-                      "e": "e: 병합한 가중치를 다시 NF4로 양자화하면 반올림 오차가 생깁니다 — 손실 없는 병합이 아닙니다",
-                      "f": "f: 블록 64개마다 fp32 상수 32비트 = 0.5비트/파라미터 → 8비트 상수 + 두 번째 상수로 약 0.127비트",
-                      "g": "g: A, B는 16/32비트로 학습됩니다 — 양자화되는 것은 동결된 기본 가중치뿐"}[letter]
-            expect(False, ("골라야 할 문장을 빠뜨렸습니다 — " if truth[letter] else "틀린 문장을 골랐습니다 — ") + reason)
+            expect(False, f"{letter}: 여러분의 ratios_7_2[{column[letter]!r}] = {want[column[letter]]:.3f}로 판단하세요")
+    # (d)–(g): fixed reasoning items, an answer key (``_keys.py``); without it the public check stops at the form.
+    # The feedback never says which of them is right or wrong.
+    key = answer_key(WEEK, "7.2")
+    if key is not None:
+        reasoning = sorted(set(STATEMENTS_7_2) - set(measured))
+        expect({c for c in picked if c in reasoning} == set(key),
+               f"측정으로 정하지 않는 문장({reasoning[0]})–({reasoning[-1]})에서 고른 것이 맞지 않습니다 — 각 문장을 "
+               "Week 06(계산 dtype, 이중 양자화의 비트 계산, 병합, 무엇이 4비트인가)과 다시 맞춰 보세요")
 
 
 # ---------------------------------------------------------------------------------------------- 7.3
