@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 # ------------------------------------------------------------------------------------------ 1. leak scan
-_NUMBER = re.compile(r"(?<![\w.=<>])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w]|\.\d)")
+#: a number token: not inside an identifier or a version (a Hangul particle may follow it: "2000개")
+_NUMBER = re.compile(r"(?<![0-9A-Za-z_.=<>])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+                     r"(?![0-9A-Za-z_]|\.\d)")
 
 
 def _numbers(text: str) -> list[Decimal]:
@@ -109,9 +111,9 @@ def test_leak_scan_finds_a_printed_answer(tmp_path):
         if role:
             cell["metadata"]["peftlab"] = {"role": role, "id": "q"}
         return cell
-    md = {"cell_type": "markdown", "metadata": {}, "source": "Question: with d = 4096 …"}
-    nb = {"cells": [code("print(x)", "trainable: 4,194,304 (0.06%)\nacc 0.9123\n"), md,
-                    code("ans = 4096 * 1024", "4194304 0.912 4096 0.5\n", role="exercise")],
+    md = {"cell_type": "markdown", "metadata": {}, "source": "Question: with d = 4096 and 2000개 test examples …"}
+    nb = {"cells": [code("print(x)", "trainable: 4,194,304 (0.06%)\nacc 0.9123\nn = 2000개\n"), md,
+                    code("ans = 4096 * 1024", "4194304 0.912 4096 0.5 2000\n", role="exercise")],
           "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     p = tmp_path / "99_x.ipynb"
     p.write_text(json.dumps(nb), encoding="utf-8")
@@ -354,6 +356,9 @@ KEY_CALLS = {
     "07:E1": ("from peftlab.checks import week07 as c",
               "c.flaws({answer})",
               ["set('abcefghi')", "set('abd')", "{'l'}", "set('abcdefghijk')"]),
+    "07:7.2": ("from peftlab.checks import week07 as c\nfrom test_checks_week07 import RUNS",
+               "c.q7_2({{'memory': 0.8, 'time': 3.0, 'adapter_bytes': 1.01}}, {{'a', 'c'}} | {answer}, RUNS['all'])",
+               ["set()", "{'d', 'f'}", "{'e', 'g'}", "set('defg')"]),
 }
 
 
@@ -377,7 +382,7 @@ def test_a_student_release_holds_no_answer_key(tmp_path):
     for key, (setup, call, answers) in KEY_CALLS.items():
         lines.append(setup)
         lines += [f"print({key!r}, {answer!r}, end=' '); " + call.format(answer=answer) for answer in answers]
-    env = {**os.environ, "PYTHONPATH": str(release)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(release), str(ROOT / "tests")])}  # tests: fixtures only
     out = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=release, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -392,6 +397,9 @@ def test_the_instructor_copy_still_scores_the_keys(capsys):
     from peftlab.checks._core import has_answer_keys
 
     assert has_answer_keys()
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
     for key, (setup, call, answers) in KEY_CALLS.items():
         namespace: dict = {}
         exec(setup, namespace)
