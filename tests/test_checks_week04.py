@@ -61,13 +61,31 @@ def vb_model():
     return model
 
 
-def _usage(model):
-    return check.selection_counts(model)
+def my_usage(logits, k, n):
+    return {name: sum(torch.bincount(z.topk(k, dim=-1).indices.reshape(-1), minlength=n) for z in pair)
+            for name, pair in logits.items()}
 
 
-def _fraction(usage):
-    used_by = torch.stack([c > 0 for c in usage.values()]).sum(0)
-    return ((used_by >= 2).sum() / (used_by >= 1).sum()).item()
+def _logits(model):
+    from peftlab.methods.vblora import vblora_layers
+
+    return {name: (lay.vblora_logits_A["default"].detach(), lay.vblora_logits_B["default"].detach())
+            for name, lay in vblora_layers(model).items()}
+
+
+def _sharing(usage):
+    return torch.stack([c > 0 for c in usage.values()]).sum(0).float().mean().item()
+
+
+def _null_range(logits, k, n, draws=300, seed=5):
+    gen = torch.Generator().manual_seed(seed)
+    null = torch.tensor([_sharing(my_usage({m: tuple(torch.randn(z.shape, generator=gen) for z in pair)
+                                            for m, pair in logits.items()}, k, n)) for _ in range(draws)])
+    return tuple(null.quantile(torch.tensor([0.025, 0.975])).tolist())
+
+
+def _side(s, rng):
+    return "a" if s < rng[0] else ("c" if s > rng[1] else "b")
 
 
 @pytest.fixture()
@@ -121,58 +139,148 @@ def test_build_A_mistakes_fail_with_hint(fn, hint):
     assert hint in str(info.value)
 
 
-def test_q4_1_follows_the_model(vb_model, capsys):
-    usage = _usage(vb_model)
-    frac = _fraction(usage)
-    right = "b" if frac >= 0.5 else "a"
-    check.q4_1(right, usage, frac, vb_model)
+def test_q4_1_compares_the_sharing_with_random_logits(vb_model, capsys):
+    logits = _logits(vb_model)
+    k, n = 2, 12
+    sharing = _sharing(my_usage(logits, k, n))
+    rng = _null_range(logits, k, n)
+    right = _side(sharing, rng)
+    check.q4_1(right, my_usage, sharing, rng, vb_model)
     assert "공개 체크 통과" in capsys.readouterr().out
-    with pytest.raises(CheckFailed, match="shared_fraction을 보세요"):
-        check.q4_1("c", usage, frac, vb_model)
-    wrong = {k: v.clone() for k, v in usage.items()}
-    first = next(iter(wrong))
-    wrong[first][0] += 1
-    wrong[first][1] -= 1
-    with pytest.raises(CheckFailed, match="센 값과 다릅니다"):
-        check.q4_1(right, wrong, frac, vb_model)
-    with pytest.raises(CheckFailed, match="shared_fraction"):
-        check.q4_1(right, usage, frac + 0.1, vb_model)
-    with pytest.raises(CheckFailed):
-        check.q4_1(None, None, None, vb_model)
+    assert sharing == pytest.approx(check.layers_per_vector(check.selection_counts(vb_model)))
+    with pytest.raises(CheckFailed, match="null_range의 아래, 안, 위"):
+        check.q4_1(next(c for c in "abc" if c != right), my_usage, sharing, rng, vb_model)
+    summary = check.bank_sharing(vb_model)
+    assert summary["choice"] == right and summary["low"] <= summary["high"]
 
 
-def test_q4_2_reads_the_files_and_the_seed_spread(saved, capsys):
+@pytest.mark.parametrize("pattern, letter", [("same two", "a"), ("spread", "c")])
+def test_q4_1_the_letter_follows_the_model(pattern, letter):
+    """Logits that send every piece to the same two bank vectors share less than random ones (a); logits that
+    make every layer cover the whole bank share more (c)."""
+    from peftlab.methods.vblora import vblora_layers
+
+    torch.manual_seed(1)
+    n = 64
+    model = peftlab.apply_vblora(tiny_bert(), r=2, num_vectors=n, vector_length=8, target_modules=["query", "value"])
+    with torch.no_grad():
+        for lay in vblora_layers(model).values():
+            piece = 0  # every layer walks through the bank the same way: its pieces cover distinct vectors
+            for z in (lay.vblora_logits_A["default"], lay.vblora_logits_B["default"]):
+                flat = z.view(-1, z.shape[-1])
+                flat.fill_(0.0)
+                for row in range(flat.shape[0]):
+                    pick = [0, 1] if pattern == "same two" else [(2 * piece) % n, (2 * piece + 1) % n]
+                    flat[row, pick] = torch.tensor([2.0, 1.0])
+                    piece += 1
+    logits = _logits(model)
+    sharing = _sharing(my_usage(logits, 2, n))
+    rng = _null_range(logits, 2, n)
+    assert _side(sharing, rng) == letter
+    check.q4_1(letter, my_usage, sharing, rng, model)
+    assert check.bank_sharing(model)["choice"] == letter
+
+
+def test_q4_1_catches_wrong_counts_nulls_and_the_kit_shortcut(vb_model):
+    logits = _logits(vb_model)
+    sharing = _sharing(my_usage(logits, 2, 12))
+    rng = _null_range(logits, 2, 12)
+    right = _side(sharing, rng)
+
+    def a_only(logits, k, n):  # forgets B's pieces
+        return {m: torch.bincount(pair[0].topk(k, dim=-1).indices.reshape(-1), minlength=n) for m, pair in logits.items()}
+
+    first = my_usage(logits, 2, 12)
+
+    def frozen(logits, k, n):  # the model's counts, whatever it is given
+        return {m: c.clone() for m, c in first.items()}
+
+    def via_kit(logits, k, n):
+        return check.selection_counts(vb_model)
+
+    with pytest.raises(CheckFailed, match="로짓 벡터 수 × k"):
+        check.q4_1(right, a_only, sharing, rng, vb_model)
+    with pytest.raises(CheckFailed, match="무작위 로짓"):
+        check.q4_1(right, frozen, sharing, rng, vb_model)
+    with pytest.raises(CheckFailed, match="참조 구현"):
+        check.q4_1(right, via_kit, sharing, rng, vb_model)
+    with pytest.raises(CheckFailed, match="sharing ="):
+        check.q4_1(right, my_usage, sharing + 0.1, rng, vb_model)
+    with pytest.raises(CheckFailed, match="기준선"):  # a "null" from the trained logits themselves
+        check.q4_1(right, my_usage, sharing, (sharing, sharing + 1.0), vb_model)
+    with pytest.raises(CheckFailed, match="NotImplementedError"):
+        check.q4_1(None, _not_done, None, None, vb_model)
+
+
+def _correct(p, n=2000, seeds=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(n, generator=g) < p).float() for _ in range(seeds)]
+
+
+def test_q4_2_reads_the_files_and_the_paired_comparison(saved, capsys):
     folders, _ = saved
     stored = {m: check.file_bytes(f) for m, f in folders.items()}
     ratio = stored["VB-LoRA"] / stored["LoRA"]
     assert 0.75 <= ratio <= 1.33
-    tie = {"LoRA": [0.90, 0.92], "VB-LoRA": [0.91, 0.90]}
-    ahead = {"LoRA": [0.80, 0.81], "VB-LoRA": [0.90, 0.91]}
+    same = _correct(0.9)
+    tie = {"LoRA": same, "VB-LoRA": [c.clone() for c in same]}
+    ahead = {"LoRA": _correct(0.80, seed=1), "VB-LoRA": _correct(0.92, seed=2)}
     check.q4_2("b", stored, ratio, tie, folders)
     check.q4_2("a", stored, ratio, ahead, folders)
     check.q4_2("c", stored, ratio, {"LoRA": ahead["VB-LoRA"], "VB-LoRA": ahead["LoRA"]}, folders)
     assert capsys.readouterr().out.count("공개 체크 통과") == 3
-    with pytest.raises(CheckFailed, match="흩어짐"):
+    # one example out of 2000 per seed: significant or not, below the minimum effect, so a tie
+    flip = [c.clone() for c in same]
+    for c in flip:
+        c[torch.nonzero(c == 0)[0]] = 1.0
+    check.q4_2("b", stored, ratio, {"LoRA": same, "VB-LoRA": flip}, folders)
+    with pytest.raises(CheckFailed, match="신뢰구간"):
         check.q4_2("a", stored, ratio, tie, folders)
     with pytest.raises(CheckFailed, match="파일 크기"):
         check.q4_2("b", {m: v + 1 for m, v in stored.items()}, ratio, tie, folders)
+    with pytest.raises(CheckFailed, match="정답 여부"):
+        check.q4_2("b", stored, ratio, {"LoRA": [torch.full((50,), 0.9)] * 2, "VB-LoRA": [torch.full((50,), 0.9)] * 2}, folders)
+    with pytest.raises(CheckFailed, match="shape"):
+        check.q4_2("b", stored, ratio, {"LoRA": same, "VB-LoRA": [c[:100] for c in same]}, folders)
     with pytest.raises(CheckFailed):
         check.q4_2(None, None, None, None, folders)
 
 
-def test_q4_3_storage_from_the_task_files(saved, capsys):
+def test_q4_3_storage_and_accuracy_per_task(saved, capsys):
     _, tasks = saved
     n_tasks = [1, 10, 100]
     per = {m: statistics.mean(check.file_bytes(f) for f in fs) for m, fs in tasks.items()}
     storage = {m: [n * per[m] for n in n_tasks] for m in per}
     ratio = per["LoRA"] / per["VB-LoRA"]
-    check.q4_3("a", per, storage, ratio, tasks, n_tasks)
-    assert "공개 체크 통과" in capsys.readouterr().out
+    base = _correct(0.9, n=1000, seeds=1)[0]
+    worse = _correct(0.8, n=1000, seeds=1, seed=3)[0]
+    better = _correct(0.97, n=1000, seeds=1, seed=4)[0]
+    cases = {  # the letter follows the per-task verdicts
+        "a": ({"x": {"LoRA": base, "VB-LoRA": base.clone()}, "y": {"LoRA": base, "VB-LoRA": base.clone()}}, {"x": "tie", "y": "tie"}),
+        "b": ({"x": {"LoRA": base, "VB-LoRA": worse}, "y": {"LoRA": base, "VB-LoRA": better}}, {"x": "LoRA", "y": "VB-LoRA"}),
+        "c": ({"x": {"LoRA": base, "VB-LoRA": better}, "y": {"LoRA": base, "VB-LoRA": base.clone()}}, {"x": "VB-LoRA", "y": "tie"}),
+    }
+    for letter, (correct, verdicts) in cases.items():
+        check.q4_3(letter, verdicts, per, storage, ratio, tasks, n_tasks, correct)
+    assert capsys.readouterr().out.count("공개 체크 통과") == 3
+    correct, verdicts = cases["b"]
+    for wrong in "ac":
+        with pytest.raises(CheckFailed, match="작업별 판정"):
+            check.q4_3(wrong, verdicts, per, storage, ratio, tasks, n_tasks, correct)
+    with pytest.raises(CheckFailed, match="verdicts\\['x'\\]"):
+        check.q4_3("b", {"x": "tie", "y": "VB-LoRA"}, per, storage, ratio, tasks, n_tasks, correct)
     with pytest.raises(CheckFailed, match="N × per_task"):
-        check.q4_3("a", per, {m: [per[m] + 0 * n for n in n_tasks] for m in per}, ratio, tasks, n_tasks)
-    with pytest.raises(CheckFailed, match="천천히"):
-        check.q4_3("b", per, storage, ratio, tasks, n_tasks)
+        check.q4_3("b", verdicts, per, {m: [per[m] + 0 * n for n in n_tasks] for m in per}, ratio, tasks, n_tasks, correct)
     with pytest.raises(CheckFailed, match="ratio_100"):
-        check.q4_3("a", per, storage, 1 / ratio, tasks, n_tasks)
+        check.q4_3("b", verdicts, per, storage, 1 / ratio, tasks, n_tasks, correct)
     with pytest.raises(CheckFailed):
-        check.q4_3(None, None, None, None, tasks, n_tasks)
+        check.q4_3(None, None, None, None, None, tasks, n_tasks, correct)
+
+
+def test_exercises_cannot_call_the_kit_reference():
+    from peftlab.methods.vblora import topk_admixture
+
+    with pytest.raises(CheckFailed, match="참조 구현"):
+        check.admixture(lambda z, V, k: topk_admixture(z, V, k))
+    with pytest.raises(CheckFailed, match="참조 구현"):
+        check.build_A(lambda la, V, k: assemble_A(la, V, k))

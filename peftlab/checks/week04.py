@@ -7,12 +7,16 @@ Exercises (the student writes code):
   E2  ``build_A(logits_A, bank, k)`` → A (r, in) assembled piece by piece; compared with peftlab and with the A
       of a live peft VB-LoRA layer
 Checkpoint questions of the lecture's VB-LoRA part (section 4), each on the student's own run:
-  4.1 how VB-LoRA's sharing differs from LoRA's per-layer matrices: which bank vectors each layer of the
-      student's trained model selects, the share of them that several layers use, and the choice it decides
+  4.1 how VB-LoRA's sharing differs from LoRA's per-layer matrices: the student's own count of which bank
+      vectors each layer of their trained model selects (a function, run on the model's logits and on random
+      ones), how many layers select each bank vector on average, the same under random logits (the null
+      range), and the choice that comparison decides
   4.2 the trade-off of global sharing: accuracy of VB-LoRA and LoRA at equal stored bytes (bytes of the
-      student's saved files, accuracies over seeds) and the verdict the seed spread allows
+      student's saved files) and the verdict of :func:`peftlab.analysis.stats.paired_comparison` on the
+      per-example correctness over the seeds (a tie where the interval says so)
   4.3 why VB-LoRA suits multi-task use: storage of N task adapters from the student's saved files, the LoRA /
-      VB-LoRA ratio at N = 100, and task switching on one base model
+      VB-LoRA ratio at N = 100, the paired verdict per task (VB-LoRA, LoRA or a tie), and the choice those
+      verdicts decide (does the smaller file cost accuracy?)
 """
 
 from __future__ import annotations
@@ -29,7 +33,14 @@ from peftlab.checks._core import number as _number
 
 WEEK = "04"
 
-__all__ = ["admixture", "build_A", "file_bytes", "q4_1", "q4_2", "q4_3", "selection_counts"]
+__all__ = ["MIN_EFFECT", "admixture", "bank_sharing", "build_A", "file_bytes", "layers_per_vector", "q4_1", "q4_2",
+           "q4_3", "selection_counts", "verdict_4_2", "verdicts_4_3"]
+
+#: the smallest accuracy difference of interest for the paired verdicts of 4.2 and 4.3 (half a point)
+MIN_EFFECT = 0.005
+#: random-logit draws behind the reference null range of 4.1, and how far a student's range may lie from it
+NULL_DRAWS = 1000
+NULL_TOLERANCE = 0.15
 
 
 def _choice(value, letters: str = "abc") -> str:
@@ -131,49 +142,103 @@ def build_A(fn, hidden: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 4.1
-def selection_counts(model: nn.Module, adapter_name: str = "default") -> dict[str, torch.Tensor]:
-    """Per VB-LoRA layer: how many of its logit vectors (A's and B's pieces) put each bank vector in their top-k."""
+def _logits(model: nn.Module, adapter_name: str = "default") -> tuple[dict, int, int]:
+    """Every logit vector of every VB-LoRA layer, ``{layer: (logits_A, logits_B)}`` (detached, CPU), with k and N."""
     from peftlab.methods.vblora import vblora_layers
 
-    out = {}
+    out, ks, ns = {}, set(), set()
     for name, layer in vblora_layers(model).items():
         if not layer.has_adapter(adapter_name):
             continue
-        N, k = layer.num_vectors[adapter_name], layer.topk[adapter_name]
-        counts = torch.zeros(N, dtype=torch.long)
-        for logits in (layer.vblora_logits_A[adapter_name], layer.vblora_logits_B[adapter_name]):
-            idx = logits.detach().cpu().topk(k, dim=-1).indices.reshape(-1)
-            counts += torch.bincount(idx, minlength=N)
-        out[name] = counts
-    return out
+        out[name] = (layer.vblora_logits_A[adapter_name].detach().cpu(), layer.vblora_logits_B[adapter_name].detach().cpu())
+        ks.add(layer.topk[adapter_name])
+        ns.add(layer.num_vectors[adapter_name])
+    k, n = (ks.pop(), ns.pop()) if out else (0, 0)
+    return out, k, n
 
 
-def _shared_fraction(counts: dict[str, torch.Tensor]) -> float:
-    used_by = (torch.stack([c > 0 for c in counts.values()]).sum(0))
-    used = int((used_by >= 1).sum())
-    return float((used_by >= 2).sum()) / used if used else 0.0
+def _count(logits: dict, k: int, n: int) -> dict[str, torch.Tensor]:
+    """``{layer: (N,) int64}``: how many of the layer's logit vectors put each bank vector in their top-k."""
+    return {name: sum(torch.bincount(z.topk(k, dim=-1).indices.reshape(-1), minlength=n) for z in pair)
+            for name, pair in logits.items()}
 
 
-@checkpoint(WEEK, "4.1", points=1, title="global sharing vs per-layer LoRA — which bank vectors your layers pick")
-def q4_1(choice, usage, shared_fraction, model) -> None:
-    truth = selection_counts(model)
-    expect(bool(truth), "model에는 VB-LoRA 어댑터가 붙은 여러분의 학습된 모델을 넘기세요")
-    expect(isinstance(usage, dict) and set(usage) == set(truth),
-           f"usage는 VB-LoRA 층 이름 → (N,) 개수 텐서의 dict여야 합니다 ({len(truth)}개 층)")
+def selection_counts(model: nn.Module, adapter_name: str = "default") -> dict[str, torch.Tensor]:
+    """Per VB-LoRA layer: how many of its logit vectors (A's and B's pieces) put each bank vector in their top-k."""
+    logits, k, n = _logits(model, adapter_name)
+    return _count(logits, k, n)
+
+
+def layers_per_vector(counts: dict[str, torch.Tensor]) -> float:
+    """The mean, over the N bank vectors, of the number of layers that select it at least once (per-layer LoRA: 1)."""
+    return torch.stack([c > 0 for c in counts.values()]).sum(0).float().mean().item()
+
+
+def _random_like(logits: dict, gen: torch.Generator) -> dict:
+    return {name: tuple(torch.randn(z.shape, generator=gen) for z in pair) for name, pair in logits.items()}
+
+
+def _null_range(logits: dict, k: int, n: int, draws: int = NULL_DRAWS, seed: int = 0) -> tuple[float, float]:
+    """2.5 % and 97.5 % quantiles of :func:`layers_per_vector` when every logit is an independent N(0, 1) draw."""
+    gen = torch.Generator().manual_seed(seed)
+    null = torch.tensor([layers_per_vector(_count(_random_like(logits, gen), k, n)) for _ in range(draws)])
+    low, high = null.quantile(torch.tensor([0.025, 0.975], dtype=null.dtype)).tolist()
+    return low, high
+
+
+def _side(sharing: float, low: float, high: float) -> str:
+    return "a" if sharing < low else ("c" if sharing > high else "b")
+
+
+def bank_sharing(model: nn.Module, draws: int = NULL_DRAWS, seed: int = 0) -> dict:
+    """How many layers select each bank vector in ``model`` against random logits of the same shapes:
+    ``{"sharing", "low", "high", "layers", "choice"}`` (``choice``: the letter of 4.1 that the comparison decides)."""
+    logits, k, n = _logits(model)
+    sharing = layers_per_vector(_count(logits, k, n))
+    low, high = _null_range(logits, k, n, draws, seed)
+    return {"sharing": sharing, "low": low, "high": high, "layers": len(logits), "choice": _side(sharing, low, high)}
+
+
+def _expect_usage(got, truth: dict[str, torch.Tensor], what: str) -> None:
+    expect(isinstance(got, dict) and set(got) == set(truth),
+           f"my_usage는 {{층 이름: (N,) 개수 텐서}} dict를 돌려줘야 합니다 ({what}: 층 {len(truth)}개)")
     for name, counts in truth.items():
-        got = usage[name]
-        expect(isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(counts.shape),
-               f"usage[{name!r}]의 shape는 (N,) = {tuple(counts.shape)}여야 합니다")
-        expect(int(got.sum()) == int(counts.sum()),
-               f"usage[{name!r}]의 합은 그 층의 로짓 벡터 수 × k = {int(counts.sum())}여야 합니다 "
-               "(A와 B의 모든 조각이 k개씩 고릅니다)")
-        expect(torch.equal(got.long().cpu(), counts),
-               f"usage[{name!r}]가 이 모델에서 센 값과 다릅니다: 각 로짓 벡터의 topk(k) 인덱스를 bank 벡터마다 세세요")
-    frac = _number(shared_fraction, "shared_fraction")
-    expect(abs(frac - _shared_fraction(truth)) < 1e-6,
-           "shared_fraction = (두 개 이상의 층이 고른 bank 벡터 수) / (한 층이라도 고른 bank 벡터 수)")
-    expect(_choice(choice) == ("b" if _shared_fraction(truth) >= 0.5 else "a"),
-           "여러분의 shared_fraction을 보세요: 층들이 bank 벡터를 나눠 가졌나요, 같은 벡터를 함께 썼나요?")
+        c = got[name]
+        expect(isinstance(c, torch.Tensor) and tuple(c.shape) == tuple(counts.shape),
+               f"my_usage(…)[{name!r}]의 shape는 (N,) = {tuple(counts.shape)}여야 합니다 ({what})")
+        expect(int(c.sum()) == int(counts.sum()),
+               f"my_usage(…)[{name!r}]의 합은 그 층의 로짓 벡터 수 × k = {int(counts.sum())}여야 합니다 "
+               f"(A와 B의 모든 조각이 k개씩 고릅니다; {what})")
+        expect(torch.equal(c.detach().long().cpu(), counts),
+               f"my_usage(…)[{name!r}]가 센 값과 다릅니다 ({what}): 각 로짓 벡터의 topk(k) 인덱스를 bank 벡터마다 세세요")
+
+
+@checkpoint(WEEK, "4.1", points=1, title="global sharing vs per-layer LoRA — how many layers use each bank vector, against random logits",
+            reference=("peftlab.checks.week04:selection_counts", "peftlab.checks.week04:bank_sharing"))
+def q4_1(choice, usage_fn, sharing, null_range, model) -> None:
+    logits, k, n = _logits(model)
+    expect(bool(logits), "model에는 VB-LoRA 어댑터가 붙은 여러분의 학습된 모델을 넘기세요")
+    expect(callable(usage_fn), "usage_fn에는 여러분의 함수 my_usage(logits, k, n)를 넘기세요")
+    truth = _count(logits, k, n)
+    _expect_usage(usage_fn({m: tuple(z.clone() for z in pair) for m, pair in logits.items()}, k, n), truth,
+                  "여러분의 모델의 로짓")
+    rand = _random_like(logits, torch.Generator().manual_seed(41))
+    _expect_usage(usage_fn(rand, k, n), _count(rand, k, n), "무작위 로짓")
+    s = _number(sharing, "sharing")
+    want = layers_per_vector(truth)
+    expect(abs(s - want) < 1e-6,
+           "sharing = 뱅크 벡터마다 그것을 한 번 이상 고른 층의 수, 그 N개의 평균 (여러분의 모델의 my_usage로)")
+    expect(isinstance(null_range, (tuple, list)) and len(null_range) == 2,
+           "null_range는 무작위 로짓에서 잰 sharing의 (2.5 % 분위수, 97.5 % 분위수) 두 수입니다")
+    low, high = (_number(v, "null_range") for v in null_range)
+    expect(low <= high, "null_range는 (작은 쪽, 큰 쪽) 순서입니다")
+    ref_low, ref_high = _null_range(logits, k, n)
+    expect(abs(low - ref_low) <= NULL_TOLERANCE and abs(high - ref_high) <= NULL_TOLERANCE,
+           f"null_range = ({low:.3f}, {high:.3f})가 무작위 로짓의 기준선과 맞지 않습니다: 로짓을 모두 같은 shape의 "
+           "독립 N(0, 1) 값으로 바꿔 sharing을 다시 재기를 200번 이상 반복하고, 그 값들의 2.5 %·97.5 % 분위수를 쓰세요")
+    right = {_side(s, low, high), _side(s, ref_low, ref_high)}
+    expect(_choice(choice) in right,
+           "여러분의 sharing이 null_range의 아래, 안, 위 중 어디에 있는지 보고 고르세요")
 
 
 # ---------------------------------------------------------------------------------------------- 4.2
@@ -183,15 +248,35 @@ def file_bytes(folder) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
-def _verdict(acc: dict[str, list[float]]) -> str:
-    """a: VB-LoRA ahead by more than the seed spread; c: LoRA ahead so; b: a tie within the spread."""
-    gap = statistics.mean(acc["VB-LoRA"]) - statistics.mean(acc["LoRA"])
-    noise = max(statistics.stdev(acc["VB-LoRA"]), statistics.stdev(acc["LoRA"]), 0.005)
-    return "a" if gap > noise else ("c" if -gap > noise else "b")
+def _scores(correct, what: str):
+    """Per-example 0/1 correctness of one method: ``(n_seeds, n_examples)`` or ``(n_examples,)``, as a 2-D tensor."""
+    if isinstance(correct, (list, tuple)) and correct and all(isinstance(c, torch.Tensor) for c in correct):
+        expect(len({tuple(c.shape) for c in correct}) == 1, f"{what}의 시드별 텐서는 shape가 같아야 합니다")
+        correct = torch.stack([c.detach().float().cpu() for c in correct])
+    expect(isinstance(correct, torch.Tensor), f"{what}에는 per_example_correct가 돌려준 0/1 텐서(시드마다 하나)를 넣으세요")
+    t = correct.detach().float().cpu()
+    t = t.unsqueeze(0) if t.dim() == 1 else t
+    expect(t.dim() == 2 and t.shape[1] >= 2, f"{what}의 shape는 (시드 수, 테스트 예시 수)입니다 (받은 것: {tuple(correct.shape)})")
+    expect(bool(((t == 0) | (t == 1)).all()), f"{what}는 예시마다 맞으면 1, 틀리면 0입니다 (정확도가 아니라 정답 여부)")
+    return t
 
 
-@checkpoint(WEEK, "4.2", points=1, title="global sharing vs per-layer adaptation — accuracy at equal stored bytes")
-def q4_2(choice, stored, byte_ratio, acc, folders) -> None:
+def _verdict_text(r) -> str:
+    return f"차이 {r.diff:+.4f}, 95 % 신뢰구간 [{r.low:+.4f}, {r.high:+.4f}], 최소 효과 {MIN_EFFECT}"
+
+
+def verdict_4_2(correct: dict) -> tuple[str, object]:
+    """The 4.2 letter from :func:`paired_comparison` of VB-LoRA against LoRA on per-example correctness:
+    ``a`` VB-LoRA significantly better, ``b`` no significant difference, ``c`` LoRA significantly better."""
+    from peftlab.analysis.stats import paired_comparison
+
+    r = paired_comparison(_scores(correct["VB-LoRA"], "correct['VB-LoRA']").numpy(),
+                          _scores(correct["LoRA"], "correct['LoRA']").numpy(), min_effect=MIN_EFFECT)
+    return {"a": "a", "tie": "b", "b": "c"}[r.verdict], r
+
+
+@checkpoint(WEEK, "4.2", points=1, title="global sharing vs per-layer adaptation — accuracy at equal stored bytes, paired over seeds and examples")
+def q4_2(choice, stored, byte_ratio, correct, folders) -> None:
     expect(isinstance(folders, dict) and set(folders) == {"LoRA", "VB-LoRA"},
            "folders는 {'LoRA': 폴더, 'VB-LoRA': 폴더} — 여러분이 저장한 두 어댑터입니다")
     truth = {m: file_bytes(f) for m, f in folders.items()}
@@ -202,19 +287,37 @@ def q4_2(choice, stored, byte_ratio, acc, folders) -> None:
     ratio = _number(byte_ratio, "byte_ratio")
     expect(abs(ratio - truth["VB-LoRA"] / truth["LoRA"]) < 1e-6, "byte_ratio = stored['VB-LoRA'] / stored['LoRA']")
     expect(0.75 <= ratio <= 1.33, f"두 어댑터의 저장 크기가 같지 않습니다 (비 {ratio:.2f}): 같은 바이트에서 비교하세요")
-    expect(isinstance(acc, dict) and set(acc) == {"LoRA", "VB-LoRA"}
-           and all(isinstance(v, (list, tuple)) and len(v) >= 2 for v in acc.values()),
-           "acc는 {'LoRA': [시드별 정확도…], 'VB-LoRA': […]} (시드 2개 이상)입니다")
-    for m, values in acc.items():
-        for v in values:
-            expect(0.0 <= _number(v, f"acc[{m!r}]") <= 1.0, "정확도는 0과 1 사이입니다")
-    expect(_choice(choice) == _verdict({m: [float(v) for v in vs] for m, vs in acc.items()}),
-           "평균의 차이를 시드 사이의 흩어짐(표준편차, 최소 0.005)과 비교하세요: 흩어짐보다 클 때만 차이입니다")
+    expect(isinstance(correct, dict) and set(correct) == {"LoRA", "VB-LoRA"},
+           "correct는 {'LoRA': [시드별 per_example_correct…], 'VB-LoRA': […]}입니다")
+    a, b = _scores(correct["VB-LoRA"], "correct['VB-LoRA']"), _scores(correct["LoRA"], "correct['LoRA']")
+    expect(a.shape == b.shape, "두 방법의 correct는 같은 시드, 같은 테스트 예시여야 짝지어 비교할 수 있습니다 (shape가 같아야 함)")
+    right, r = verdict_4_2(correct)
+    expect(_choice(choice) == right,
+           f"{_verdict_text(r)}: 구간이 0을 품지 않고 차이가 최소 효과 이상일 때만 한쪽이 유의하게 낫습니다")
 
 
 # ---------------------------------------------------------------------------------------------- 4.3
-@checkpoint(WEEK, "4.3", points=1, title="multi-task storage: N task adapters, LoRA vs VB-LoRA, and task switching")
-def q4_3(choice, per_task, storage, ratio_100, task_folders, n_tasks) -> None:
+TASK_VERDICTS = ("VB-LoRA", "LoRA", "tie")
+
+
+def verdicts_4_3(task_correct: dict) -> dict[str, tuple[str, object]]:
+    """Per task: "VB-LoRA", "LoRA" or "tie" from :func:`paired_comparison` of VB-LoRA against LoRA, with the result."""
+    from peftlab.analysis.stats import paired_comparison
+
+    out = {}
+    for task, per in task_correct.items():
+        expect(isinstance(per, dict) and set(per) == {"LoRA", "VB-LoRA"},
+               f"task_correct[{task!r}]는 {{'LoRA': per_example_correct, 'VB-LoRA': …}}입니다")
+        a = _scores(per["VB-LoRA"], f"task_correct[{task!r}]['VB-LoRA']")
+        b = _scores(per["LoRA"], f"task_correct[{task!r}]['LoRA']")
+        expect(a.shape == b.shape, f"task_correct[{task!r}]: 두 방법은 같은 테스트 예시로 재야 합니다")
+        r = paired_comparison(a.numpy(), b.numpy(), min_effect=MIN_EFFECT)
+        out[task] = ({"a": "VB-LoRA", "b": "LoRA", "tie": "tie"}[r.verdict], r)
+    return out
+
+
+@checkpoint(WEEK, "4.3", points=1, title="multi-task storage and accuracy: N task adapters, LoRA vs VB-LoRA, paired per task")
+def q4_3(choice, verdicts, per_task, storage, ratio_100, task_folders, n_tasks, task_correct) -> None:
     expect(isinstance(task_folders, dict) and set(task_folders) == {"LoRA", "VB-LoRA"}
            and all(isinstance(v, (list, tuple)) and len(v) >= 2 for v in task_folders.values()),
            "task_folders는 {'LoRA': [작업별 폴더…], 'VB-LoRA': […]} 입니다")
@@ -234,5 +337,21 @@ def q4_3(choice, per_task, storage, ratio_100, task_folders, n_tasks) -> None:
                    f"storage[{m!r}]에서 N={n}: 작업마다 어댑터 하나 → N × per_task[{m!r}]")
     r100 = _number(ratio_100, "ratio_100")
     expect(abs(r100 - truth["LoRA"] / truth["VB-LoRA"]) < 1e-6, "ratio_100 = storage LoRA / storage VB-LoRA at N = 100")
-    expect(_choice(choice) == ("a" if truth["LoRA"] > truth["VB-LoRA"] else "b"),
-           "N이 커질 때 어느 쪽 총 저장량이 더 천천히 늘어나는지, 여러분의 per_task로 보세요")
+    expect(isinstance(task_correct, dict) and len(task_correct) >= 2,
+           "task_correct는 {작업: {'LoRA': per_example_correct, 'VB-LoRA': …}} (작업 두 개 이상)입니다")
+    want = verdicts_4_3(task_correct)
+    expect(isinstance(verdicts, dict) and set(verdicts) == set(want),
+           f"verdicts에는 작업마다 {', '.join(repr(v) for v in TASK_VERDICTS)} 중 하나를 넣으세요 (작업: {', '.join(want)})")
+    for task, (right, r) in want.items():
+        got = verdicts[task]
+        expect(got in TASK_VERDICTS, f"verdicts[{task!r}]는 {', '.join(repr(v) for v in TASK_VERDICTS)} 중 하나입니다 (받은 것: {got!r})")
+        expect(got == right, f"verdicts[{task!r}]: VB-LoRA − LoRA {_verdict_text(r)} — 구간이 0을 품지 않고 차이가 "
+                             "최소 효과 이상일 때만 한쪽이 유의하게 낫습니다")
+    expect(_choice(choice) == _choice_4_3(want), "여러분의 작업별 판정(verdicts)을 모두 보고 고르세요")
+
+
+def _choice_4_3(verdicts: dict) -> str:
+    """a: no task differs significantly; b: VB-LoRA significantly worse on at least one task; c: significantly
+    better on at least one and worse on none."""
+    found = {v for v, _ in verdicts.values()}
+    return "b" if "LoRA" in found else ("c" if "VB-LoRA" in found else "a")

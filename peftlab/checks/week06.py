@@ -7,10 +7,12 @@ Exercise (the student writes code):
 Checkpoint questions of the lecture's QLoRA part (section 6), each on the student's own tensors:
   6.1 how NF4 differs from plain 4-bit quantization: the round-trip RMSE of NF4, FP4 and INT4 (blocks of 64)
       on the student's weight matrices, and the type the measurement ranks first
-  6.2 what makes QLoRA work: bits per parameter read off the student's quantized tensors, and the GiB each
-      ingredient saves for a 65B model in the memory calculator (the choice: which saves the most)
-  6.3 when to choose QLoRA: the student's measured QLoRA/LoRA step-time ratio, and per (model, GPU) the method
-      the memory calculator allows under the rule "full fine-tuning if it fits, else LoRA, else QLoRA"
+  6.2 what makes QLoRA work: bits per parameter of the student's whole model quantized matrix by matrix (with
+      and without double quantization), the GiB each ingredient saves for a 65B model in the memory calculator,
+      and which of the four 65B configurations fits one 48 GB GPU (the paper's headline)
+  6.3 when to choose QLoRA: the paired verdict (:func:`peftlab.analysis.stats.paired_comparison`, per-question
+      answer losses, lower is better) of QLoRA against LoRA on the student's run, and per (model, GPU) what the
+      memory calculator allows under the rule "16-bit LoRA if it fits, else QLoRA if it fits, else none"
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ from peftlab.checks._core import number as _number
 
 WEEK = "06"
 
-__all__ = ["nf4_code", "q6_1", "q6_2", "q6_3"]
+__all__ = ["GPU_48GB", "MIN_EFFECT_NATS", "decide", "model_bits", "nf4_code", "q6_1", "q6_2", "q6_3", "verdict_6_3"]
 
 QUANT_TYPES_6_1 = ("nf4", "fp4", "int4")
+#: the smallest difference of interest between two mean losses, in nats (e^0.01 − 1 ≈ 1 % of perplexity)
+MIN_EFFECT_NATS = 0.01
+#: one 48 GB GPU (the QLoRA paper's "65B on a single 48GB GPU"), counted as GPUS counts: 48 GiB, no CUDA context
+GPU_48GB = 48 * 2**30
 #: the memory calculator's settings an estimate must carry to be recomputed by the checks
 ESTIMATE_KEYS = ("batch", "seq", "r", "dtype", "gradient_checkpointing", "blocksize", "double_quant")
 
@@ -49,9 +55,10 @@ def nf4_code(fn, hidden: bool = False) -> None:
     from peftlab.quant import NF4_OFFSET
     from peftlab.quant import nf4_code as reference
 
-    cases = [(NF4_OFFSET, _bnb_nf4())]
+    cases = [(NF4_OFFSET, _bnb_nf4()), (0.99, reference(0.99))]
     if hidden:
-        cases += [(0.99, reference(0.99)), (0.95, reference(0.95))]
+        cases += [(0.95, reference(0.95)), (0.98, reference(0.98))]
+    default = _bnb_nf4()
     for offset, want in cases:
         got = fn(offset)
         expect(isinstance(got, torch.Tensor), f"torch.Tensor를 반환하세요 (받은 것: {type(got).__name__})")
@@ -67,6 +74,8 @@ def nf4_code(fn, hidden: bool = False) -> None:
                "가장 큰 절댓값으로 나눠 [−1, 1]로 정규화하세요 (absmax 양자화는 블록을 [−1, 1]로 보냅니다)")
         expect((n_pos, n_neg) == (8, 7), f"양수 8개, 0 하나, 음수 7개여야 합니다 (받은 것: 양수 {n_pos}, 음수 {n_neg})")
         expect(got.min().item() == -1.0, "가장 작은 값은 정확히 −1이어야 합니다: 양쪽 끝이 모두 Φ⁻¹(δ)이므로 같은 최댓값으로 나눕니다")
+        expect(offset == NF4_OFFSET or not torch.equal(got, default),
+               f"offset = {offset}에서도 δ = 0.9677083의 표를 돌려줬습니다: 인자 offset으로 표를 만드세요")
         expect(torch.allclose(got, want, atol=1e-3),
                "값이 bitsandbytes의 NF4와 다릅니다: 양수 Φ⁻¹(linspace(δ, 0.5, 9)[:-1]), 음수 −Φ⁻¹(linspace(δ, 0.5, 8)[:-1]), "
                "0을 더해 정렬한 뒤 최댓값으로 나누세요 (Φ⁻¹ = torch.special.ndtri)")
@@ -159,27 +168,38 @@ def _savings(estimates) -> dict[str, float]:
             "double quant": (est["qlora_no_dq"].total - est["qlora"].total) / GiB}
 
 
-@checkpoint(WEEK, "6.2", points=1, title="What makes QLoRA work — bits per parameter and the GiB each ingredient saves")
-def q6_2(bits, saved_gib, largest, quantized, estimates) -> None:
-    from peftlab.quant import QuantState, bits_per_param
+def model_bits(weights, double_quant: bool, quant_type: str = "nf4") -> float:
+    """Bits per weight of ``weights`` quantized matrix by matrix (blocks of 64): every stored byte × 8 / every weight."""
+    from peftlab.quant import bits_per_param, quantize_4bit
 
-    expect(isinstance(quantized, dict) and all(k in quantized for k in ("nf4", "nf4+dq")),
-           "quantized에는 같은 가중치를 양자화한 (packed, state) 두 쌍 {'nf4': …, 'nf4+dq': …}을 넣으세요")
-    for k in ("nf4", "nf4+dq"):
-        pair = quantized[k]
-        expect(isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], QuantState),
-               f"quantized[{k!r}]는 quantize_4bit가 돌려준 (packed, state)입니다")
-    expect(quantized["nf4"][1].absmax2 is None and quantized["nf4+dq"][1].absmax2 is not None,
-           "'nf4'는 double_quant=False, 'nf4+dq'는 double_quant=True로 양자화한 것이어야 합니다")
+    ws = [w.detach().float().cpu() for w in weights]
+    return sum(bits_per_param(*quantize_4bit(w, quant_type=quant_type, double_quant=double_quant)) * w.numel()
+               for w in ws) / sum(w.numel() for w in ws)
+
+
+CONFIGS_6_2 = ("full", "lora", "qlora_no_dq", "qlora")
+
+
+@checkpoint(WEEK, "6.2", points=1, title="What makes QLoRA work — bits per parameter, the GiB each ingredient saves, and 65B on one 48 GB GPU")
+def q6_2(bits, saved_gib, fits_48, weights, estimates) -> None:
+    from peftlab.quant import bits_per_param, quantize_4bit
+
+    ws = _weight_list(weights)
     expect(isinstance(bits, dict) and all(k in bits for k in ("nf4", "nf4+dq")),
            "bits에는 {'nf4': …, 'nf4+dq': …} 두 값을 넣으세요")
-    for k in ("nf4", "nf4+dq"):
-        want = bits_per_param(*quantized[k])
+    for k, dq in (("nf4", False), ("nf4+dq", True)):
+        want = model_bits(ws, dq)
         got = _number(bits[k], f"bits[{k!r}]")
-        expect(not math.isclose(got, 4.0, abs_tol=1e-9) or math.isclose(want, 4.0, abs_tol=1e-9),
+        expect(not math.isclose(got, 4.0, abs_tol=1e-9),
                f"bits[{k!r}] = 4는 코드만 센 것입니다: 블록 상수(absmax)도 파라미터마다 나눠 더하세요")
-        expect(math.isclose(got, want, rel_tol=1e-6),
-               f"bits[{k!r}] = {got:.4f}는 텐서에서 잰 값({want:.4f})과 다릅니다: 저장된 모든 바이트 × 8 / 파라미터 수")
+        if not math.isclose(got, want, rel_tol=1e-6):
+            per = [bits_per_param(*quantize_4bit(w.detach().float().cpu(), double_quant=dq)) for w in ws]
+            expect(not any(math.isclose(got, b, rel_tol=1e-6) for b in per),
+                   f"bits[{k!r}]가 행렬 하나의 값입니다: weights의 모든 행렬을 양자화해 바이트를 모두 더하세요")
+            expect(not math.isclose(got, sum(per) / len(per), rel_tol=1e-6),
+                   f"bits[{k!r}]가 행렬별 값의 단순 평균입니다: 크기가 다른 행렬들이므로 바이트와 가중치 수를 각각 더한 뒤 나누세요")
+            expect(False, f"bits[{k!r}] = {got:.4f}는 weights 전체를 {'이중 양자화와 함께' if dq else '이중 양자화 없이'} "
+                          "NF4로 양자화해 센 값이 아닙니다: 저장된 모든 텐서의 바이트 합 × 8 / 전체 가중치 수")
     truth = _savings(estimates)
     expect(isinstance(saved_gib, dict) and all(k in saved_gib for k in INGREDIENTS_6_2),
            f"saved_gib에는 {list(INGREDIENTS_6_2)} 각각이 줄이는 GiB를 넣으세요")
@@ -188,51 +208,81 @@ def q6_2(bits, saved_gib, largest, quantized, estimates) -> None:
         expect(math.isclose(got, truth[k], rel_tol=1e-3, abs_tol=1e-3),
                f"saved_gib[{k!r}] = {got:.2f}가 계산기의 차이({'full − lora' if k == 'LoRA' else 'lora − qlora_no_dq' if k == 'NF4' else 'qlora_no_dq − qlora'}"
                ", total, GiB)와 다릅니다")
-    expect(largest is not None, f"largest에 {list(INGREDIENTS_6_2)} 중 하나를 넣으세요")
-    expect(largest in INGREDIENTS_6_2, f"largest는 {list(INGREDIENTS_6_2)} 중 하나입니다 (받은 것: {largest!r})")
-    expect(largest == max(INGREDIENTS_6_2, key=truth.get), "여러분의 saved_gib에서 가장 큰 것을 고르세요")
+    expect(isinstance(fits_48, dict) and set(fits_48) == set(CONFIGS_6_2),
+           f"fits_48에는 {list(CONFIGS_6_2)} 각각이 48 GB GPU에 들어가는지 True/False를 넣으세요")
+    for k in CONFIGS_6_2:
+        expect(isinstance(fits_48[k], bool), f"fits_48[{k!r}]는 True/False입니다 (받은 것: {fits_48[k]!r})")
+        expect(fits_48[k] == (estimates[k].total <= GPU_48GB),
+               f"fits_48[{k!r}]: 추정의 total({estimates[k].total / 2**30:.2f} GiB)을 GPU_48GB(48 GiB)와 비교하세요")
 
 
-METHOD_ORDER_6_3 = ("full", "lora", "qlora")
+METHOD_ORDER_6_3 = ("lora", "qlora")
+VERDICTS_6_3 = ("qlora", "lora", "tie")
 
 
 def decide(estimates_for_model: dict, gpu: str):
-    """The rule of 6.3: the first of full → LoRA → QLoRA whose estimate fits ``gpu``; ``None`` if none does."""
+    """The rule of 6.3: 16-bit LoRA if its estimate fits ``gpu``, else QLoRA if it fits, else ``None`` (full
+    fine-tuning needs more memory than LoRA, so where LoRA does not fit it does not either)."""
     for method in METHOD_ORDER_6_3:
         if estimates_for_model[method].fits()[gpu]:
             return method
     return None
 
 
-@checkpoint(WEEK, "6.3", points=1, title="When to choose QLoRA — your step-time ratio and the calculator's verdicts")
-def q6_3(time_ratio, choices, step_ms, estimates) -> None:
+def _lines(values, what: str):
+    if isinstance(values, (list, tuple)) and values and all(isinstance(v, torch.Tensor) for v in values):
+        expect(len({tuple(v.shape) for v in values}) == 1, f"{what}의 시드별 텐서는 shape가 같아야 합니다")
+        values = torch.stack([v.detach().float().cpu() for v in values])
+    expect(isinstance(values, torch.Tensor), f"{what}에는 시드마다 질문별 답 손실 텐서 (질문 수,)를 넣으세요")
+    t = values.detach().float().cpu()
+    t = t.unsqueeze(0) if t.dim() == 1 else t
+    expect(t.dim() == 2 and t.shape[1] >= 2, f"{what}의 shape는 (시드 수, 질문 수)입니다 (받은 것: {tuple(values.shape)})")
+    expect(bool(torch.isfinite(t).all()) and bool((t >= 0).all()), f"{what}는 유한한 손실(≥ 0, nats)이어야 합니다")
+    return t
+
+
+def verdict_6_3(test_lines: dict) -> tuple[str, object]:
+    """The 6.3 verdict: :func:`paired_comparison` of QLoRA against LoRA on per-question answer losses (lower is
+    better, min effect :data:`MIN_EFFECT_NATS`): "qlora", "lora" or "tie", with the result."""
+    from peftlab.analysis.stats import paired_comparison
+
+    expect(isinstance(test_lines, dict) and all(k in test_lines for k in ("LoRA", "QLoRA")),
+           "test_lines에는 {'LoRA': [시드별 질문별 답 손실…], 'QLoRA': […]}를 넣으세요")
+    a, b = _lines(test_lines["QLoRA"], "test_lines['QLoRA']"), _lines(test_lines["LoRA"], "test_lines['LoRA']")
+    expect(a.shape == b.shape, "두 방법의 test_lines는 같은 시드, 같은 질문이어야 짝지어 비교할 수 있습니다 (shape가 같아야 함)")
+    r = paired_comparison(a.numpy(), b.numpy(), min_effect=MIN_EFFECT_NATS, higher_is_better=False)
+    return {"a": "qlora", "b": "lora", "tie": "tie"}[r.verdict], r
+
+
+@checkpoint(WEEK, "6.3", points=1, title="When to choose QLoRA — your paired verdict on answer loss and the calculator's choices")
+def q6_3(verdict, choices, test_lines, estimates) -> None:
     from peftlab.analysis.memory import GPUS
 
-    expect(isinstance(step_ms, dict) and all(isinstance(step_ms.get(k), (int, float)) and step_ms[k] > 0
-                                             for k in ("LoRA", "QLoRA")),
-           "step_ms에는 위에서 잰 학습 step 시간 {'LoRA': …, 'QLoRA': …} (ms)를 넣으세요")
-    want = step_ms["QLoRA"] / step_ms["LoRA"]
-    got = _number(time_ratio, "time_ratio")
-    expect(not math.isclose(got, 1 / want, rel_tol=1e-3) or math.isclose(want, 1, rel_tol=1e-3),
-           "time_ratio가 뒤집혔습니다: QLoRA / LoRA")
-    expect(math.isclose(got, want, rel_tol=1e-3), f"time_ratio는 여러분이 잰 QLoRA / LoRA step 시간입니다 (여기서는 {want:.3f})")
+    right, r = verdict_6_3(test_lines)
+    expect(verdict in VERDICTS_6_3, f"verdict는 {', '.join(repr(v) for v in VERDICTS_6_3)} 중 하나입니다 (받은 것: {verdict!r})")
+    if verdict != right:
+        ci = f"LoRA − QLoRA 손실 {r.diff:+.4f} nats, 95 % 신뢰구간 [{r.low:+.4f}, {r.high:+.4f}], 최소 효과 {MIN_EFFECT_NATS}"
+        expect(False, f"verdict: {ci} — 손실은 낮을수록 좋습니다(higher_is_better=False). 구간이 0을 품지 않고 차이가 최소 효과 "
+                      "이상일 때만 한쪽이 유의하게 낫습니다")
     expect(isinstance(estimates, dict) and estimates, "estimates에는 {모델: {'full': …, 'lora': …, 'qlora': …}}를 넣으세요")
     checked = {}
     for model, per in estimates.items():
-        expect(isinstance(per, dict) and all(m in per for m in METHOD_ORDER_6_3),
+        expect(isinstance(per, dict) and all(m in per for m in ("full", "lora", "qlora")),
                f"estimates[{model!r}]에는 'full', 'lora', 'qlora' 세 추정을 넣으세요")
-        checked[model] = {m: _recomputed(per[m], model, m) for m in METHOD_ORDER_6_3}
-    expect(isinstance(choices, dict), "choices에는 {(모델, GPU): 'full' | 'lora' | 'qlora' | None}을 넣으세요")
+        checked[model] = {m: _recomputed(per[m], model, m) for m in ("full", "lora", "qlora")}
+    expect(isinstance(choices, dict), "choices에는 {(모델, GPU): 'lora' | 'qlora' | None}을 넣으세요")
     wanted = {(model, gpu) for model in checked for gpu in GPUS}
     expect(set(choices) == wanted, f"choices의 키는 모든 (모델, GPU) 쌍이어야 합니다: {sorted(wanted)}")
     for key in sorted(wanted):
         pick = choices[key]
+        expect(pick != "full", f"choices[{key}] = 'full': 이 규칙은 16비트 LoRA와 QLoRA 사이에서 고릅니다 — "
+                               "LoRA가 들어가는 곳에서 완전 미세조정을 쓸지는 다른 질문입니다")
         expect(pick is None or pick in METHOD_ORDER_6_3,
-               f"choices[{key}]는 'full', 'lora', 'qlora' 또는 None입니다 (받은 것: {pick!r})")
+               f"choices[{key}]는 'lora', 'qlora' 또는 None입니다 (받은 것: {pick!r})")
         right = decide(checked[key[0]], key[1])
         if pick != right:
             if right is None:
                 expect(False, f"choices[{key}]: 어느 방법도 이 GPU에 들어가지 않습니다 — None (더 큰 GPU, 여러 GPU, 또는 오프로딩)")
             expect(pick is None or checked[key[0]][pick].fits()[key[1]],
                    f"choices[{key}] = {pick!r}는 계산기로 이 GPU에 들어가지 않습니다")
-            expect(False, f"choices[{key}] = {pick!r}: 규칙은 '들어가는 것 중 full → lora → qlora 순서의 첫 번째'입니다")
+            expect(False, f"choices[{key}] = {pick!r}: 규칙은 '16비트 LoRA가 들어가면 lora, 아니고 QLoRA가 들어가면 qlora'입니다")
