@@ -70,7 +70,7 @@ def bottleneck_adapter(fn, hidden: bool = False) -> None:
                 h @ Wd.T + bd) @ Wu.T + bu), "비선형 함수가 ReLU입니다: adapter-bert와 peftlab은 GELU를 씁니다")
             expect(not _close(got, h + (h @ Wd.T + bd) @ Wu.T + bu),
                    "down과 up 사이에 비선형 함수가 없습니다 (그러면 LoRA 같은 선형 업데이트가 됩니다)")
-            expect(_close(got, want), "HoulsbyLinear의 출력과 다릅니다: h + W_up·gelu(W_down·h + b_down) + b_up")
+            expect(_close(got, want), "키트의 Houlsby 어댑터와 출력이 다릅니다: h + W_up·gelu(W_down·h + b_down) + b_up")
 
 
 # ---------------------------------------------------------------------------------------------- E2
@@ -105,7 +105,7 @@ def ia3_linear(fn, hidden: bool = False) -> None:
             else:
                 expect(n_in == n_out or not _close(got, x @ W.T + b), "feed-forward 층에서 l을 적용하지 않았습니다")
                 expect(not _close(got, (x * l_vec) @ W.T + b * 0), "bias를 빠뜨렸습니다")
-            expect(_close(got, want), "IA3Linear의 출력과 다릅니다: feed-forward면 입력을, 아니면 출력(bias 포함)을 "
+            expect(_close(got, want), "키트의 IA³ 층과 출력이 다릅니다: feed-forward면 입력을, 아니면 출력(bias 포함)을 "
                                       "l로 곱하세요")
 
 

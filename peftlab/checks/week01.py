@@ -81,7 +81,7 @@ def lora_forward(fn, hidden: bool = False) -> None:
                "LoRA 항에 scaling(= α/r)을 곱하지 않았습니다")
         expect(not _close(y, x @ (W0 + scaling * B @ A).T),
                "bias b가 빠졌습니다")
-        expect(_close(y, ours), "peftlab의 LoRALinear와 값이 다릅니다. 곱하는 순서 x → Aᵀ (r차원) → Bᵀ (out차원)를 확인하세요")
+        expect(_close(y, ours), "키트의 LoRA 층과 값이 다릅니다. 곱하는 순서 x → Aᵀ (r차원) → Bᵀ (out차원)를 확인하세요")
         expect(_close(y, theirs), "Hugging Face peft의 LoRA 레이어와 값이 다릅니다")
 
 
