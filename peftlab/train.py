@@ -167,9 +167,13 @@ def mean_pooled_features(model: nn.Module, split: EncodedSplit, batch_size: int 
 
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0) -> float:
+                 steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0,
+                 per_example: bool = False) -> float | torch.Tensor:
     """Test accuracy of a logistic-regression probe on frozen features (standardised with the train split's
-    mean and std; full-batch AdamW). It measures what the features already carry, with no fine-tuning."""
+    mean and std; full-batch AdamW). It measures what the features already carry, with no fine-tuning.
+
+    ``per_example=True`` returns the ``(N,)`` 0/1 correctness of each test row instead (as
+    :func:`per_example_correct` does for a model), for :func:`peftlab.analysis.stats.paired_comparison`."""
     if train_x.dim() != 2 or test_x.dim() != 2 or train_x.shape[1] != test_x.shape[1]:
         raise ValueError(f"features must be (N, d) with the same d; got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
@@ -187,4 +191,5 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
             loss.backward()
             opt.step()
     with torch.no_grad():
-        return (probe(xte).argmax(-1) == test_y).float().mean().item()
+        correct = (probe(xte).argmax(-1) == test_y).float()
+    return correct if per_example else correct.mean().item()

@@ -97,21 +97,36 @@ def test_prompt_mistakes(fn, words):
         check.prepend_prompt(fn)
 
 
-def _estimate(weights=2.0, grads=2.0, optim=8.0, act=1.0, params=1.0):
+def _estimate(weights=2.0, grads=2.0, optim=8.0, act=1.0, params=1.0, batch=1):
     return SimpleNamespace(weights=weights, gradients=grads, optimizer=optim, activations=act,
-                           settings={"parameters": params})
+                           settings={"parameters": params, "batch": batch})
 
 
 def test_q0_1_decided_by_the_estimate():
     est = _estimate()
-    check.q0_1("c", 12.0, est)
+    check.q0_1("c", 12.0, 9, est)  # activations 1 per batch element, Adam states 8: batch 9 is the first above
     with pytest.raises(CheckFailed, match="bytes_per_param"):
-        check.q0_1("c", 2.0, est)
+        check.q0_1("c", 2.0, 9, est)
     with pytest.raises(CheckFailed, match="가장 큰"):
-        check.q0_1("a", 12.0, est)
-    check.q0_1("d", 12.0, _estimate(act=100.0))  # a huge batch: activations dominate
+        check.q0_1("a", 12.0, 9, est)
+    with pytest.raises(CheckFailed, match="batch_over"):
+        check.q0_1("c", 12.0, 8, est)  # equal is not above
+    check.q0_1("d", 12.0, 1, _estimate(act=100.0))  # a huge batch: activations dominate
+    check.q0_1("c", 12.0, 5, _estimate(act=4.0, batch=2))  # 2 per batch element: 5 · 2 > 8
     with pytest.raises(CheckFailed):
-        check.q0_1(None, None, est)
+        check.q0_1(None, None, None, est)
+
+
+def test_q0_1_on_the_notebooks_estimate():
+    from peftlab.analysis import memory
+
+    est = memory.estimate_training_memory("7B", "full")
+    n = next(b for b in range(1, 1000) if memory.estimate_training_memory("7B", "full", batch=b).activations
+             > est.optimizer)
+    params = est.settings["parameters"]
+    check.q0_1("c", (est.weights + est.gradients + est.optimizer) / params, n, est)
+    with pytest.raises(CheckFailed, match="batch_over"):
+        check.q0_1("c", (est.weights + est.gradients + est.optimizer) / params, n - 1, est)
 
 
 def test_q0_2_from_the_sizes():
@@ -123,28 +138,71 @@ def test_q0_2_from_the_sizes():
         check.q0_2("IA3", 10_000 / 3000, sizes, 10_000)
 
 
-@pytest.mark.parametrize("forgetting, choice", [
-    ({"full FT": (3.5, 3.7), "IA3": (3.5, 2.7)}, "a"),
-    ({"full FT": (3.5, 3.6), "IA3": (3.5, 3.9)}, "b"),
-    ({"full FT": (3.5, 3.2), "IA3": (3.5, 2.7)}, "c"),
+def _lines(before, full, peft, n=400, spread=0.3, seed=0):
+    """Per-line losses: each method's increase is a constant plus paired noise around it."""
+    g = torch.Generator().manual_seed(seed)
+    b = 3.0 + torch.rand(n, generator=g)
+    return {"before": b, "full FT": b + full + spread * torch.randn(n, generator=g),
+            "IA3": b + peft + spread * torch.randn(n, generator=g)}
+
+
+@pytest.mark.parametrize("per_line, choice", [
+    (_lines(0, 0.2, -0.5), "a"),  # full fine-tuning rose, IA3 fell: full forgot more
+    (_lines(0, 0.1, 0.4), "b"),
+    (_lines(0, -0.1, -0.5), "c"),  # both fell: neither forgot, whatever the gap between them
+    (_lines(0, 0.0, 0.0, spread=1.0, n=50), "c"),  # no resolved rise on few, noisy lines
+    (_lines(0, 0.3, 0.3), "d"),  # both rose by the same: no resolved difference between them
 ])
-def test_q0_3_decided_by_the_losses(forgetting, choice):
-    increase = {k: a - b for k, (b, a) in forgetting.items()}
-    check.q0_3(choice, increase, forgetting)
-    for wrong in set("abc") - {choice}:
+def test_q0_3_decided_by_the_paired_comparisons(per_line, choice):
+    before = per_line["before"]
+    increase = {k: (v - before).mean().item() for k, v in per_line.items() if k != "before"}
+    check.q0_3(choice, increase, per_line)
+    for wrong in set("abcd") - {choice}:
         with pytest.raises(CheckFailed):
-            check.q0_3(wrong, increase, forgetting)
+            check.q0_3(wrong, increase, per_line)
     with pytest.raises(CheckFailed, match="after − before"):
-        check.q0_3(choice, {k: -v for k, v in increase.items()}, forgetting)
+        check.q0_3(choice, {k: -v - 1 for k, v in increase.items()}, per_line)
 
 
-def test_q0_4_trade_off():
-    results = {"full": (1000, 0.95), "head": (10, 0.90), "probe": (10, 0.94), "top": (300, 0.93)}
-    check.q0_4("full", "probe", results)
+def test_q0_3_needs_the_per_line_losses():
+    per_line = _lines(0, 0.2, -0.5)
+    increase = {k: (v - per_line["before"]).mean().item() for k, v in per_line.items() if k != "before"}
+    with pytest.raises(CheckFailed, match="per_line"):
+        check.q0_3("a", increase, {k: v for k, v in per_line.items() if k != "before"})
+    with pytest.raises(CheckFailed):
+        check.q0_3(None, None, per_line)
+
+
+def _correct(acc, n=500, seed=0):
+    """0/1 correctness with exactly round(acc·n) ones, spread over the examples."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.zeros(n)
+    out[torch.randperm(n, generator=g)[: round(acc * n)]] = 1.0
+    return out
+
+
+def test_q0_4_trade_off_from_paired_comparisons():
+    base = _correct(0.95)
+    # "probe" differs from "full" on 8 examples (4 each way) out of 500: a tie; "head" is far behind
+    probe = base.clone()
+    flip = torch.nonzero(base == 1).flatten()[:4].tolist() + torch.nonzero(base == 0).flatten()[:2].tolist()
+    probe[flip] = 1 - probe[flip]
+    correct = {"full": base, "head": _correct(0.80, seed=1), "probe": probe, "top": _correct(0.90, seed=2)}
+    results = {"full": (1000, 0.0), "head": (10, 0.0), "probe": (10, 0.0), "top": (300, 0.0)}
+    check.q0_4("full", "probe", results, correct)
     with pytest.raises(CheckFailed, match="가장 높은"):
-        check.q0_4("probe", "probe", results)
-    with pytest.raises(CheckFailed, match="0.02"):
-        check.q0_4("full", "head", results)
+        check.q0_4("probe", "probe", results, correct)
+    with pytest.raises(CheckFailed, match="paired_comparison"):
+        check.q0_4("full", "head", results, correct)
+    with pytest.raises(CheckFailed, match="paired_comparison"):
+        check.q0_4("full", "top", results, correct)
+    # only the best itself is close when everything else is resolved behind it
+    far = {"full": base, "head": _correct(0.80, seed=1), "probe": _correct(0.85, seed=3), "top": _correct(0.90, seed=2)}
+    check.q0_4("full", "full", results, far)
+    with pytest.raises(CheckFailed):
+        check.q0_4("full", "probe", results, far)
+    with pytest.raises(CheckFailed, match="correct"):
+        check.q0_4("full", "probe", results, None)
 
 
 def test_q0_5_from_the_measured_percentages():

@@ -10,6 +10,10 @@ from torch import nn
 
 from peftlab.checks import REGISTRY, CheckFailed
 from peftlab.checks import week01 as check
+from peftlab.checks._keys import KEYS
+
+KEY_1_3 = KEYS["01:1.3"]
+WRONG_1_3 = next(c for c in "abcd" if c != KEY_1_3)
 
 
 def good_forward(x, W0, b, A, B, s):
@@ -71,7 +75,7 @@ def test_correct_answers_pass(hidden, capsys):
     check.energy_captured(good_energy, hidden=hidden)
     check.q1_1("a", RANKS, MATS)
     check.q1_2(32768, 96.875)
-    check.q1_3("c", 16 * 8192 / 4096**2, 25.0, TIMES)
+    check.q1_3(KEY_1_3, 16 * 8192 / 4096**2, 25.0, TIMES)
     check.q1_4(4_194_304)
     out = capsys.readouterr().out
     assert out.count("공개 체크 통과") == 7
@@ -149,10 +153,10 @@ def _not_done(*args, **kwargs):
         (lambda: check.q1_2(None, None), "채우세요"),
         (lambda: check.q1_2(16 * 1024, 98.4), "LoRA 파라미터 수"),
         (lambda: check.q1_2(32768, 3.125), "감소율"),
-        (lambda: check.q1_3("a", 16 * 8192 / 4096**2, 25.0, TIMES), "병합"),
-        (lambda: check.q1_3("c", 0.5, 25.0, TIMES), "r·(in + out)"),
-        (lambda: check.q1_3("c", 16 * 8192 / 4096**2, 0.78, TIMES), "여러분이 잰 값"),
-        (lambda: check.q1_3("c", 16 * 8192 / 4096**2, 25.0, None), "times"),
+        (lambda: check.q1_3(WRONG_1_3, 16 * 8192 / 4096**2, 25.0, TIMES), "병합"),
+        (lambda: check.q1_3(KEY_1_3, 0.5, 25.0, TIMES), "r·(in + out)"),
+        (lambda: check.q1_3(KEY_1_3, 16 * 8192 / 4096**2, 0.78, TIMES), "여러분이 잰 times"),
+        (lambda: check.q1_3(KEY_1_3, 16 * 8192 / 4096**2, 25.0, None), "times"),
         (lambda: check.q1_3(None, None, None, None), "채우세요"),
         (lambda: check.q1_4(4.2e6), "레이어 수"),
     ],
@@ -186,3 +190,19 @@ def test_reporter_sees_outcomes():
     finally:
         set_reporter(None)
     assert seen == [("1.4", True), ("1.4", False)]
+
+
+def test_q1_3_wrong_choices_fail_without_naming_the_answer():
+    """Every wrong letter fails with the same hint (no letter-by-letter feedback), and the overhead hint does
+    not print the value the student should have computed."""
+    hints = set()
+    for wrong in set("abcd") - {KEY_1_3}:
+        with pytest.raises(CheckFailed) as info:
+            check.q1_3(wrong, 16 * 8192 / 4096**2, 25.0, TIMES)
+        hints.add(info.value.hint)
+    hint = next(iter(hints))
+    assert len(hints) == 1 and not any(f"'{c}'" in hint for c in "abcd")
+    with pytest.raises(CheckFailed) as info:
+        check.q1_3(KEY_1_3, 16 * 8192 / 4096**2, 1.0, TIMES)
+    measured = 100 * (TIMES["unmerged"] / TIMES["base"] - 1)
+    assert f"{measured:.2f}" not in info.value.hint and f"{measured:.1f}" not in info.value.hint

@@ -113,6 +113,9 @@ def test_linear_probe_separates_what_the_features_carry():
     noise = torch.randn(400, 8, generator=g)
     assert linear_probe(informative[:300], y[:300], informative[300:], y[300:]) > 0.95
     assert linear_probe(noise[:300], y[:300], noise[300:], y[300:]) < 0.65
+    correct = linear_probe(informative[:300], y[:300], informative[300:], y[300:], per_example=True)
+    assert correct.shape == (100,) and set(correct.tolist()) <= {0.0, 1.0}
+    assert correct.mean().item() == linear_probe(informative[:300], y[:300], informative[300:], y[300:])
     with pytest.raises(ValueError, match="same d"):
         linear_probe(noise[:, :3], y, noise, y)
 

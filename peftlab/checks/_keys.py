@@ -8,9 +8,10 @@ student's own measurement are not keys: their checks compute them from the numbe
 
 KEYS: dict[str, object] = {}
 KEYS.update({
-    # Week 01, 1.3: an unmerged adapter adds r·(in+out) multiplies per token (and a measurable delay on small
-    # layers); merged, W0 + sBA costs exactly the base layer — no extra latency
-    "01:1.3": "c",
+    # Week 01, 1.3 (options: merged speed — same as the base layer / slower; after merging — W0 comes back by
+    # subtracting sBA / cannot be recovered): merged, W0 + sBA has the base layer's shape and cost, and
+    # unmerge (subtract sBA) restores W0, so the adapter can still be swapped
+    "01:1.3": "b",
     # Week 07, E1: the real flaws of the lecture's PEFTComparison (d, j, k, l are not)
     "07:E1": frozenset("abcefghi"),
     # Week 07, 7.2: which of the reasoning statements (d)–(g) hold ((a)–(c) are decided by the measurement): d true

@@ -8,11 +8,15 @@ Exercises (the student writes code):
   E3  ``prepend_prompt(prompt, inputs_embeds, attention_mask)``: prompt tuning's concatenation ``[P; E]`` and the
       mask with T ones in front (what peftlab's ``PromptTuningModel`` and peft feed the model)
 Checkpoint questions (written for this notebook; the lecture gives none), each on the student's own numbers:
-  0.1 what dominates the memory of full fine-tuning of a 7B model (from the student's estimate)
+  0.1 what dominates the memory of full fine-tuning of a 7B model, and the batch size at which the activations
+      would overtake it (from the student's estimate; the notebook prints only the totals before the question)
   0.2 how many of the smallest adapter fit in one full checkpoint (from the student's saved files)
-  0.3 which fine-tuning forgot more of the pretraining corpus (from the student's before/after LM losses)
-  0.4 the accuracy / trainable-parameter trade-off of the conventional approaches (from the student's runs)
-  0.5 which of the lecture's trainable-% figures our 7B-shaped measurement does not confirm
+  0.3 which fine-tuning forgot more of the pretraining corpus: a paired comparison of the per-line loss
+      increases (``paired_comparison``; a tie is an answer)
+  0.4 the accuracy / trainable-parameter trade-off of the conventional approaches: the cheapest approach the
+      best one does not beat by a resolved margin (``paired_comparison`` on per-example correctness)
+  0.5 which of the lecture's trainable-% figures our 7B-shaped measurement does not confirm (the measured
+      percentages are printed after the question)
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from peftlab.analysis.stats import paired_comparison
 from peftlab.checks._core import checkpoint, choice, expect
 from peftlab.checks._core import close as _close
 from peftlab.checks._core import number as _number
@@ -65,7 +70,7 @@ def bottleneck_adapter(fn, hidden: bool = False) -> None:
                 h @ Wd.T + bd) @ Wu.T + bu), "비선형 함수가 ReLU입니다: adapter-bert와 peftlab은 GELU를 씁니다")
             expect(not _close(got, h + (h @ Wd.T + bd) @ Wu.T + bu),
                    "down과 up 사이에 비선형 함수가 없습니다 (그러면 LoRA 같은 선형 업데이트가 됩니다)")
-            expect(_close(got, want), "HoulsbyLinear의 출력과 다릅니다: h + W_up·gelu(W_down·h + b_down) + b_up")
+            expect(_close(got, want), "키트의 Houlsby 어댑터와 출력이 다릅니다: h + W_up·gelu(W_down·h + b_down) + b_up")
 
 
 # ---------------------------------------------------------------------------------------------- E2
@@ -100,7 +105,7 @@ def ia3_linear(fn, hidden: bool = False) -> None:
             else:
                 expect(n_in == n_out or not _close(got, x @ W.T + b), "feed-forward 층에서 l을 적용하지 않았습니다")
                 expect(not _close(got, (x * l_vec) @ W.T + b * 0), "bias를 빠뜨렸습니다")
-            expect(_close(got, want), "IA3Linear의 출력과 다릅니다: feed-forward면 입력을, 아니면 출력(bias 포함)을 "
+            expect(_close(got, want), "키트의 IA³ 층과 출력이 다릅니다: feed-forward면 입력을, 아니면 출력(bias 포함)을 "
                                       "l로 곱하세요")
 
 
@@ -129,8 +134,15 @@ def prepend_prompt(fn, hidden: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 0.1
+def _batch_over(estimate) -> int:
+    """The smallest batch (same sequence length) at which the activations exceed the optimizer states: the
+    activations grow with the number of tokens, batch × seq, and nothing else does."""
+    batch = int(estimate.settings["batch"])
+    return (int(estimate.optimizer) * batch) // int(estimate.activations) + 1
+
+
 @checkpoint(WEEK, "0.1", points=1, title="memory of full fine-tuning: what dominates")
-def q0_1(choice, bytes_per_param, estimate) -> None:
+def q0_1(choice, bytes_per_param, batch_over, estimate) -> None:
     expect(estimate is not None and hasattr(estimate, "optimizer"), "estimate (MemoryEstimate) 를 넘기세요")
     params = estimate.settings["parameters"]
     want = (estimate.weights + estimate.gradients + estimate.optimizer) / params
@@ -140,6 +152,10 @@ def q0_1(choice, bytes_per_param, estimate) -> None:
     parts = {"a": estimate.weights, "b": estimate.gradients, "c": estimate.optimizer, "d": estimate.activations}
     biggest = max(parts, key=parts.get)
     expect(_choice(choice, "abcd") == biggest, "당신의 estimate에서 가장 큰 항목을 다시 보세요 (GiB로 나눠 비교)")
+    n = _number(batch_over, "batch_over")
+    expect(n == _batch_over(estimate),
+           "batch_over는 활성값이 옵티마이저 상태보다 커지는 가장 작은 배치 크기입니다 (같은 시퀀스 길이; 활성값만 "
+           "토큰 수 = 배치 × 길이에 비례합니다)")
 
 
 # ---------------------------------------------------------------------------------------------- 0.2
@@ -155,32 +171,57 @@ def q0_2(smallest, per_full, sizes, full_bytes) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 0.3
+def _per_line(per_line) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``per_line``: {"before": (n,), <full fine-tuning>: (n,), <PEFT>: (n,)} per-line LM losses, the full
+    fine-tuning first. Returns the "before" losses and the two methods' in that order."""
+    expect(isinstance(per_line, dict) and "before" in per_line and len(per_line) == 3,
+           "per_line ({'before': …, 방법: …, 방법: …}, 줄마다의 LM 손실) 을 넘기세요")
+    rows = {k: v for k, v in per_line.items()}
+    expect(all(isinstance(v, torch.Tensor) and v.dim() == 1 for v in rows.values())
+           and len({v.shape for v in rows.values()}) == 1, "per_line의 값은 같은 길이의 1차원 텐서여야 합니다")
+    before = rows.pop("before").double()
+    return before, {k: v.double() for k, v in rows.items()}
+
+
+def _answer_0_3(before, after, min_effect) -> str:
+    """c when no method's corpus loss rose by a resolved ≥ min_effect; otherwise the paired comparison of the
+    two methods' per-line increases: a (full fine-tuning more), b (PEFT more), d (no resolved difference)."""
+    if not any(paired_comparison(losses, before, min_effect=min_effect).verdict == "a" for losses in after.values()):
+        return "c"
+    full, peft = ((losses - before) for losses in after.values())  # full fine-tuning first, then PEFT
+    return {"a": "a", "b": "b", "tie": "d"}[paired_comparison(full, peft, min_effect=min_effect).verdict]
+
+
 @checkpoint(WEEK, "0.3", points=1, title="catastrophic forgetting: which fine-tuning forgot more")
-def q0_3(choice, increase, forgetting) -> None:
-    expect(isinstance(forgetting, dict) and len(forgetting) == 2, "forgetting ({방법: (before, after)}) 를 넘기세요")
-    expect(isinstance(increase, dict) and set(increase) == set(forgetting),
-           f"increase는 {sorted(forgetting)} 각각의 after − before 입니다")
-    for method, (before, after) in forgetting.items():
-        expect(abs(_number(increase[method], f"increase[{method!r}]") - (after - before)) <= 1e-6,
-               f"increase[{method!r}]는 사전학습 코퍼스 손실의 after − before 입니다")
-    full, peft = (forgetting[k][1] - forgetting[k][0] for k in forgetting)  # full fine-tuning first, then PEFT
-    if full < 0.01 and peft < 0.01:
-        want = "c"
-    else:
-        want = "a" if full > peft else "b"
-    expect(_choice(choice, "abc") == want,
-           "당신이 잰 손실 증가량 두 개를 비교하세요 (둘 다 0.01 넘게 오르지 않았으면 c: 잊지 않음)")
+def q0_3(choice, increase, per_line, min_effect: float = 0.01) -> None:
+    before, after = _per_line(per_line)
+    expect(isinstance(increase, dict) and set(increase) == set(after),
+           f"increase는 {sorted(after)} 각각의 줄별 (after − before) 평균입니다")
+    for method, losses in after.items():
+        expect(abs(_number(increase[method], f"increase[{method!r}]") - (losses - before).mean().item()) <= 1e-5,
+               f"increase[{method!r}]는 사전학습 코퍼스 줄마다의 손실 after − before 의 평균입니다")
+    expect(_choice(choice, "abcd") == _answer_0_3(before, after, min_effect),
+           "방법마다 미세조정 전후의 줄별 손실을, 그리고 두 방법의 줄별 증가량을 paired_comparison으로 비교한 결과"
+           f"(신뢰구간과 min_effect={min_effect})로 답하세요")
 
 
 # ---------------------------------------------------------------------------------------------- 0.4
 @checkpoint(WEEK, "0.4", points=1, title="conventional approaches: accuracy against trainable parameters")
-def q0_4(best, cheapest_close, results, margin: float = 0.02) -> None:
+def q0_4(best, cheapest_close, results, correct, margin: float = 0.02) -> None:
     expect(isinstance(results, dict) and len(results) >= 3, "results ({방식: (학습 파라미터 수, 정확도)}) 를 넘기세요")
-    top = max(results, key=lambda k: results[k][1])
-    expect(best == top, "results에서 정확도가 가장 높은 방식을 쓰세요")
-    close = [k for k, (_, acc) in results.items() if acc >= results[top][1] - margin]
-    want = min(close, key=lambda k: results[k][0])
-    expect(cheapest_close == want, f"최고 정확도에서 {margin} 이내인 방식들 중 학습 파라미터가 가장 적은 것을 쓰세요")
+    expect(isinstance(correct, dict) and set(correct) == set(results),
+           "correct ({방식: 검증 예제마다의 정답 여부 0/1}) 를 results와 같은 방식들로 넘기세요")
+    expect(all(isinstance(v, torch.Tensor) and v.dim() == 1 for v in correct.values())
+           and len({v.shape for v in correct.values()}) == 1, "correct의 값은 같은 길이의 1차원 텐서여야 합니다")
+    means = {k: v.float().mean().item() for k, v in correct.items()}
+    top = max(means.values())
+    expect(best in means and means[best] == top, "검증 정확도(정답 여부의 평균)가 가장 높은 방식을 쓰세요")
+    close = [best] + [k for k in correct if k != best
+                      and paired_comparison(correct[best], correct[k], min_effect=margin).verdict != "a"]
+    fewest = min(results[k][0] for k in close)
+    expect(cheapest_close in close and results[cheapest_close][0] == fewest,
+           f"최고 방식과, 최고 방식이 paired_comparison(min_effect={margin})으로 유의하게 앞서지 못한 방식들 중 "
+           "학습 파라미터가 가장 적은 것을 쓰세요")
 
 
 # ---------------------------------------------------------------------------------------------- 0.5

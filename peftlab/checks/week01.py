@@ -8,7 +8,8 @@ Checkpoint questions of the lecture's LoRA part:
   1.1 why low rank: rank holding 90% of the energy of the student's own ΔW, W0 and a random matrix,
       and the choice those three numbers decide
   1.2 parameter reduction for 1024×1024, r = 16
-  1.3 inference speed: extra FLOPs of an unmerged adapter, the overhead the student measured, and a choice
+  1.3 inference speed: extra FLOPs of an unmerged adapter, the overhead the student measured, and a reasoning
+      choice about merging (four balanced options, each clause in two of them; key in ``_keys.py``)
   1.4 trainable parameters of LoRA r = 8 on q/v of Llama-2-7B (the "4.2M" of the lecture's source)
 """
 
@@ -80,7 +81,7 @@ def lora_forward(fn, hidden: bool = False) -> None:
                "LoRA 항에 scaling(= α/r)을 곱하지 않았습니다")
         expect(not _close(y, x @ (W0 + scaling * B @ A).T),
                "bias b가 빠졌습니다")
-        expect(_close(y, ours), "peftlab의 LoRALinear와 값이 다릅니다. 곱하는 순서 x → Aᵀ (r차원) → Bᵀ (out차원)를 확인하세요")
+        expect(_close(y, ours), "키트의 LoRA 층과 값이 다릅니다. 곱하는 순서 x → Aᵀ (r차원) → Bᵀ (out차원)를 확인하세요")
         expect(_close(y, theirs), "Hugging Face peft의 LoRA 레이어와 값이 다릅니다")
 
 
@@ -185,7 +186,9 @@ MATRICES_1_1 = ("delta", "w0", "random")
 
 
 def _answer_1_1(rank90: dict[str, int]) -> str:
-    """The choice the measurement supports: a (only ΔW is low-rank), b (W0 is), d (no structure)."""
+    """The choice the measurement supports: a (ΔW's r90 the smallest of the three), b (W0's below the random
+    matrix's and at most ΔW's), d (neither below the random matrix's). c (ΔW exactly rank r) is a reasoning
+    distractor: energy(r) < 1 refutes it."""
     d, w, rnd = rank90["delta"], rank90["w0"], rank90["random"]
     if d < w and d < rnd:
         return "a"
@@ -245,10 +248,10 @@ def q1_3(choice, extra_flops_fraction, overhead_percent, times) -> None:
            "times에는 위 셀에서 잰 4096² 층의 시간 {'base': …, 'unmerged': …, 'merged': …} (ms)를 넣으세요")
     measured = 100 * (times["unmerged"] / times["base"] - 1)
     expect(math.isclose(float(overhead_percent), measured, abs_tol=0.05),
-           f"overhead_percent는 여러분이 잰 값으로 100 × (unmerged / base − 1)입니다 (여기서는 {measured:.2f})")
+           "overhead_percent는 여러분이 잰 times로 계산한 100 × (unmerged / base − 1)입니다")
     key = answer_key(WEEK, "1.3")
     expect(key is None or choice.strip().lower() == key,
-           "병합(merge) 전과 후를 나눠서 생각해 보세요: 측정한 지연 시간 표와 곱셈 수 비율을 함께 보세요")
+           "병합한 층의 모양과 지연 시간(merged 열), 그리고 merge → unmerge 셀의 결과를 다시 보세요")
 
 
 @checkpoint(WEEK, "1.4", points=1, title="LoRA r = 8 on q_proj/v_proj of Llama-2-7B")
