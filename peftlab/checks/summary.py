@@ -25,7 +25,12 @@ def check_all(week: str | None = None) -> dict:
     except ImportError:
         if not any(info.week == week for info in REGISTRY.values()):
             raise ValueError(f"week={week!r}: no checks for this week (peftlab/checks/week{week}.py)") from None
-    infos = [info for key, info in REGISTRY.items() if info.week == week]
+    def order(info):  # exercises E1, E2, … first, then the lecture's questions 1.1, 1.2, …
+        if info.id.startswith("E") and info.id[1:].isdigit():
+            return (0, (int(info.id[1:]),))
+        return (1, tuple(int(p) if p.isdigit() else 0 for p in info.id.split(".")))
+
+    infos = sorted((info for info in REGISTRY.values() if info.week == week), key=order)
     passed, failed, not_run = [], [], []
     earned = 0.0
     print(f"Week {week} — 자동 채점 체크 (auto-checks), 이 세션의 마지막 결과")
