@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 
+from peftlab.analysis.stats import holm, paired_comparison
 from peftlab.checks import REGISTRY, CheckFailed
 from peftlab.checks import week03 as check
+from peftlab.checks._keys import KEYS
 
 
 def good_decompose(W):
@@ -83,14 +89,82 @@ def _corr():
     return {k: pearson(*v) for k, v in UNITS.items()}
 
 
-COST = {"train_lora": 10.0, "train_dora": 13.0, "mem_lora": 100.0, "mem_dora": 140.0,
-        "infer_base": 2.0, "infer_dora_merged": 2.02}
-SWEEP = {"LoRA": {1: [0.60, 0.62], 2: [0.70, 0.71], 4: [0.75, 0.76], 8: [0.80, 0.80]},
-         "DoRA": {1: [0.70, 0.71], 2: [0.72, 0.73], 4: [0.755, 0.765], 8: [0.80, 0.81]}}
+KEY_3_1 = KEYS["03:3.1"]
+WRONG_3_1 = "a" if KEY_3_1 != "a" else "b"
 
 
-def _gaps(sweep):
-    return {r: sum(sweep["DoRA"][r]) / 2 - sum(sweep["LoRA"][r]) / 2 for r in sweep["LoRA"]}
+def _times(ms, spread=0.02, n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return [float(ms * (1 + spread * rng.standard_normal())) for _ in range(n)]
+
+
+# DoRA ×1.3 slower per training step, 1.4× the memory; merged DoRA as fast as the base model
+COST = {"train_lora": _times(10.0, seed=1), "train_dora": _times(13.0, seed=2), "mem_lora": 100.0, "mem_dora": 140.0,
+        "infer_base": _times(2.0, seed=3), "infer_dora_merged": _times(2.0, seed=4)}
+
+
+def _ratios(cost=COST):
+    import statistics
+
+    med = {k: statistics.median(v) for k, v in cost.items() if isinstance(v, list)}
+    return (med["train_dora"] / med["train_lora"], cost["mem_dora"] / cost["mem_lora"],
+            med["infer_dora_merged"] / med["infer_base"])
+
+
+def _timings(cost=COST):
+    return (check.timing_comparison(cost["train_dora"], cost["train_lora"]),
+            check.timing_comparison(cost["infer_dora_merged"], cost["infer_base"]))
+
+
+def _q3_3(choice, cost=COST, measured=None, **changes):
+    """q3_3 with the answers computed from ``measured`` (default: ``cost``), then ``changes`` applied."""
+    t, m, i = _ratios(measured or cost)
+    train, merged = _timings(measured or cost)
+    args = dict(time_ratio=t, memory_ratio=m, merged_ratio=i, train_time=train, merged_time=merged, cost=cost)
+    args.update(changes)
+    return check.q3_3(choice, **args)
+
+
+N_TEST = 500
+
+
+def _correct(acc, rng, n=N_TEST):
+    k = round(acc * n)
+    x = np.array([1.0] * k + [0.0] * (n - k))
+    rng.shuffle(x)
+    return x
+
+
+def _fix(base, k, rng):
+    """``base`` with ``k`` of its wrong examples made right (k < 0: |k| right ones made wrong), per seed."""
+    out = base.copy()
+    for s in range(len(out)):
+        pool = np.flatnonzero(out[s] == (0.0 if k > 0 else 1.0))
+        out[s, rng.choice(pool, abs(k), replace=False)] = 1.0 if k > 0 else 0.0
+    return out
+
+
+def _sweep(gains, seed=0):
+    """Per-example correctness (3 seeds × N_TEST) of LoRA and DoRA at ranks 1, 2, 4, 8: DoRA fixes ``gains[r]``
+    of LoRA's errors per seed at rank r (negative: makes that many more); 0 is a tie on other examples."""
+    rng = np.random.default_rng(seed)
+    sweep = {"LoRA": {}, "DoRA": {}}
+    for r, acc in zip((1, 2, 4, 8), (0.86, 0.91, 0.93, 0.94), strict=True):
+        lora = np.stack([_correct(acc, rng) for _ in range(3)])
+        sweep["LoRA"][r] = lora
+        g = gains.get(r, 0)
+        sweep["DoRA"][r] = _fix(lora, g, rng) if g else _fix(_fix(lora, 5, rng), -5, rng)
+    return sweep
+
+
+SWEEP = _sweep({1: 25})                          # DoRA ahead at r = 1 only: c
+SAME = _sweep({})                                # b
+AHEAD = _sweep({1: 25, 2: 25, 4: 25, 8: 25})     # a
+BEHIND = _sweep({1: 25, 8: -25})                 # d
+
+
+def _cmps(sweep=SWEEP):
+    return check.comparisons_3_4(sweep)
 
 
 def test_all_week03_checks_registered():
@@ -102,10 +176,10 @@ def test_all_week03_checks_registered():
 def test_correct_answers_pass(hidden, capsys):
     check.decompose(good_decompose, hidden=hidden)
     check.dora_forward(good_dora, hidden=hidden)
-    check.q3_1("b", RANKS, TRAIN, DELTAS, 2, (12, 10))
+    check.q3_1(KEY_3_1, RANKS, TRAIN, DELTAS, 2, (12, 10))
     check.q3_2(_corr(), "LoRA", UNITS)
-    check.q3_3("a", 1.3, 1.4, 1.01, COST)
-    check.q3_4("c", _gaps(SWEEP), SWEEP)
+    _q3_3("a")
+    check.q3_4("c", *_cmps(), SWEEP)
     assert capsys.readouterr().out.count("공개 체크 통과") == 6
 
 
@@ -113,26 +187,67 @@ def test_measured_ranks_are_what_the_check_recomputes():
     assert {k: check.numerical_rank(v) for k, v in DELTAS.items()} == RANKS
 
 
-def test_answers_follow_the_measurements():
-    # 3.1: a DoRA whose magnitude never moved has a rank-r ΔW as LoRA's: then 'a' is the supported answer
-    assert check._answer_3_1(2, 10, 2) == "b" and check._answer_3_1(2, 2, 2) == "a"
-    # 3.3: ratios decide
-    assert check._answer_3_3(1.3, 1.4) == "a" and check._answer_3_3(1.0, 1.0) == "c" and check._answer_3_3(0.8, 0.9) == "d"
-    # 3.4: gaps against the seeds' spread
-    assert check._answer_3_4(SWEEP) == "c"
-    same = {"LoRA": SWEEP["LoRA"], "DoRA": SWEEP["LoRA"]}
-    assert check._answer_3_4(same) == "b"
-    ahead = {"LoRA": SWEEP["LoRA"], "DoRA": {r: [a + 0.05 for a in v] for r, v in SWEEP["LoRA"].items()}}
-    assert check._answer_3_4(ahead) == "a"
-    assert check._answer_3_4({"LoRA": ahead["DoRA"], "DoRA": ahead["LoRA"]}) == "d"
-    check.q3_4("b", _gaps(same), same)
+def test_reasoning_item_is_keyed_and_form_only_without_keys(monkeypatch, capsys):
+    """3.1's letter is a reasoning item: the key decides it in the instructor's copy; a student release (no
+    _keys.py) checks its form only, and the feedback never names a letter."""
+    with pytest.raises(CheckFailed) as info:
+        check.q3_1(WRONG_3_1, RANKS, TRAIN, DELTAS, 2, (12, 10))
+    assert not any(f"'{c}'" in info.value.hint or f" {c}:" in info.value.hint for c in "abcd")
+    monkeypatch.setitem(sys.modules, "peftlab.checks._keys", None)  # as in a release
+    for letter in "abcd":
+        check.q3_1(letter, RANKS, TRAIN, DELTAS, 2, (12, 10))
+    assert capsys.readouterr().out.count("형식 확인") == 4
     with pytest.raises(CheckFailed):
-        check.q3_4("a", _gaps(same), same)
+        check.q3_1("e", RANKS, TRAIN, DELTAS, 2, (12, 10))
+
+
+def test_answers_follow_the_measurements():
+    # 3.3: the paired timing verdicts and the memory ratio decide
+    train, merged = _timings()
+    assert train.verdict == "b" and merged.verdict == "tie"
+    assert check._answer_3_3(train, 1.4, merged) == "a"
+    slow_merged = {**COST, "infer_dora_merged": _times(2.4, seed=4)}
+    _q3_3("b", slow_merged)
+    cheap = {**COST, "train_dora": _times(10.0, seed=2), "mem_dora": 102.0}
+    _q3_3("c", cheap)
+    _q3_3("d", {**cheap, "infer_dora_merged": _times(2.4, seed=4)})
+    # memory alone makes training "more"; a time ratio within ×1.05 does not
+    _q3_3("a", {**cheap, "mem_dora": 120.0})
+    _q3_3("c", {**cheap, "train_dora": _times(10.3, seed=2)})
+    with pytest.raises(CheckFailed):
+        _q3_3("a", cheap)
+    # 3.4: per-rank paired verdicts, Holm over the ranks
+    assert check._answer_3_4(*_cmps()) == "c"
+    assert check._answer_3_4(*_cmps(SAME)) == "b"
+    assert check._answer_3_4(*_cmps(AHEAD)) == "a"
+    assert check._answer_3_4(*_cmps(BEHIND)) == "d"
+    check.q3_4("b", *_cmps(SAME), SAME)
+    with pytest.raises(CheckFailed):
+        check.q3_4("a", *_cmps(SAME), SAME)
     # 3.2: the most coupled method is the one with the largest correlation in the data given
     swapped = {"full FT": UNITS["LoRA"], "LoRA": UNITS["full FT"], "DoRA": UNITS["DoRA"]}
     from peftlab.analysis.decompose import pearson
 
     check.q3_2({k: pearson(*v) for k, v in swapped.items()}, "full FT", swapped)
+
+
+def test_holm_can_turn_a_verdict_into_no_difference():
+    """A rank whose own interval excludes 0 (verdict "a") but whose p-value does not survive Holm over the four
+    ranks is no difference: b, not c."""
+    from peftlab.analysis.stats import PairedComparison
+
+    def cmp(diff, p, verdict):
+        return PairedComparison(diff, diff - 0.01, diff + 0.01, verdict, p, 3, 500, 0.005, 0.95)
+
+    cmps = {1: cmp(0.012, 0.03, "a"), 2: cmp(0.0, 0.9, "tie"), 4: cmp(0.001, 0.7, "tie"), 8: cmp(-0.001, 0.8, "tie")}
+    rejected = dict(zip(cmps, holm([c.p_value for c in cmps.values()]), strict=True))
+    assert rejected == {1: False, 2: False, 4: False, 8: False}
+    assert check._answer_3_4(cmps, rejected) == "b"
+    assert check._answer_3_4({**cmps, 1: cmp(0.012, 0.004, "a")}, {**rejected, 1: True}) == "c"
+
+
+CMPS, SIGNIFICANT = _cmps()
+TRAIN_T, MERGED_T = _timings()
 
 
 @pytest.mark.parametrize(
@@ -152,28 +267,49 @@ def test_answers_follow_the_measurements():
         (lambda: check.dora_forward(no_detach), "detach"),
         (lambda: check.dora_forward(lambda x, W0, b, A, B, m, s: (x @ W0.T + b)[..., :2]), "shape"),
         (lambda: check.dora_forward(_not_done), "NotImplementedError"),
-        (lambda: check.q3_1("b", None, TRAIN, DELTAS, 2, (12, 10)), "rank_delta"),
-        (lambda: check.q3_1("b", {"LoRA": 2, "DoRA": 2}, TRAIN, DELTAS, 2, (12, 10)), "rank_delta['DoRA']"),
-        (lambda: check.q3_1("b", RANKS, {"LoRA": 44, "DoRA": 45}, DELTAS, 2, (12, 10)), "스칼라 하나"),
-        (lambda: check.q3_1("b", RANKS, {"LoRA": 40, "DoRA": 52}, DELTAS, 2, (12, 10)), "r·(in + out)"),
-        (lambda: check.q3_1("a", RANKS, TRAIN, DELTAS, 2, (12, 10)), "랭크 r 안에"),
+        (lambda: check.q3_1(KEY_3_1, None, TRAIN, DELTAS, 2, (12, 10)), "rank_delta"),
+        (lambda: check.q3_1(KEY_3_1, {"LoRA": 2, "DoRA": 2}, TRAIN, DELTAS, 2, (12, 10)), "rank_delta['DoRA']"),
+        (lambda: check.q3_1(KEY_3_1, RANKS, {"LoRA": 44, "DoRA": 45}, DELTAS, 2, (12, 10)), "스칼라 하나"),
+        (lambda: check.q3_1(KEY_3_1, RANKS, {"LoRA": 40, "DoRA": 52}, DELTAS, 2, (12, 10)), "r·(in + out)"),
+        (lambda: check.q3_1(WRONG_3_1, RANKS, TRAIN, DELTAS, 2, (12, 10)), "식과 맞지"),
         (lambda: check.q3_1(None, RANKS, TRAIN, DELTAS, 2, (12, 10)), "choice"),
-        (lambda: check.q3_1("b", RANKS, TRAIN, None, 2, (12, 10)), "deltas"),
+        (lambda: check.q3_1(KEY_3_1, RANKS, TRAIN, None, 2, (12, 10)), "deltas"),
         (lambda: check.q3_2({k: -v for k, v in _corr().items()}, "LoRA", UNITS), "부호"),
         (lambda: check.q3_2({**_corr(), "DoRA": 0.9}, "LoRA", UNITS), "corr['DoRA']"),
         (lambda: check.q3_2(_corr(), "DoRA", UNITS), "가장 강하게"),
         (lambda: check.q3_2(None, None, UNITS), "corr"),
         (lambda: check.q3_2(_corr(), "LoRA", None), "unit_changes"),
-        (lambda: check.q3_3("a", 1 / 1.3, 1.4, 1.01, COST), "뒤집"),
-        (lambda: check.q3_3("a", 1.3, 1.0, 1.01, COST), "memory_ratio"),
-        (lambda: check.q3_3("a", 1.3, 1.4, 1.3, COST), "merged_ratio"),
-        (lambda: check.q3_3("c", 1.3, 1.4, 1.01, COST), "병합 후 추론"),
-        (lambda: check.q3_3(None, None, None, None, None), "cost"),
-        (lambda: check.q3_3("a", None, 1.4, 1.01, COST), "time_ratio"),
-        (lambda: check.q3_4("c", {r: -g for r, g in _gaps(SWEEP).items()}, SWEEP), "부호"),
-        (lambda: check.q3_4("a", _gaps(SWEEP), SWEEP), "잡음"),
-        (lambda: check.q3_4("c", None, SWEEP), "gaps"),
-        (lambda: check.q3_4(None, None, None), "sweep"),
+        (lambda: _q3_3("a", time_ratio=1 / _ratios()[0]), "뒤집"),
+        (lambda: _q3_3("a", memory_ratio=1.0), "memory_ratio"),
+        (lambda: _q3_3("a", merged_ratio=1.3), "merged_ratio"),
+        (lambda: _q3_3("a", merged_ratio=1 / _ratios()[2] if abs(_ratios()[2] - 1) > 2e-3 else 0.5), "merged_ratio"),
+        (lambda: _q3_3("c"), "병합 후 추론"),
+        (lambda: _q3_3("b"), "verdict"),
+        (lambda: check.q3_3(None, None, None, None, None, None, None), "cost"),
+        (lambda: _q3_3("a", cost={**COST, "train_lora": 10.0}, measured=COST), "목록"),
+        (lambda: _q3_3("a", cost={**COST, "train_lora": COST["train_lora"][:6]}, measured=COST), "길이"),
+        (lambda: _q3_3("a", time_ratio=None), "time_ratio"),
+        (lambda: _q3_3("a", train_time=None), "train_time에는"),
+        (lambda: _q3_3("a", train_time=check.timing_comparison(COST["train_lora"], COST["train_dora"])), "순서가 반대"),
+        (lambda: _q3_3("a", merged_time=TRAIN_T), "merged_time는"),
+        (lambda: _q3_3("a", train_time=replace(TRAIN_T, low=TRAIN_T.low - 0.05)), "신뢰구간"),
+        (lambda: check.q3_4("c", {r: paired_comparison(SWEEP["LoRA"][r], SWEEP["DoRA"][r], min_effect=0.005) for r in CMPS},
+                            SIGNIFICANT, SWEEP), "방향이 반대"),
+        (lambda: check.q3_4("c", {**CMPS, 2: CMPS[1]}, SIGNIFICANT, SWEEP), "comparisons[2].diff"),
+        (lambda: check.q3_4("c", {**CMPS, 1: replace(CMPS[1], min_effect=0.0)}, SIGNIFICANT, SWEEP), "min_effect=0.005"),
+        (lambda: check.q3_4("c", {**CMPS, 1: replace(CMPS[1], high=CMPS[1].high + 0.03)}, SIGNIFICANT, SWEEP), "신뢰구간"),
+        (lambda: check.q3_4("c", CMPS, {r: c.verdict != "tie" for r, c in CMPS.items()} if any(
+            (c.verdict != "tie") != SIGNIFICANT[r] for r, c in CMPS.items()) else {r: not v for r, v in SIGNIFICANT.items()},
+            SWEEP), "Holm"),
+        (lambda: check.q3_4("c", CMPS, [True] * 4, SWEEP), "significant에는"),
+        (lambda: check.q3_4("a", CMPS, SIGNIFICANT, SWEEP), "verdict와 Holm"),
+        (lambda: check.q3_4("c", None, SIGNIFICANT, SWEEP), "comparisons에는"),
+        (lambda: check.q3_4("c", {r: 0.01 for r in CMPS}, SIGNIFICANT, SWEEP), "comparisons[1]에는"),
+        (lambda: check.q3_4(None, None, None, None), "sweep"),
+        (lambda: check.q3_4("c", CMPS, SIGNIFICANT, {m: {r: v.mean(1).tolist() for r, v in d.items()} for m, d in SWEEP.items()}),
+         "(시드 수 ≥ 2, 예제 수)"),
+        (lambda: check.q3_4("c", CMPS, SIGNIFICANT, {"LoRA": SWEEP["LoRA"], "DoRA": {**SWEEP["DoRA"], 8: SWEEP["DoRA"][8][:, :50]}}),
+         "같은 shape"),
     ],
 )
 def test_typical_mistakes_fail_with_hint(call, hint):

@@ -12,6 +12,15 @@ KEYS.update({
     # subtracting sBA / cannot be recovered): merged, W0 + sBA has the base layer's shape and cost, and
     # unmerge (subtract sBA) restores W0, so the adapter can still be swapped
     "01:1.3": "b",
+    # Week 02, 2.1: LoRA's ΔW = sBA lies in the column space of B (rank ≤ r); WaveFT's ΔW is a sum of n rank-one
+    # 2×2 Haar patterns at fixed random positions, so its rank is rank(Q) — bounded by the rows and columns those
+    # positions touch, not by r (a: same bound at the same budget, b: LoRA > r after training, c: always full
+    # rank are contradicted by the measured ranks)
+    "02:2.1": "d",
+    # Week 03, 3.1: DoRA's ΔW = (diag(c) − I)·W0 + s·diag(c)·BA with c = m / ‖W0 + sBA‖_row: a row rescaling of W0
+    # (out extra numbers) plus a rank-r term — high numerical rank, but only `out` extra degrees of freedom
+    # (a: full-FT expressiveness, b: the detach makes BA high-rank, d: float32 rounding noise are wrong)
+    "03:3.1": "c",
     # Week 07, E1: the real flaws of the lecture's PEFTComparison (d, j, k, l are not)
     "07:E1": frozenset("abcefghi"),
     # Week 07, 7.2: which of the reasoning statements (d)–(g) hold ((a)–(c) are decided by the measurement): d true

@@ -6,13 +6,16 @@ Exercises (the student writes code):
       ``LoraConfig(use_dora=True)``: output, and the gradients of A, B and m (the norm detached)
 Checkpoint questions of the lecture's DoRA part (section 3), each on the student's own run:
   3.1 how DoRA's decomposition differs from LoRA's low-rank update: the numerical rank of the ΔW the
-      student's trained LoRA and DoRA layers made, the trainable count of that layer, and the choice the
-      measured ranks decide
+      student's trained LoRA and DoRA layers made and the trainable count of that layer (recomputed from their
+      tensors), and a reasoning item on what DoRA's high rank means (key in ``_keys.py``; form only without it)
   3.2 why separating magnitude and direction can help: the ΔM/ΔD correlation per method from the student's
       weight-decomposition analysis, and which method couples the two most
-  3.3 the computational trade-off: DoRA/LoRA ratios of the measured training-step time and activation memory,
-      merged DoRA against the base model, and the choice those ratios decide
-  3.4 (the practice part's question) LoRA or DoRA for this task: the decision the student's rank sweep supports
+  3.3 the computational trade-off: DoRA/LoRA ratios of the measured training-step time and memory, merged DoRA
+      against the base model, paired comparisons of the per-repeat times (log scale, min effect ×1.05), and the
+      choice those decide
+  3.4 (the practice part's question) LoRA or DoRA for this task: paired comparisons of DoRA and LoRA per rank
+      on the per-example test correctness of the student's sweep, Holm-corrected over the ranks, and the choice
+      they decide (no difference where the intervals say so)
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import torch
 from torch import nn
 
-from peftlab.checks._core import checkpoint, expect
+from peftlab.checks._core import answer_key, checkpoint, expect
 from peftlab.checks._core import choice as _choice
 from peftlab.checks._core import close as _close
 from peftlab.checks._core import number as _number
@@ -31,10 +35,17 @@ from peftlab.checks._peft import peft_linear
 
 WEEK = "03"
 
-__all__ = ["decompose", "dora_forward", "q3_1", "q3_2", "q3_3", "q3_4"]
+__all__ = ["decompose", "dora_forward", "q3_1", "q3_2", "q3_3", "q3_4", "timing_comparison", "comparisons_3_4",
+           "TIME_EFFECT", "MIN_EFFECT_3_4"]
 
 #: singular values below RANK_RTOL · σ₁ count as zero in 3.1 (float32 products leave ~1e-7 · σ₁ of noise)
 RANK_RTOL = 1e-4
+#: 3.3: a time ratio within ×1.05 either way is no difference of interest (min effect on log times)
+TIME_EFFECT = math.log(1.05)
+#: 3.3: a memory ratio above this is "more memory" (memory is counted or read from the allocator: no noise)
+MEMORY_MORE = 1.05
+#: 3.4: the smallest accuracy difference of interest between DoRA and LoRA at one rank
+MIN_EFFECT_3_4 = 0.005
 
 
 # ---------------------------------------------------------------------------------------------- E1
@@ -147,13 +158,10 @@ def numerical_rank(matrix: torch.Tensor, rtol: float = RANK_RTOL) -> int:
     return int((s > rtol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
 
 
-def _answer_3_1(rank_lora: int, rank_dora: int, r: int) -> str:
-    """b when the measurement shows DoRA's ΔW escapes rank r while LoRA's stays within it; else a."""
-    return "b" if rank_lora <= r < rank_dora else "a"
-
-
 @checkpoint(WEEK, "3.1", points=1, title="DoRA vs LoRA's low-rank update — the rank of your own ΔW")
 def q3_1(choice, rank_delta, trainable, deltas, r, layer_shape) -> None:
+    """The measured part (ranks, trainable counts) is recomputed from the student's tensors; the choice is a
+    reasoning item (what DoRA's high-rank ΔW means) whose key is in ``_keys.py``."""
     expect(isinstance(deltas, dict) and all(isinstance(deltas.get(k), torch.Tensor) and deltas[k].dim() == 2
                                             for k in ("LoRA", "DoRA")),
            "deltas에는 같은 층의 ΔW = W' − W0 두 개 {'LoRA': …, 'DoRA': …} (2차원 텐서)를 넣으세요")
@@ -176,8 +184,11 @@ def q3_1(choice, rank_delta, trainable, deltas, r, layer_shape) -> None:
            "DoRA의 크기 m은 스칼라 하나가 아니라 출력 단위마다 하나(out개)입니다")
     expect(int(trainable["DoRA"]) == r * (in_f + out_f) + out_f,
            "DoRA = LoRA의 A, B + 크기 벡터 m (out개) → r·(in + out) + out")
-    expect(_choice(choice) == _answer_3_1(truth["LoRA"], truth["DoRA"], r),
-           "여러분이 잰 두 랭크를 r과 나란히 놓아 보세요: 어느 ΔW가 랭크 r 안에 머물렀나요?")
+    picked = _choice(choice)
+    key = answer_key(WEEK, "3.1")
+    expect(key is None or picked == key,
+           "고른 보기가 DoRA의 식과 맞지 않습니다: W' = diag(m / ‖W0 + sBA‖_row)(W0 + sBA)에서 ΔW = W' − W0를 "
+           "전개해 보고, 여러분이 잰 랭크와 이 층의 학습 파라미터 수를 함께 보세요")
 
 
 # ---------------------------------------------------------------------------------------------- 3.2
@@ -215,76 +226,156 @@ def q3_2(corr, most_coupled, unit_changes) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 3.3
-COST_KEYS = ("train_lora", "train_dora", "mem_lora", "mem_dora", "infer_base", "infer_dora_merged")
+TIMES_3_3 = ("train_lora", "train_dora", "infer_base", "infer_dora_merged")
+MEMORY_3_3 = ("mem_lora", "mem_dora")
 
 
-def _answer_3_3(time_ratio: float, mem_ratio: float) -> str:
-    """a: DoRA costs more per training step (time or memory, more than 5%, neither less); d: it costs less;
-    c: no difference beyond 5% (or one more and one less)."""
-    more = time_ratio > 1.05 or mem_ratio > 1.05
-    less = time_ratio < 0.95 or mem_ratio < 0.95
-    if more and not less:
-        return "a"
-    if less and not more:
-        return "d"
-    return "c"
+def timing_comparison(a_ms, b_ms):
+    """``a`` against ``b`` on times measured round-robin (repeat i of both is a pair): :func:`paired_comparison`
+    of the log times, lower is better, min effect ``log(1.05)``. ``exp(−diff)`` is the (geometric-mean) ratio
+    a / b; verdict "b": a is slower than b by more than 5 % and the interval excludes 0; "tie": no difference
+    of interest."""
+    from peftlab.analysis.stats import paired_comparison
+
+    return paired_comparison(np.log(np.asarray(a_ms, dtype=np.float64)), np.log(np.asarray(b_ms, dtype=np.float64)),
+                             higher_is_better=False, min_effect=TIME_EFFECT)
 
 
-@checkpoint(WEEK, "3.3", points=1, title="DoRA's computational trade-off — your measured ratios")
-def q3_3(choice, time_ratio, memory_ratio, merged_ratio, cost) -> None:
-    expect(isinstance(cost, dict) and all(isinstance(cost.get(k), (int, float)) and cost[k] > 0 for k in COST_KEYS),
-           f"cost에는 위 셀에서 잰 값 {list(COST_KEYS)}를 넣으세요")
-    want_t = cost["train_dora"] / cost["train_lora"]
+def _cost_ok(cost) -> None:
+    expect(isinstance(cost, dict) and all(k in cost for k in TIMES_3_3 + MEMORY_3_3),
+           f"cost에는 위 셀에서 잰 값 {list(TIMES_3_3 + MEMORY_3_3)}를 넣으세요")
+    for k in TIMES_3_3:
+        v = cost[k]
+        expect(isinstance(v, (list, tuple)) and len(v) >= 5 and all(isinstance(t, (int, float)) and t > 0 for t in v),
+               f"cost[{k!r}]는 반복마다 잰 시간(ms)의 목록이어야 합니다 (5회 이상)")
+    expect(len(cost["train_lora"]) == len(cost["train_dora"]) and len(cost["infer_base"]) == len(cost["infer_dora_merged"]),
+           "짝지어 잰 두 시간 목록은 길이가 같아야 합니다 (반복 i끼리 한 쌍)")
+    for k in MEMORY_3_3:
+        expect(isinstance(cost[k], (int, float)) and cost[k] > 0, f"cost[{k!r}]는 잰 메모리(바이트)입니다")
+
+
+def _answer_3_3(train_time, memory_ratio: float, merged) -> str:
+    """From the paired timing comparisons (DoRA vs LoRA training steps, merged DoRA vs base inference) and the
+    memory ratio DoRA / LoRA: DoRA's step costs more when it is slower beyond ×1.05 (verdict "b") or takes more
+    than :data:`MEMORY_MORE` times the memory; merged DoRA differs from the base model when that verdict is not
+    a tie. a: more, same; b: more, differs; c: not more, same; d: not more, differs."""
+    more = train_time.verdict == "b" or memory_ratio > MEMORY_MORE
+    differs = merged.verdict != "tie"
+    return {(True, False): "a", (True, True): "b", (False, False): "c", (False, True): "d"}[(more, differs)]
+
+
+def _timing_ok(got, want, what: str, a: str, b: str) -> None:
+    expect(got is not None and all(hasattr(got, k) for k in ("diff", "low", "high", "verdict")),
+           f"{what}에는 timing_comparison({a}, {b})가 돌려준 결과를 넣으세요")
+    diff = _number(got.diff, f"{what}.diff")
+    expect(not math.isclose(diff, -want.diff, abs_tol=1e-9) or abs(want.diff) < 1e-9,
+           f"{what}의 순서가 반대입니다: timing_comparison({a}, {b})")
+    expect(math.isclose(diff, want.diff, abs_tol=1e-9), f"{what}는 cost의 {a}와 {b}를 반복끼리 짝지은 비교가 아닙니다")
+    expect(math.isclose(_number(got.min_effect, f"{what}.min_effect"), TIME_EFFECT, rel_tol=1e-9)
+           and abs(got.low - want.low) <= 0.005 and abs(got.high - want.high) <= 0.005,
+           f"{what}의 신뢰구간이나 최소 효과가 timing_comparison의 것과 다릅니다: 그 함수의 결과를 그대로 넣으세요")
+
+
+@checkpoint(WEEK, "3.3", points=1, title="DoRA's computational trade-off — your measured ratios and paired timing comparisons")
+def q3_3(choice, time_ratio, memory_ratio, merged_ratio, train_time, merged_time, cost) -> None:
+    _cost_ok(cost)
+    med = {k: statistics.median(cost[k]) for k in TIMES_3_3}
+    want_t = med["train_dora"] / med["train_lora"]
     want_m = cost["mem_dora"] / cost["mem_lora"]
-    want_i = cost["infer_dora_merged"] / cost["infer_base"]
+    want_i = med["infer_dora_merged"] / med["infer_base"]
     got_t = _number(time_ratio, "time_ratio")
     expect(not math.isclose(got_t, 1 / want_t, rel_tol=1e-3) or math.isclose(want_t, 1, rel_tol=1e-3),
            "time_ratio가 뒤집혔습니다: DoRA / LoRA")
-    expect(math.isclose(got_t, want_t, rel_tol=1e-3), f"time_ratio는 여러분이 잰 train_dora / train_lora입니다 (여기서는 {want_t:.3f})")
+    expect(math.isclose(got_t, want_t, rel_tol=1e-3),
+           f"time_ratio는 여러분이 잰 학습 step 시간의 중앙값 비 DoRA / LoRA입니다 (여기서는 {want_t:.3f})")
     expect(math.isclose(_number(memory_ratio, "memory_ratio"), want_m, rel_tol=1e-3),
            f"memory_ratio는 여러분이 잰 mem_dora / mem_lora입니다 (여기서는 {want_m:.3f})")
-    expect(math.isclose(_number(merged_ratio, "merged_ratio"), want_i, rel_tol=1e-3),
-           f"merged_ratio는 병합한 DoRA의 추론 시간 / 기본 모델의 추론 시간입니다 (여기서는 {want_i:.3f})")
-    expect(_choice(choice) == _answer_3_3(want_t, want_m),
-           "학습 step(시간·메모리)과 병합 후 추론을 나눠서, 여러분이 잰 비율로 판단하세요")
+    got_i = _number(merged_ratio, "merged_ratio")
+    expect(not math.isclose(got_i, 1 / want_i, rel_tol=1e-3) or math.isclose(want_i, 1, rel_tol=1e-3),
+           "merged_ratio가 뒤집혔습니다: 병합한 DoRA / 기본 모델")
+    expect(math.isclose(got_i, want_i, rel_tol=1e-3),
+           f"merged_ratio는 병합한 DoRA의 추론 시간 중앙값 / 기본 모델의 것입니다 (여기서는 {want_i:.3f})")
+    want_train = timing_comparison(cost["train_dora"], cost["train_lora"])
+    want_merged = timing_comparison(cost["infer_dora_merged"], cost["infer_base"])
+    _timing_ok(train_time, want_train, "train_time", "cost['train_dora']", "cost['train_lora']")
+    _timing_ok(merged_time, want_merged, "merged_time", "cost['infer_dora_merged']", "cost['infer_base']")
+    expect(_choice(choice) == _answer_3_3(want_train, want_m, want_merged),
+           "학습 step(두 시간의 대응 비교 verdict와 메모리 비)과 병합 후 추론(대응 비교 verdict)을 나눠서 판단하세요: "
+           "verdict가 'tie'이면 ×1.05 넘는 유의한 차이가 아닙니다")
 
 
 # ---------------------------------------------------------------------------------------------- 3.4
-def _answer_3_4(sweep: dict) -> str:
-    """From per-seed accuracies ``sweep[method][r] = [acc, …]``:
+def _per_example(x, what: str) -> np.ndarray:
+    """Per-example correctness shaped (n_seeds ≥ 2, n_examples ≥ 2), 0/1, as a float array."""
+    try:
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    expect(arr is not None and arr.ndim == 2 and arr.shape[0] >= 2 and arr.shape[1] >= 2,
+           f"{what}는 시드마다 한 행, 테스트 예제마다 한 열인 (시드 수 ≥ 2, 예제 수) 배열이어야 합니다 "
+           f"(peftlab.train.per_example_correct를 시드마다 쌓은 것)")
+    expect(bool(np.isin(arr, (0.0, 1.0)).all()), f"{what}의 값은 예제마다 맞으면 1, 틀리면 0입니다 (per_example_correct)")
+    return arr
 
-    a: DoRA ahead at every rank by more than the seeds' spread; d: LoRA ahead at every rank by more than it;
-    c: DoRA clearly ahead at some ranks only; b: every gap within the spread (no measurable difference).
-    """
-    ahead, behind = [], []
-    for r in sorted(sweep["LoRA"]):
-        lo, do = sweep["LoRA"][r], sweep["DoRA"][r]
-        gap = statistics.mean(do) - statistics.mean(lo)
-        noise = max(statistics.stdev(lo), statistics.stdev(do), 0.005)
-        ahead.append(gap > noise)
-        behind.append(-gap > noise)
-    if all(ahead):
-        return "a"
-    if all(behind):
+
+def comparisons_3_4(sweep) -> tuple[dict, dict]:
+    """Per rank, :func:`paired_comparison` of DoRA against LoRA (min effect :data:`MIN_EFFECT_3_4`) on the
+    per-example correctness ``sweep[method][r]`` (seeds × test examples), and Holm's decision over the ranks."""
+    from peftlab.analysis.stats import holm, paired_comparison
+
+    expect(isinstance(sweep, dict) and isinstance(sweep.get("LoRA"), dict) and isinstance(sweep.get("DoRA"), dict)
+           and sweep["LoRA"] and set(sweep["LoRA"]) == set(sweep["DoRA"]),
+           "sweep에는 위 셀의 측정 {'LoRA': {r: 예제별 정답}, 'DoRA': {r: 예제별 정답}}을 넣으세요 (같은 랭크들)")
+    ranks = sorted(sweep["LoRA"])
+    scores = {m: {r: _per_example(sweep[m][r], f"sweep[{m!r}][{r}]") for r in ranks} for m in ("LoRA", "DoRA")}
+    shape = scores["LoRA"][ranks[0]].shape
+    expect(all(v.shape == shape for m in scores.values() for v in m.values()),
+           "모든 설정의 예제별 정답은 같은 시드와 같은 테스트 예제여야 합니다 (같은 shape, 같은 순서): 대응표본 비교")
+    cmps = {r: paired_comparison(scores["DoRA"][r], scores["LoRA"][r], min_effect=MIN_EFFECT_3_4) for r in ranks}
+    rejected = dict(zip(ranks, holm([cmps[r].p_value for r in ranks]), strict=True))
+    return cmps, rejected
+
+
+def _answer_3_4(cmps: dict, rejected: dict) -> str:
+    """A rank counts for DoRA (LoRA) when its verdict is "a" ("b") and Holm rejects "no difference" there.
+    d: LoRA ahead at one rank or more; a: DoRA ahead at every rank; c: DoRA ahead at some ranks only;
+    b: no rank shows a significant difference."""
+    dora = [cmps[r].verdict == "a" and rejected[r] for r in cmps]
+    lora = [cmps[r].verdict == "b" and rejected[r] for r in cmps]
+    if any(lora):
         return "d"
-    if any(ahead) and not any(behind):
+    if all(dora):
+        return "a"
+    if any(dora):
         return "c"
     return "b"
 
 
-@checkpoint(WEEK, "3.4", points=1, title="LoRA or DoRA for this task — decided by your rank sweep")
-def q3_4(choice, gaps, sweep) -> None:
-    expect(isinstance(sweep, dict) and set(sweep) >= {"LoRA", "DoRA"} and sweep["LoRA"]
-           and set(sweep["LoRA"]) == set(sweep["DoRA"]),
-           "sweep에는 위 셀의 측정 {'LoRA': {r: [정확도, …]}, 'DoRA': {r: [정확도, …]}}를 넣으세요")
-    expect(all(len(v) >= 2 for method in ("LoRA", "DoRA") for v in sweep[method].values()),
-           "랭크마다 시드 2개 이상의 정확도가 있어야 평균 ± 표준편차를 잴 수 있습니다")
-    expect(isinstance(gaps, dict) and set(gaps) == set(sweep["LoRA"]),
-           f"gaps에는 랭크 {sorted(sweep['LoRA'])}마다 DoRA 평균 − LoRA 평균을 넣으세요")
-    for r in sorted(gaps):
-        want = statistics.mean(sweep["DoRA"][r]) - statistics.mean(sweep["LoRA"][r])
-        got = _number(gaps[r], f"gaps[{r}]")
-        expect(not math.isclose(got, -want, abs_tol=1e-6) or abs(want) < 1e-6, f"gaps[{r}]의 부호가 반대입니다: DoRA − LoRA")
-        expect(math.isclose(got, want, abs_tol=1e-6), f"gaps[{r}]는 DoRA 평균 정확도 − LoRA 평균 정확도입니다 (시드 평균)")
-    expect(_choice(choice) == _answer_3_4(sweep),
-           "각 랭크의 차이(gaps)를 시드 사이의 흩어짐(표준편차)과 비교해 보세요: 잡음보다 큰 차이만 차이입니다")
+@checkpoint(WEEK, "3.4", points=1, title="LoRA or DoRA for this task — paired comparisons per rank of your sweep, Holm-corrected")
+def q3_4(choice, comparisons, significant, sweep) -> None:
+    cmps, rejected = comparisons_3_4(sweep)
+    expect(isinstance(comparisons, dict) and set(comparisons) == set(cmps),
+           f"comparisons에는 랭크 {sorted(cmps)}마다 paired_comparison(DoRA, LoRA, min_effect=MIN_EFFECT)의 결과를 넣으세요")
+    for r in sorted(cmps):
+        got, want = comparisons[r], cmps[r]
+        expect(got is not None and all(hasattr(got, k) for k in ("diff", "low", "high", "verdict", "min_effect", "p_value")),
+               f"comparisons[{r}]에는 paired_comparison(…)이 돌려준 결과를 넣으세요")
+        diff = _number(got.diff, f"comparisons[{r}].diff")
+        expect(not math.isclose(diff, -want.diff, abs_tol=1e-9) or abs(want.diff) < 1e-9,
+               f"comparisons[{r}]의 방향이 반대입니다: paired_comparison(DoRA, LoRA) — 양수가 DoRA 쪽")
+        expect(math.isclose(diff, want.diff, abs_tol=1e-9),
+               f"comparisons[{r}].diff = {diff:+.4f}는 랭크 {r}의 DoRA와 LoRA의 예제별 정답으로 잰 평균 차이가 아닙니다")
+        expect(math.isclose(_number(got.min_effect, f"comparisons[{r}].min_effect"), MIN_EFFECT_3_4),
+               f"comparisons[{r}]: 최소 효과는 min_effect={MIN_EFFECT_3_4}입니다 (받은 것: {got.min_effect})")
+        expect(abs(got.low - want.low) <= 0.005 and abs(got.high - want.high) <= 0.005,
+               f"comparisons[{r}]의 신뢰구간 [{got.low:+.4f}, {got.high:+.4f}]이 같은 점수로 다시 잰 "
+               f"[{want.low:+.4f}, {want.high:+.4f}]과 다릅니다: paired_comparison의 기본 설정을 쓰세요")
+    expect(isinstance(significant, dict) and set(significant) == set(cmps)
+           and all(isinstance(v, (bool, np.bool_)) for v in significant.values()),
+           f"significant에는 랭크 {sorted(cmps)}마다 Holm 보정의 결과 (True/False)를 넣으세요: "
+           "holm([comparisons[r].p_value for r in 랭크])")
+    expect(all(bool(significant[r]) == rejected[r] for r in cmps),
+           "significant가 네 랭크의 p_value에 Holm 보정(holm(p_values), α = 0.05)을 한 결과와 다릅니다")
+    expect(_choice(choice) == _answer_3_4(cmps, rejected),
+           "랭크마다 verdict와 Holm 보정의 결과를 함께 보세요: verdict가 'a'/'b'이고 Holm으로도 유의한 랭크만 "
+           "한쪽이 유의하게 높은 랭크입니다")
