@@ -14,7 +14,11 @@ import peftlab
 from peftlab.analysis.stats import paired_comparison
 from peftlab.checks import REGISTRY, CheckFailed
 from peftlab.checks import week02 as check
-from peftlab.checks._keys import KEYS
+
+try:
+    from peftlab.checks._keys import KEYS
+except ImportError:  # a student release: the release-key test borrows this module's fixtures there
+    KEYS = {}
 from peftlab.methods.waveft import coefficient_locations
 
 
@@ -98,7 +102,7 @@ def _deltas(r=1, n=32, out_f=16, in_f=16):
 DELTAS = _deltas()
 RANKS = {k: check.numerical_rank(v) for k, v in DELTAS.items()}
 TRAIN = {"LoRA": 32, "WaveFT": 32}
-KEY_2_1 = KEYS["02:2.1"]
+KEY_2_1 = KEYS.get("02:2.1")
 WRONG_2_1 = "a" if KEY_2_1 != "a" else "b"
 
 

@@ -12,7 +12,11 @@ import torch
 from peftlab.analysis.stats import holm, paired_comparison
 from peftlab.checks import REGISTRY, CheckFailed
 from peftlab.checks import week03 as check
-from peftlab.checks._keys import KEYS
+
+try:
+    from peftlab.checks._keys import KEYS
+except ImportError:  # a student release: the release-key test borrows this module's fixtures there
+    KEYS = {}
 
 
 def good_decompose(W):
@@ -89,7 +93,7 @@ def _corr():
     return {k: pearson(*v) for k, v in UNITS.items()}
 
 
-KEY_3_1 = KEYS["03:3.1"]
+KEY_3_1 = KEYS.get("03:3.1")
 WRONG_3_1 = "a" if KEY_3_1 != "a" else "b"
 
 
