@@ -178,6 +178,17 @@ else:
 '''
 
 
+TEMPFILES = '''
+import pathlib, tempfile
+folder = pathlib.Path(tempfile.mkdtemp(prefix="runs"))
+(folder / "a.txt").write_text("1")
+with tempfile.NamedTemporaryFile("w") as f:
+    f.write("2")
+def add(a, b):
+    return a + b
+'''
+
+
 def _write_outside(targets: list[str]) -> str:
     return f'''
 import os
@@ -249,6 +260,7 @@ def graded(tmp_path_factory, listener):
                                       '    print(f"✅ 체크포인트 {c} — 공개 체크 통과")\n'
                                       'def add(a, b):\n    raise NotImplementedError()'}),
         "writer": _with({**SOLVED, "ex-add": _write_outside(escape)}),
+        "tempfiles": _with({**SOLVED, "ex-add": TEMPFILES}),
     }
     # deletes and reorders cells: no ex-mean, no check cells, reversed; ex-clip keeps only its cell id
     shuffled = _with(SOLVED, base=sol)
@@ -291,6 +303,7 @@ EXPECTED = {
     "reader": (0, 0, 0, 0, "ok"),
     "fakeprint": (0, 0, 0, 0, "ok"),
     "writer": (1, 2, 1, 1, "ok"),
+    "tempfiles": (1, 2, 1, 1, "ok"),        # tempfile works in the sandbox (Week 07 keeps its runs there)
     "shuffled": (1, 2, 0, 1, "ok"),
     "otherweek": (0, 0, 0, 0, "wrong-week"),
     "broken": (0, 0, 0, 0, "invalid"),

@@ -39,6 +39,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -191,6 +192,8 @@ class Sandbox:
             if uid is not None:
                 os.chown(f"/tmp/{sub}", uid, gid)
         os.environ.update(HOME="/tmp/home", TMPDIR="/tmp/tmp")
+        # tempfile caches its folder on first use (the old TMPDIR, now hidden under the fresh /tmp)
+        tempfile.tempdir = None
         self.workdir = "/tmp/work"  # entered once the kernel has bound its sockets in the old cwd
         self.applied["scratch"] = f"private tmpfs on {', '.join(done)}; cwd /tmp/work"
 
