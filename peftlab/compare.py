@@ -45,13 +45,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from peftlab.fileio import atomic_write
+from peftlab.targets import LLAMA_LINEARS
+
 __all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "TUNE_SEEDS", "known_methods", "parse_methods",
            "per_example_scores", "run_comparison", "run_cell", "stored_comparison", "summarize", "sweep_name",
            "timing_noise", "tune_learning_rates"]
 
 TASKS = ("sentiment", "instructions")
 ENCODER_TARGETS = ("query", "key", "value", "dense")
-LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA_TARGETS = LLAMA_LINEARS
 LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 #: seeds of the learning-rate sweeps: disjoint from the test seeds (0, 1, 2) of every stored comparison
 TUNE_SEEDS = (100, 101)
@@ -604,16 +607,7 @@ def _cell_path(out: Path, method: str, seed: int) -> Path:
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    """Write through a per-process temporary file and rename: readers and concurrent writers (cells of one
-    comparison run by several processes or cluster jobs) never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _pin(out: Path, cfg: CompareConfig, methods: Sequence[str]) -> None:
@@ -829,8 +823,8 @@ def write_results(out: Path, cfg: CompareConfig, records: Sequence[dict]) -> Non
     from peftlab.env import versions
 
     summary = summarize(records)
-    _atomic_text(out / "results.csv", _csv(RESULT_COLUMNS, records))
-    _atomic_text(out / "summary.csv", _csv(SUMMARY_COLUMNS, summary))
+    atomic_write(out / "results.csv", _csv(RESULT_COLUMNS, records))
+    atomic_write(out / "summary.csv", _csv(SUMMARY_COLUMNS, summary))
     import torch
 
     env = {"versions": versions(), "device": records[0].get("device", "cpu") if records else "cpu",

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from peftlab.fileio import atomic_write_with
 from peftlab.layer import AdapterLayer, check_adapter_name
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear
 from peftlab.methods.ia3 import IA3Config, IA3Linear
@@ -404,17 +404,6 @@ def _codec_for_method(method: str) -> Codec:
 
 
 # ---------------------------------------------------------------------- writing
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _config_of(model: nn.Module, adapter_name: str):
     configs = getattr(model, "peftlab_config", None) or {}
     if adapter_name not in configs:
@@ -469,8 +458,8 @@ def save_peft_adapter(
     }
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
+    atomic_write_with(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    atomic_write_with(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
     return folder
 
 
@@ -727,8 +716,8 @@ def _save_prompt_tuning(model: PromptTuningModel, folder: Path, adapter_name: st
     }
     tensors = {k: v.contiguous().cpu().clone() for k, v in tensors.items()}
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
+    atomic_write_with(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
+    atomic_write_with(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
     return folder
 
 

@@ -25,7 +25,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
+#: the seven Linear layers of every Llama/Qwen2 decoder block (attention, then the SwiGLU MLP)
+LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
 __all__ = [
+    "LLAMA_LINEARS",
     "check_target_fields",
     "ParameterCount",
     "matches_suffix",

@@ -12,10 +12,11 @@ from torch import nn
 import peftlab
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, dequantized_reference
 from peftlab.quant import bits_per_param, dequantize_4bit, quantize_4bit
+from peftlab.targets import LLAMA_LINEARS
 
 bnb = pytest.importorskip("bitsandbytes")
 
-LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LLAMA_TARGETS = list(LLAMA_LINEARS)
 
 
 @pytest.fixture(autouse=True, scope="module")

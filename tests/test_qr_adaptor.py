@@ -13,8 +13,9 @@ import torch
 from peftlab import qr_adaptor as qa
 from peftlab.methods.qlora import QuantLinear
 from peftlab.quant import dequantize_absmax, quantize_absmax
+from peftlab.targets import LLAMA_LINEARS
 
-LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+LLAMA_TARGETS = list(LLAMA_LINEARS)
 
 
 def _tiny_llama(seed=0, hidden=64, inter=96, layers=2):

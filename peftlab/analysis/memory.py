@@ -36,6 +36,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from peftlab.targets import LLAMA_LINEARS
+
 __all__ = [
     "GPUS",
     "LLAMA_PRESETS",
@@ -53,7 +55,6 @@ GiB = 2**30
 #: shows as 15360 MiB). No room is left for the CUDA context (~0.5 GiB) or allocator fragmentation.
 GPUS = {"T4 16 GB": 15360 * 2**20, "A100 40 GB": 40960 * 2**20, "A100/H100 80 GB": 81920 * 2**20}
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
-LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 #: LLaMA-1 shapes (Touvron et al., 2023), the models of the QLoRA paper
 LLAMA_PRESETS = {

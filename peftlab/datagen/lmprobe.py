@@ -30,9 +30,11 @@ import time
 import torch
 from torch import nn
 
+from peftlab.targets import LLAMA_LINEARS
+
 #: Instruction tuning recipe (LoRA via peft).
 LM_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
-           "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+           "target_modules": list(LLAMA_LINEARS),
            "epochs": 3, "lr": 2e-3, "batch_size": 8, "weight_decay": 0.0, "warmup_ratio": 0.06}
 BLOCKSIZE = 64  # NF4's block (QLoRA, bitsandbytes)
 

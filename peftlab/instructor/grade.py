@@ -41,6 +41,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+from peftlab.fileio import atomic_write
 from peftlab.instructor._grade_assemble import InvalidSubmission, WrongWeek, assemble, read_submission
 from peftlab.instructor._grade_run import GraderSetupError, Limits, run_graded, sandbox_plan, sweep_cgroups
 from peftlab.instructor.notebook import (
@@ -213,9 +214,7 @@ def _write_rows(csv_path: Path, columns: list[str], rows: dict[str, dict[str, st
     writer.writeheader()
     for student in sorted(rows):
         writer.writerow({c: rows[student].get(c, "") for c in columns})
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, csv_path)
+    atomic_write(csv_path, buf.getvalue())
 
 
 def _csv_row(row: GradeRow, week: Week, previous: dict[str, str] | None = None) -> dict[str, str]:
@@ -511,11 +510,7 @@ def write_gradebook(week: Week, out: Path, rows: dict[str, dict[str, str]] | Non
         writer.writerow({"student": student, "auto": _fmt(auto), "essays": essays, "total": _fmt(total),
                          "max": _fmt(week.max_total), "percent": f"{100 * total / week.max_total:.1f}"
                          if week.max_total else "", "status": row.get("status", "")})
-    path = Path(out) / "gradebook.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(out) / "gradebook.csv", buf.getvalue())
 
 
 def _sweep_workroots() -> None:

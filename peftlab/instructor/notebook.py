@@ -20,6 +20,8 @@ import nbformat
 import nbformat.reader
 from nbformat import NotebookNode
 
+from peftlab.fileio import atomic_write
+
 __all__ = [
     "ANSWER",
     "ANSWER_STUB",
@@ -157,10 +159,7 @@ def write_notebook(nb: NotebookNode, path: Path) -> bool:
     path = Path(path)
     if path.is_file() and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    atomic_write(path, data)
     return True
 
 

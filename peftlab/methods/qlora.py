@@ -48,12 +48,11 @@ from peftlab.quant import (
     quantize_4bit,
     quantized_nbytes,
 )
-from peftlab.targets import find_targets, get_submodule_parent
+from peftlab.targets import LLAMA_LINEARS, find_targets, get_submodule_parent
 from peftlab.tuner import inject, register_method
 
 __all__ = ["QLoRAConfig", "QLoRALinear", "QuantLinear", "apply_qlora", "dequantized_reference"]
 
-LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _STATE_BUFFERS = ("packed", "absmax", "offset", "absmax2", "code", "code2")
 
 
