@@ -185,7 +185,7 @@ inference); the last column does 2-bit to one Linear at a time (increase in nats
 NF4's blocks of {c['blocksize']} (`int4_block64`) and the same table with the adapters merged first (`merged`).
 
 {_lm_table(c)}
-{_heldout_table(c)}## Targets (DESIGN §5, embedded default v3) — {_summary(metrics['targets'])}{'' if metrics['targets']['enforced'] else ' (not enforced: quick build)'}
+{_heldout_table(c)}## Targets (embedded default v3) — {_summary(metrics['targets'])}{'' if metrics['targets']['enforced'] else ' (not enforced: quick build)'}
 
 """ + "\n".join(_target_line(k, v, metrics["targets"]["rows"], metrics["targets"].get("not_enforced", {})) for k, v in TARGETS.items()) + f"""
 
