@@ -214,3 +214,16 @@ def test_q0_5_from_the_measured_percentages():
         check.q0_5({"Adapter"}, {**reference, "IA3": 0.01}, reference)
     moved = {**reference, "IA3": 0.05}
     check.q0_5({"Adapter", "IA3"}, dict(moved), moved)
+
+
+def test_q0_3_accepts_seeds_by_lines():
+    """per_line as (seeds, lines): the comparison pools both (paired by position), the increase is the overall mean."""
+    runs = [_lines(0, 0.2, 0.6, seed=s) for s in (0, 1)]
+    per_line = {k: torch.stack([r[k] for r in runs]) for k in runs[0]}
+    before = per_line["before"]
+    increase = {k: (v - before).mean().item() for k, v in per_line.items() if k != "before"}
+    check.q0_3("b", increase, per_line)  # IA3 rose more
+    with pytest.raises(CheckFailed):
+        check.q0_3("a", increase, per_line)
+    with pytest.raises(CheckFailed, match="모양"):
+        check.q0_3("b", increase, {**per_line, "IA3": per_line["IA3"][0]})

@@ -11,8 +11,9 @@ Checkpoint questions (written for this notebook; the lecture gives none), each o
   0.1 what dominates the memory of full fine-tuning of a 7B model, and the batch size at which the activations
       would overtake it (from the student's estimate; the notebook prints only the totals before the question)
   0.2 how many of the smallest adapter fit in one full checkpoint (from the student's saved files)
-  0.3 which fine-tuning forgot more of the pretraining corpus: a paired comparison of the per-line loss
-      increases (``paired_comparison``; a tie is an answer)
+  0.3 which fine-tuning forgot more of the knowledge the LM pretrained on, compared where both reached the same
+      validation review loss: a paired comparison of the per-line loss increases over seeds × lines
+      (``paired_comparison``; a tie is an answer)
   0.4 the accuracy / trainable-parameter trade-off of the conventional approaches: the cheapest approach the
       best one does not beat by a resolved margin (``paired_comparison`` on per-example correctness)
   0.5 which of the lecture's trainable-% figures our 7B-shaped measurement does not confirm (the measured
@@ -172,13 +173,15 @@ def q0_2(smallest, per_full, sizes, full_bytes) -> None:
 
 # ---------------------------------------------------------------------------------------------- 0.3
 def _per_line(per_line) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``per_line``: {"before": (n,), <full fine-tuning>: (n,), <PEFT>: (n,)} per-line LM losses, the full
-    fine-tuning first. Returns the "before" losses and the two methods' in that order."""
+    """``per_line``: {"before": …, <full fine-tuning>: …, <PEFT>: …} per-line LM losses, each ``(n,)`` or
+    ``(seeds, n)`` (one row per seed, paired by position), the full fine-tuning first. Returns the "before" losses
+    and the two methods' in that order."""
     expect(isinstance(per_line, dict) and "before" in per_line and len(per_line) == 3,
            "per_line ({'before': …, 방법: …, 방법: …}, 줄마다의 LM 손실) 을 넘기세요")
     rows = {k: v for k, v in per_line.items()}
-    expect(all(isinstance(v, torch.Tensor) and v.dim() == 1 for v in rows.values())
-           and len({v.shape for v in rows.values()}) == 1, "per_line의 값은 같은 길이의 1차원 텐서여야 합니다")
+    expect(all(isinstance(v, torch.Tensor) and v.dim() in (1, 2) for v in rows.values())
+           and len({v.shape for v in rows.values()}) == 1,
+           "per_line의 값은 같은 모양의 텐서여야 합니다: (줄,) 또는 (시드, 줄)")
     before = rows.pop("before").double()
     return before, {k: v.double() for k, v in rows.items()}
 
@@ -192,14 +195,14 @@ def _answer_0_3(before, after, min_effect) -> str:
     return {"a": "a", "b": "b", "tie": "d"}[paired_comparison(full, peft, min_effect=min_effect).verdict]
 
 
-@checkpoint(WEEK, "0.3", points=1, title="catastrophic forgetting: which fine-tuning forgot more")
+@checkpoint(WEEK, "0.3", points=1, title="catastrophic forgetting: which fine-tuning forgot more at the same review loss")
 def q0_3(choice, increase, per_line, min_effect: float = 0.01) -> None:
     before, after = _per_line(per_line)
     expect(isinstance(increase, dict) and set(increase) == set(after),
            f"increase는 {sorted(after)} 각각의 줄별 (after − before) 평균입니다")
     for method, losses in after.items():
         expect(abs(_number(increase[method], f"increase[{method!r}]") - (losses - before).mean().item()) <= 1e-5,
-               f"increase[{method!r}]는 사전학습 코퍼스 줄마다의 손실 after − before 의 평균입니다")
+               f"increase[{method!r}]는 지식 문장 줄마다(시드마다)의 손실 after − before 의 평균입니다")
     expect(_choice(choice, "abcd") == _answer_0_3(before, after, min_effect),
            "방법마다 미세조정 전후의 줄별 손실을, 그리고 두 방법의 줄별 증가량을 paired_comparison으로 비교한 결과"
            f"(신뢰구간과 min_effect={min_effect})로 답하세요")
