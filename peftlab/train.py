@@ -75,16 +75,35 @@ def train_classifier(
     warmup_ratio: float = 0.0,
     seed: int = 0,
     device: torch.device | str | None = None,
+    lr_by_name: dict[str, float] | None = None,
 ) -> TrainResult:
-    """Train every parameter with ``requires_grad`` of a ``…ForSequenceClassification`` model."""
+    """Train every parameter with ``requires_grad`` of a ``…ForSequenceClassification`` model.
+
+    ``lr_by_name`` (optional) gives some parameters their own learning rate: ``{substring: lr}``, the first
+    substring found in a parameter's name wins, every other parameter uses ``lr`` (VB-LoRA's paper trains the
+    logits and the vector bank with different rates). The schedule scales every group alike.
+    """
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs ≥ 1, batch_size ≥ 1, lr > 0; got epochs={epochs}, batch_size={batch_size}, lr={lr}")
+    if lr_by_name is not None and (not isinstance(lr_by_name, dict)
+                                   or any(not isinstance(k, str) or not isinstance(v, (int, float)) or v <= 0
+                                          for k, v in lr_by_name.items())):
+        raise ValueError(f"lr_by_name must map name substrings to learning rates > 0, got {lr_by_name!r}")
     device = torch.device(device) if device is not None else pick_device()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters (did you freeze everything?)")
     model.to(device).train()
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if lr_by_name:
+        groups: dict[float, list] = {}
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                rate = next((v for k, v in lr_by_name.items() if k in name), lr)
+                groups.setdefault(float(rate), []).append(p)
+        optimizer = torch.optim.AdamW([{"params": ps, "lr": rate} for rate, ps in groups.items()], lr=lr,
+                                      weight_decay=weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     total = epochs * ((len(train) + batch_size - 1) // batch_size)
     warmup = int(warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -77,20 +77,42 @@ TRAIN = {"LoRA": 2 * 22, "DoRA": 2 * 22 + 12}
 
 
 def _units():
+    """Per method, (ΔD_j, ΔM_j) pairs for 2 seeds × 3 matrices: LoRA coupled, full FT anti-coupled, DoRA neither."""
     g = torch.Generator().manual_seed(1)
-    dd = torch.rand(50, generator=g)
-    return {"full FT": (dd, -dd + 0.3 * torch.rand(50, generator=g)),
-            "LoRA": (dd, 2 * dd + 0.1 * torch.rand(50, generator=g)),
-            "DoRA": (dd, torch.rand(50, generator=g))}
+    out = {"full FT": [], "LoRA": [], "DoRA": []}
+    for _ in range(6):
+        dd = torch.rand(50, generator=g)
+        out["full FT"].append((dd, -dd + 0.3 * torch.rand(50, generator=g)))
+        out["LoRA"].append((dd, 2 * dd + 0.1 * torch.rand(50, generator=g)))
+        out["DoRA"].append((dd, torch.rand(50, generator=g)))
+    return out
+
+
+def _points(within=True):
+    """(seed, matrix, step, ΔD, ΔM): both grow with the step; within one step ΔM follows ΔD or runs against it."""
+    g = torch.Generator().manual_seed(2)
+    rows = {"full FT": [], "LoRA": [], "DoRA": []}
+    for method in rows:
+        for seed in (0, 1):
+            for step in (8, 16, 24, 32):
+                dd = step * (1 + torch.rand(4, generator=g))
+                dm = dd * (1 + 0.1 * torch.rand(4, generator=g)) if within else step * (3 - dd / step)
+                rows[method] += [(seed, f"m{i}", step, float(dd[i]), float(dm[i])) for i in range(4)]
+    return rows
 
 
 UNITS = _units()
+POINTS = _points()
 
 
-def _corr():
-    from peftlab.analysis.decompose import pearson
+def _stats(units=UNITS, points=POINTS):
+    return check._statistics_3_2(units, points)
 
-    return {k: pearson(*v) for k, v in UNITS.items()}
+
+def _q3_2(choice="b", most="LoRA", units=UNITS, points=POINTS, **change):
+    st = _stats(units, points)
+    values = {"corr": st["within_matrix"], "mixed": st["mixed"], "within_step": st["within_step"], **change}
+    return check.q3_2(choice, values["corr"], values["mixed"], values["within_step"], most, units, points)
 
 
 KEY_3_1 = KEYS.get("03:3.1")
@@ -181,7 +203,7 @@ def test_correct_answers_pass(hidden, capsys):
     check.decompose(good_decompose, hidden=hidden)
     check.dora_forward(good_dora, hidden=hidden)
     check.q3_1(KEY_3_1, RANKS, TRAIN, DELTAS, 2, (12, 10))
-    check.q3_2(_corr(), "LoRA", UNITS)
+    _q3_2()
     _q3_3("a")
     check.q3_4("c", *_cmps(), SWEEP)
     assert capsys.readouterr().out.count("공개 체크 통과") == 6
@@ -228,11 +250,28 @@ def test_answers_follow_the_measurements():
     check.q3_4("b", *_cmps(SAME), SAME)
     with pytest.raises(CheckFailed):
         check.q3_4("a", *_cmps(SAME), SAME)
-    # 3.2: the most coupled method is the one with the largest correlation in the data given
+    # 3.2: the most coupled method is the one with the largest correlation in the data given; the letter follows
+    # the within-step correlations (all above 0.2: b; none: a)
     swapped = {"full FT": UNITS["LoRA"], "LoRA": UNITS["full FT"], "DoRA": UNITS["DoRA"]}
-    from peftlab.analysis.decompose import pearson
+    _q3_2(most="full FT", units=swapped)
+    assert _stats()["within_step"]["LoRA"] > 0.9 and _stats()["mixed"]["LoRA"] > 0.9
+    flat = _points(within=False)
+    assert _stats(points=flat)["within_step"]["LoRA"] < 0 < 0.5 < _stats(points=flat)["mixed"]["LoRA"]
+    assert check._answer_3_2(_stats(points=flat)["within_step"]) == "a"
+    assert check._answer_3_2({"full FT": 0.5, "LoRA": 0.1, "DoRA": 0.9}) == "c"
+    with pytest.raises(CheckFailed, match="within_step_3_2"):
+        _q3_2("a")
 
-    check.q3_2({k: pearson(*v) for k, v in swapped.items()}, "full FT", swapped)
+
+def test_spearman_is_pearson_of_ranks_with_ties_averaged():
+    from peftlab.analysis.decompose import pearson, spearman
+
+    x = torch.tensor([1.0, 2.0, 2.0, 5.0, 9.0])
+    y = torch.tensor([3.0, 1.0, 4.0, 8.0, 20.0])
+    assert spearman(x, y) == pytest.approx(pearson([0, 1.5, 1.5, 3, 4], [1, 0, 2, 3, 4]))
+    assert spearman(x, torch.exp(x)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same length"):
+        spearman(x, y[:3])
 
 
 def test_holm_can_turn_a_verdict_into_no_difference():
@@ -278,11 +317,14 @@ TRAIN_T, MERGED_T = _timings()
         (lambda: check.q3_1(WRONG_3_1, RANKS, TRAIN, DELTAS, 2, (12, 10)), "식과 맞지"),
         (lambda: check.q3_1(None, RANKS, TRAIN, DELTAS, 2, (12, 10)), "choice"),
         (lambda: check.q3_1(KEY_3_1, RANKS, TRAIN, None, 2, (12, 10)), "deltas"),
-        (lambda: check.q3_2({k: -v for k, v in _corr().items()}, "LoRA", UNITS), "부호"),
-        (lambda: check.q3_2({**_corr(), "DoRA": 0.9}, "LoRA", UNITS), "corr['DoRA']"),
-        (lambda: check.q3_2(_corr(), "DoRA", UNITS), "가장 강하게"),
-        (lambda: check.q3_2(None, None, UNITS), "corr"),
-        (lambda: check.q3_2(_corr(), "LoRA", None), "unit_changes"),
+        (lambda: _q3_2(corr={k: -v for k, v in _stats()["within_matrix"].items()}), "부호"),
+        (lambda: _q3_2(corr={**_stats()["within_matrix"], "DoRA": 0.9}), "corr_3_2['DoRA']"),
+        (lambda: _q3_2(mixed=_stats()["within_step"] | {"LoRA": 0.0}), "mixed_3_2"),
+        (lambda: _q3_2(within_step=_stats()["mixed"] | {"DoRA": 0.0}), "within_step_3_2"),
+        (lambda: _q3_2(most="DoRA"), "가장 강하게"),
+        (lambda: check.q3_2(None, None, None, None, None, UNITS, POINTS), "corr_3_2"),
+        (lambda: check.q3_2("b", None, None, None, "LoRA", None, POINTS), "unit_changes"),
+        (lambda: check.q3_2("b", None, None, None, "LoRA", UNITS, None), "points"),
         (lambda: _q3_3("a", time_ratio=1 / _ratios()[0]), "뒤집"),
         (lambda: _q3_3("a", memory_ratio=1.0), "memory_ratio"),
         (lambda: _q3_3("a", merged_ratio=1.3), "merged_ratio"),

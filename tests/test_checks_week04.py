@@ -139,77 +139,91 @@ def test_build_A_mistakes_fail_with_hint(fn, hint):
     assert hint in str(info.value)
 
 
-def test_q4_1_compares_the_sharing_with_random_logits(vb_model, capsys):
-    logits = _logits(vb_model)
-    k, n = 2, 12
-    sharing = _sharing(my_usage(logits, k, n))
-    rng = _null_range(logits, k, n)
-    right = _side(sharing, rng)
-    check.q4_1(right, my_usage, sharing, rng, vb_model)
-    assert "공개 체크 통과" in capsys.readouterr().out
-    assert sharing == pytest.approx(check.layers_per_vector(check.selection_counts(vb_model)))
-    with pytest.raises(CheckFailed, match="null_range의 아래, 안, 위"):
-        check.q4_1(next(c for c in "abc" if c != right), my_usage, sharing, rng, vb_model)
-    summary = check.bank_sharing(vb_model)
-    assert summary["choice"] == right and summary["low"] <= summary["high"]
+def my_moved(init, logits, k):
+    changed = total = 0
+    for name, pair in logits.items():
+        for z0, z in zip(init[name], pair):
+            a = z0.topk(k, dim=-1).indices.sort(dim=-1).values.reshape(-1, k)
+            b = z.topk(k, dim=-1).indices.sort(dim=-1).values.reshape(-1, k)
+            changed += int((a != b).any(-1).sum())
+            total += a.shape[0]
+    return changed / total
 
 
-@pytest.mark.parametrize("pattern, letter", [("same two", "a"), ("spread", "c")])
-def test_q4_1_the_letter_follows_the_model(pattern, letter):
-    """Logits that send every piece to the same two bank vectors share less than random ones (a); logits that
-    make every layer cover the whole bank share more (c)."""
+def _moved_null(init, k, draws=300, seed=5):
+    gen = torch.Generator().manual_seed(seed)
+    null = torch.tensor([my_moved(init, {m: tuple(torch.randn(z.shape, generator=gen) for z in pair)
+                                         for m, pair in init.items()}, k) for _ in range(draws)])
+    return tuple(null.quantile(torch.tensor([0.025, 0.975])).tolist())
+
+
+def _fresh(n=12):
+    torch.manual_seed(0)
+    return peftlab.apply_vblora(tiny_bert(), r=2, num_vectors=n, vector_length=8, target_modules=["query", "value"])
+
+
+def _moved_model(fraction, n=12):
+    """A copy of the fresh model in which the given fraction of logit vectors got a new top-k set."""
     from peftlab.methods.vblora import vblora_layers
 
-    torch.manual_seed(1)
-    n = 64
-    model = peftlab.apply_vblora(tiny_bert(), r=2, num_vectors=n, vector_length=8, target_modules=["query", "value"])
+    model = _fresh(n)
     with torch.no_grad():
         for lay in vblora_layers(model).values():
-            piece = 0  # every layer walks through the bank the same way: its pieces cover distinct vectors
             for z in (lay.vblora_logits_A["default"], lay.vblora_logits_B["default"]):
                 flat = z.view(-1, z.shape[-1])
-                flat.fill_(0.0)
-                for row in range(flat.shape[0]):
-                    pick = [0, 1] if pattern == "same two" else [(2 * piece) % n, (2 * piece + 1) % n]
-                    flat[row, pick] = torch.tensor([2.0, 1.0])
-                    piece += 1
-    logits = _logits(model)
-    sharing = _sharing(my_usage(logits, 2, n))
-    rng = _null_range(logits, 2, n)
-    assert _side(sharing, rng) == letter
-    check.q4_1(letter, my_usage, sharing, rng, model)
-    assert check.bank_sharing(model)["choice"] == letter
+                rows = int(round(fraction * flat.shape[0]))
+                flat[:rows] = -flat[:rows]  # the top-2 become the bottom-2
+    return model
 
 
-def test_q4_1_catches_wrong_counts_nulls_and_the_kit_shortcut(vb_model):
-    logits = _logits(vb_model)
-    sharing = _sharing(my_usage(logits, 2, 12))
-    rng = _null_range(logits, 2, 12)
-    right = _side(sharing, rng)
+@pytest.mark.parametrize("fraction, letter", [(0.0, "c"), (0.5, "a"), (1.0, "b")])
+def test_q4_1_the_letter_follows_what_training_moved(fraction, letter):
+    init_model, model = _fresh(), _moved_model(fraction)
+    init, logits = _logits(init_model), _logits(model)
+    moved = my_moved(init, logits, 2)
+    assert moved == pytest.approx(fraction, abs=0.05)
+    rng = _moved_null(init, 2)
+    check.q4_1(letter, my_moved, moved, rng, init_model, model)
+    with pytest.raises(CheckFailed, match="null_range보다 작은지"):
+        check.q4_1(next(c for c in "abc" if c != letter), my_moved, moved, rng, init_model, model)
 
-    def a_only(logits, k, n):  # forgets B's pieces
-        return {m: torch.bincount(pair[0].topk(k, dim=-1).indices.reshape(-1), minlength=n) for m, pair in logits.items()}
 
-    first = my_usage(logits, 2, 12)
+def test_q4_1_catches_wrong_counts_nulls_and_frozen_answers():
+    init_model, model = _fresh(), _moved_model(0.5)
+    init, logits = _logits(init_model), _logits(model)
+    moved = my_moved(init, logits, 2)
+    rng = _moved_null(init, 2)
 
-    def frozen(logits, k, n):  # the model's counts, whatever it is given
-        return {m: c.clone() for m, c in first.items()}
+    def a_only(init, logits, k):  # forgets B's pieces
+        return my_moved({m: p[:1] for m, p in init.items()}, {m: p[:1] for m, p in logits.items()}, k)
 
-    def via_kit(logits, k, n):
-        return check.selection_counts(vb_model)
+    def frozen(init, logits, k):  # the model's answer, whatever it is given
+        return moved
 
-    with pytest.raises(CheckFailed, match="로짓 벡터 수 × k"):
-        check.q4_1(right, a_only, sharing, rng, vb_model)
-    with pytest.raises(CheckFailed, match="무작위 로짓"):
-        check.q4_1(right, frozen, sharing, rng, vb_model)
-    with pytest.raises(CheckFailed, match="참조 구현"):
-        check.q4_1(right, via_kit, sharing, rng, vb_model)
-    with pytest.raises(CheckFailed, match="sharing ="):
-        check.q4_1(right, my_usage, sharing + 0.1, rng, vb_model)
+    def ordered(init, logits, k):  # compares the top-k in order, not as a set
+        return sum(int((z0.topk(k, -1).indices != z.topk(k, -1).indices).any(-1).sum())
+                   for m in logits for z0, z in zip(init[m], logits[m])) / sum(
+                       z.numel() // z.shape[-1] for p in logits.values() for z in p)
+
+    for fn in (a_only, frozen):
+        with pytest.raises(CheckFailed, match="my_moved"):
+            check.q4_1("a", fn, moved, rng, init_model, model)
+    with pytest.raises(CheckFailed, match="moved ="):
+        check.q4_1("a", my_moved, moved + 0.1, rng, init_model, model)
     with pytest.raises(CheckFailed, match="기준선"):  # a "null" from the trained logits themselves
-        check.q4_1(right, my_usage, sharing, (sharing, sharing + 1.0), vb_model)
+        check.q4_1("a", my_moved, moved, (0.0, moved), init_model, model)
+    with pytest.raises(CheckFailed, match="같은 설정"):
+        check.q4_1("a", my_moved, moved, rng, peftlab.apply_vblora(tiny_bert(), r=2, num_vectors=6, vector_length=8,
+                                                                    target_modules=["query", "value"]), model)
     with pytest.raises(CheckFailed, match="NotImplementedError"):
-        check.q4_1(None, _not_done, None, None, vb_model)
+        check.q4_1(None, _not_done, None, None, init_model, model)
+    assert ordered(init, logits, 2) >= moved
+
+
+def test_bank_sharing_still_counts_layers_per_vector(vb_model):
+    summary = check.bank_sharing(vb_model, draws=50)
+    assert summary["sharing"] == pytest.approx(check.layers_per_vector(check.selection_counts(vb_model)))
+    assert summary["low"] <= summary["high"] and summary["choice"] in "abc"
 
 
 def _correct(p, n=2000, seeds=2, seed=0):

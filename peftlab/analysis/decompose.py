@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["WeightSnapshots", "adapted_weight", "magnitude_direction", "magnitude_direction_change", "pearson",
-           "unit_changes"]
+           "spearman", "unit_changes"]
 
 
 def magnitude_direction(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,3 +121,28 @@ def pearson(x, y) -> float:
     xc, yc = x - x.mean(), y - y.mean()
     denom = xc.norm() * yc.norm()
     return float((xc * yc).sum() / denom) if denom > 0 else float("nan")
+
+
+def _ranks(v: torch.Tensor) -> torch.Tensor:
+    """Ranks 0 … n−1 of a 1-D float64 tensor, ties sharing their average rank."""
+    order = torch.argsort(v, stable=True)
+    ranks = torch.empty_like(v)
+    ranks[order] = torch.arange(v.numel(), dtype=v.dtype)
+    values, inverse = torch.unique(v, return_inverse=True)
+    if values.numel() < v.numel():  # average the ranks of tied values
+        sums = torch.zeros(values.numel(), dtype=v.dtype).index_add_(0, inverse, ranks)
+        counts = torch.zeros(values.numel(), dtype=v.dtype).index_add_(0, inverse, torch.ones_like(v))
+        ranks = (sums / counts)[inverse]
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation: :func:`pearson` of the ranks (ties get their average rank; nan if constant).
+
+    Unchanged by any increasing transform of x or y (a log axis, a matrix's overall scale), so it compares
+    matrices and time steps of different size on the same footing.
+    """
+    x, y = torch.as_tensor(x, dtype=torch.float64).flatten(), torch.as_tensor(y, dtype=torch.float64).flatten()
+    if x.numel() != y.numel() or x.numel() < 2:
+        raise ValueError(f"need two sequences of the same length ≥ 2, got {x.numel()} and {y.numel()}")
+    return pearson(_ranks(x), _ranks(y))

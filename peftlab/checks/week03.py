@@ -8,8 +8,10 @@ Checkpoint questions of the lecture's DoRA part (section 3), each on the student
   3.1 how DoRA's decomposition differs from LoRA's low-rank update: the numerical rank of the ΔW the
       student's trained LoRA and DoRA layers made and the trainable count of that layer (recomputed from their
       tensors), and a reasoning item on what DoRA's high rank means (key in ``_keys.py``; form only without it)
-  3.2 why separating magnitude and direction can help: the ΔM/ΔD correlation per method from the student's
-      weight-decomposition analysis, and which method couples the two most
+  3.2 why separating magnitude and direction can help: from the student's weight-decomposition analysis (all
+      encoder Linears, two seeds) the ΔM/ΔD rank correlation within each matrix over its output units, the
+      paper's pooling over matrices × steps, and within one step across matrices; which method couples the two
+      most; and the choice the within-step correlations decide (does mixing steps explain the positive sign?)
   3.3 the computational trade-off: DoRA/LoRA ratios of the measured training-step time and memory, merged DoRA
       against the base model, paired comparisons of the per-repeat times (log scale, min effect ×1.05), and the
       choice those decide
@@ -193,36 +195,81 @@ def q3_1(choice, rank_delta, trainable, deltas, r, layer_shape) -> None:
 
 # ---------------------------------------------------------------------------------------------- 3.2
 METHODS_3_2 = ("full FT", "LoRA", "DoRA")
+#: 3.2: a median within-step rank correlation above this counts as "still positive without mixing steps"
+WITHIN_STEP_POSITIVE = 0.2
 
 
 def _unit_changes_ok(unit_changes) -> None:
     expect(isinstance(unit_changes, dict) and all(m in unit_changes for m in METHODS_3_2),
-           f"unit_changes에는 {list(METHODS_3_2)} 각각의 (ΔD, ΔM) 텐서 쌍을 넣으세요")
+           f"unit_changes에는 {list(METHODS_3_2)} 각각의 (ΔD_j, ΔM_j) 텐서 쌍 목록을 넣으세요")
     for m in METHODS_3_2:
-        pair = unit_changes[m]
-        expect(isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)
-               and pair[0].shape == pair[1].shape and pair[0].numel() >= 3,
-               f"unit_changes[{m!r}]는 같은 길이(≥ 3)의 텐서 두 개 (ΔD, ΔM)여야 합니다")
+        pairs = unit_changes[m]
+        expect(isinstance(pairs, (list, tuple)) and len(pairs) >= 1
+               and all(isinstance(p, tuple) and len(p) == 2 and all(isinstance(t, torch.Tensor) for t in p)
+                       and p[0].shape == p[1].shape and p[0].numel() >= 3 for p in pairs),
+               f"unit_changes[{m!r}]는 (시드, 행렬)마다 같은 길이(≥ 3)의 텐서 두 개 (ΔD_j, ΔM_j)의 목록이어야 합니다")
 
 
-@checkpoint(WEEK, "3.2", points=1, title="Magnitude vs direction — the ΔM/ΔD correlation of your own runs")
-def q3_2(corr, most_coupled, unit_changes) -> None:
-    from peftlab.analysis.decompose import pearson
+def _points_ok(points) -> None:
+    expect(isinstance(points, dict) and all(m in points for m in METHODS_3_2),
+           f"points에는 {list(METHODS_3_2)} 각각의 (seed, matrix, step, ΔD, ΔM) 목록을 넣으세요")
+    for m in METHODS_3_2:
+        rows = points[m]
+        expect(isinstance(rows, (list, tuple)) and len(rows) >= 3 and all(len(r) == 5 for r in rows),
+               f"points[{m!r}]는 (seed, matrix, step, ΔD, ΔM) 다섯 값의 목록이어야 합니다")
 
+
+def _statistics_3_2(unit_changes: dict, points: dict) -> dict:
+    """The three correlations of 3.2 per method, from the per-unit changes and the paper-style points.
+
+    ``within_matrix``: median over (seed, matrix) of the Spearman correlation of (ΔD_j, ΔM_j) over the matrix's
+    output units at the end of training; ``mixed``: median over seeds of the Spearman correlation over every
+    (matrix, step) point, the paper's pooling; ``within_step``: median over (seed, step) of the Spearman
+    correlation across the matrices at that one step.
+    """
+    from peftlab.analysis.decompose import spearman
+
+    out = {"within_matrix": {}, "mixed": {}, "within_step": {}}
+    for m in METHODS_3_2:
+        out["within_matrix"][m] = statistics.median(spearman(dd, dm) for dd, dm in unit_changes[m])
+        seeds = sorted({r[0] for r in points[m]})
+        out["mixed"][m] = statistics.median(
+            spearman([r[3] for r in points[m] if r[0] == s], [r[4] for r in points[m] if r[0] == s]) for s in seeds)
+        groups = sorted({(r[0], r[2]) for r in points[m]})
+        out["within_step"][m] = statistics.median(
+            spearman([r[3] for r in points[m] if (r[0], r[2]) == g], [r[4] for r in points[m] if (r[0], r[2]) == g])
+            for g in groups)
+    return out
+
+
+def _answer_3_2(within_step: dict) -> str:
+    above = [within_step[m] > WITHIN_STEP_POSITIVE for m in METHODS_3_2]
+    return "b" if all(above) else ("a" if not any(above) else "c")
+
+
+@checkpoint(WEEK, "3.2", points=1,
+            title="Magnitude vs direction — rank correlations within a matrix, mixed over steps, and within one step")
+def q3_2(choice, corr, mixed, within_step, most_coupled, unit_changes, points) -> None:
     _unit_changes_ok(unit_changes)
-    expect(isinstance(corr, dict) and all(m in corr for m in METHODS_3_2),
-           f"corr에는 {list(METHODS_3_2)} 각각의 상관계수를 넣으세요")
-    truth = {m: pearson(*unit_changes[m]) for m in METHODS_3_2}
-    for m in METHODS_3_2:
-        got = _number(corr[m], f"corr[{m!r}]")
-        expect(not math.isclose(got, -truth[m], abs_tol=1e-3) or abs(truth[m]) < 1e-3,
-               f"corr[{m!r}]의 부호가 반대입니다: pearson(ΔD, ΔM)")
-        expect(math.isclose(got, truth[m], abs_tol=1e-3),
-               f"corr[{m!r}] = {got:.3f}는 unit_changes에서 잰 Pearson 상관계수가 아닙니다")
+    _points_ok(points)
+    truth = _statistics_3_2(unit_changes, points)
+    for what, got_all, key in (("corr_3_2", corr, "within_matrix"), ("mixed_3_2", mixed, "mixed"),
+                               ("within_step_3_2", within_step, "within_step")):
+        expect(isinstance(got_all, dict) and all(m in got_all for m in METHODS_3_2),
+               f"{what}에는 {list(METHODS_3_2)} 각각의 값을 넣으세요")
+        for m in METHODS_3_2:
+            got, want = _number(got_all[m], f"{what}[{m!r}]"), truth[key][m]
+            expect(not math.isclose(got, -want, abs_tol=1e-3) or abs(want) < 1e-3,
+                   f"{what}[{m!r}]의 부호가 반대입니다: spearman(ΔD, ΔM)")
+            expect(math.isclose(got, want, abs_tol=1e-3),
+                   f"{what}[{m!r}] = {got:.3f}는 문제의 정의대로 잰 값이 아닙니다 (Spearman 상관, "
+                   "statistics.median으로 중앙값; 무엇을 한 묶음으로 보는지 다시 읽어 보세요)")
     expect(most_coupled is not None, "most_coupled에 방법 이름을 넣으세요")
     expect(most_coupled in METHODS_3_2, f"most_coupled는 {list(METHODS_3_2)} 중 하나입니다 (받은 것: {most_coupled!r})")
-    expect(most_coupled == max(METHODS_3_2, key=lambda m: truth[m]),
-           "크기 변화와 방향 변화가 가장 강하게 함께 움직이는(상관이 가장 큰) 방법을 고르세요")
+    expect(most_coupled == max(METHODS_3_2, key=lambda m: truth["within_matrix"][m]),
+           "행렬 안에서 크기 변화와 방향 변화가 가장 강하게 함께 움직이는(corr_3_2가 가장 큰) 방법을 고르세요")
+    expect(_choice(choice, "abc") == _answer_3_2(truth["within_step"]),
+           f"한 시점 안의 상관(within_step_3_2)이 {WITHIN_STEP_POSITIVE}를 넘는 방법이 몇 개인지 보고 고르세요")
 
 
 # ---------------------------------------------------------------------------------------------- 3.3

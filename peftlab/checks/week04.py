@@ -7,10 +7,10 @@ Exercises (the student writes code):
   E2  ``build_A(logits_A, bank, k)`` → A (r, in) assembled piece by piece; compared with peftlab and with the A
       of a live peft VB-LoRA layer
 Checkpoint questions of the lecture's VB-LoRA part (section 4), each on the student's own run:
-  4.1 how VB-LoRA's sharing differs from LoRA's per-layer matrices: the student's own count of which bank
-      vectors each layer of their trained model selects (a function, run on the model's logits and on random
-      ones), how many layers select each bank vector on average, the same under random logits (the null
-      range), and the choice that comparison decides
+  4.1 how VB-LoRA's sharing differs from LoRA's per-layer matrices: what training changed in the routing — the
+      student's own function for the fraction of logit vectors whose top-k set of bank vectors moved from
+      initialisation (run on their model, on itself and on random logits), that fraction, the same under random
+      logits (the null range), and the choice that comparison decides
   4.2 the trade-off of global sharing: accuracy of VB-LoRA and LoRA at equal stored bytes (bytes of the
       student's saved files) and the verdict of :func:`peftlab.analysis.stats.paired_comparison` on the
       per-example correctness over the seeds (a tie where the interval says so)
@@ -213,32 +213,68 @@ def _expect_usage(got, truth: dict[str, torch.Tensor], what: str) -> None:
                f"my_usage(…)[{name!r}]가 센 값과 다릅니다 ({what}): 각 로짓 벡터의 topk(k) 인덱스를 bank 벡터마다 세세요")
 
 
-@checkpoint(WEEK, "4.1", points=1, title="global sharing vs per-layer LoRA — how many layers use each bank vector, against random logits",
-            reference=("peftlab.checks.week04:selection_counts", "peftlab.checks.week04:bank_sharing"))
-def q4_1(choice, usage_fn, sharing, null_range, model) -> None:
-    logits, k, n = _logits(model)
-    expect(bool(logits), "model에는 VB-LoRA 어댑터가 붙은 여러분의 학습된 모델을 넘기세요")
-    expect(callable(usage_fn), "usage_fn에는 여러분의 함수 my_usage(logits, k, n)를 넘기세요")
-    truth = _count(logits, k, n)
-    _expect_usage(usage_fn({m: tuple(z.clone() for z in pair) for m, pair in logits.items()}, k, n), truth,
-                  "여러분의 모델의 로짓")
-    rand = _random_like(logits, torch.Generator().manual_seed(41))
-    _expect_usage(usage_fn(rand, k, n), _count(rand, k, n), "무작위 로짓")
-    s = _number(sharing, "sharing")
-    want = layers_per_vector(truth)
-    expect(abs(s - want) < 1e-6,
-           "sharing = 뱅크 벡터마다 그것을 한 번 이상 고른 층의 수, 그 N개의 평균 (여러분의 모델의 my_usage로)")
+#: 4.1: random-logit draws behind the reference null range of the moved fraction, and the tolerance on a student's
+MOVED_DRAWS = 300
+MOVED_TOLERANCE = 0.02
+
+
+def _moved(init: dict, trained: dict, k: int) -> float:
+    """Fraction of all logit vectors (every layer, A's and B's pieces) whose top-k index *set* differs."""
+    changed = total = 0
+    for name, pair in trained.items():
+        for z0, z in zip(init[name], pair, strict=True):
+            a = z0.topk(k, dim=-1).indices.sort(dim=-1).values.reshape(-1, k)
+            b = z.topk(k, dim=-1).indices.sort(dim=-1).values.reshape(-1, k)
+            changed += int((a != b).any(dim=-1).sum())
+            total += a.shape[0]
+    return changed / total
+
+
+def _moved_null(init: dict, k: int, draws: int = MOVED_DRAWS, seed: int = 0) -> tuple[float, float]:
+    gen = torch.Generator().manual_seed(seed)
+    null = torch.tensor([_moved(init, _random_like(init, gen), k) for _ in range(draws)], dtype=torch.float64)
+    low, high = null.quantile(torch.tensor([0.025, 0.975], dtype=null.dtype)).tolist()
+    return low, high
+
+
+def _answer_4_1(moved: float, low: float) -> str:
+    return "c" if moved == 0 else ("a" if moved < low else "b")
+
+
+@checkpoint(WEEK, "4.1", points=1,
+            title="global sharing vs per-layer LoRA — which bank vectors training changed, against random logits")
+def q4_1(choice, moved_fn, moved, null_range, init_model, model) -> None:
+    trained, k, n = _logits(model)
+    init, k0, n0 = _logits(init_model)
+    expect(bool(trained) and bool(init), "init_model과 model에는 VB-LoRA 어댑터가 붙은 모델(학습 전과 학습 뒤)을 넘기세요")
+    expect(set(init) == set(trained) and (k0, n0) == (k, n)
+           and all(a.shape == b.shape for name in init for a, b in zip(init[name], trained[name], strict=True)),
+           "init_model은 학습한 모델과 같은 설정·같은 시드로 새로 만든 모델이어야 합니다")
+    expect(callable(moved_fn), "moved_fn에는 여러분의 함수 my_moved(init_logits, logits, k)를 넘기세요")
+    truth = _moved(init, trained, k)
+    copy_of = lambda d: {m: tuple(z.clone() for z in pair) for m, pair in d.items()}  # noqa: E731
+    got = _number(moved_fn(copy_of(init), copy_of(trained), k), "my_moved(init_logits, logits, k)")
+    expect(abs(got - truth) < 1e-9,
+           "my_moved가 센 비율이 다릅니다: 로짓 벡터마다 학습 전과 뒤의 top-k 인덱스 **집합**이 다른지 보고, "
+           "모든 층의 A와 B 로짓 벡터 수로 나누세요")
+    same = _moved(init, init, k)
+    expect(abs(_number(moved_fn(copy_of(init), copy_of(init), k), "my_moved") - same) < 1e-9,
+           "my_moved(init_logits, init_logits, k)는 0이어야 합니다 (같은 로짓이면 바뀐 선택이 없습니다)")
+    rand = _random_like(trained, torch.Generator().manual_seed(41))
+    expect(abs(_number(moved_fn(copy_of(init), rand, k), "my_moved") - _moved(init, rand, k)) < 1e-9,
+           "my_moved가 무작위 로짓에서 다른 값을 냅니다: 넘겨받은 로짓으로 계산하세요")
+    m = _number(moved, "moved")
+    expect(abs(m - truth) < 1e-9, "moved = 여러분의 모델에서 my_moved(init_logits, logits, K)")
     expect(isinstance(null_range, (tuple, list)) and len(null_range) == 2,
-           "null_range는 무작위 로짓에서 잰 sharing의 (2.5 % 분위수, 97.5 % 분위수) 두 수입니다")
+           "null_range는 무작위 로짓에서 잰 moved의 (2.5 % 분위수, 97.5 % 분위수) 두 수입니다")
     low, high = (_number(v, "null_range") for v in null_range)
     expect(low <= high, "null_range는 (작은 쪽, 큰 쪽) 순서입니다")
-    ref_low, ref_high = _null_range(logits, k, n)
-    expect(abs(low - ref_low) <= NULL_TOLERANCE and abs(high - ref_high) <= NULL_TOLERANCE,
-           f"null_range = ({low:.3f}, {high:.3f})가 무작위 로짓의 기준선과 맞지 않습니다: 로짓을 모두 같은 shape의 "
-           "독립 N(0, 1) 값으로 바꿔 sharing을 다시 재기를 200번 이상 반복하고, 그 값들의 2.5 %·97.5 % 분위수를 쓰세요")
-    right = {_side(s, low, high), _side(s, ref_low, ref_high)}
-    expect(_choice(choice) in right,
-           "여러분의 sharing이 null_range의 아래, 안, 위 중 어디에 있는지 보고 고르세요")
+    ref_low, ref_high = _moved_null(init, k)
+    expect(abs(low - ref_low) <= MOVED_TOLERANCE and abs(high - ref_high) <= MOVED_TOLERANCE,
+           f"null_range = ({low:.3f}, {high:.3f})가 무작위 로짓의 기준선과 맞지 않습니다: 학습된 로짓을 같은 shape의 "
+           "독립 N(0, 1) 값으로 바꿔 학습 전 로짓과 비교하기를 200번 이상 반복하고, 그 moved 값들의 2.5 %·97.5 % 분위수를 쓰세요")
+    expect(_choice(choice) in {_answer_4_1(m, low), _answer_4_1(m, ref_low)},
+           "여러분의 moved가 0인지, null_range보다 작은지, 그 안(또는 위)에 있는지 보고 고르세요")
 
 
 # ---------------------------------------------------------------------------------------------- 4.2
