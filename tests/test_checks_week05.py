@@ -73,12 +73,12 @@ def _not_done(*args, **kwargs):
 
 SENS = {"model.layers.0": 0.18, "model.layers.1": -0.005, "model.layers.2": 0.0096, "model.layers.3": 0.011}
 RATIO = 0.18 / statistics.median(SENS.values())
-BYTES = {"uniform 4-bit": 1000, "searched": 900}
+BYTES = {"uniform": 1000, "searched": 900}
 COST = {"evaluations": 23, "seconds": 40.0, "space_size": 20736, "one_finetune_seconds": 2.0}
 
 
 def _lines(shift: float, seeds: int = 2, n: int = 48, seed: int = 0) -> list[list[float]]:
-    """Per-line losses of 'uniform 4-bit' and a second configuration ``shift`` nats lower on every line (± noise)."""
+    """Per-line losses of 'uniform' and a second configuration ``shift`` nats lower on every line (± noise)."""
     rng = np.random.default_rng(seed)
     base = rng.uniform(0.5, 1.3, size=n)
     return [list(base + rng.normal(0, 0.002, size=n)) for _ in range(seeds)], \
@@ -87,11 +87,11 @@ def _lines(shift: float, seeds: int = 2, n: int = 48, seed: int = 0) -> list[lis
 
 def _pair_5_1(shift):
     u, s = _lines(shift)
-    return {"uniform 4-bit": u, "searched": s}
+    return {"uniform": u, "searched": s}
 
 
 def _diff(losses):
-    u, s = np.asarray(losses["uniform 4-bit"]), np.asarray(losses["searched"])
+    u, s = np.asarray(losses["uniform"]), np.asarray(losses["searched"])
     return float((u - s).mean())
 
 
@@ -103,7 +103,7 @@ LINES_SMALL = _pair_5_1(0.003)  # resolved, but below the minimum effect of 0.00
 
 def _pair_5_3(shift):  # the searched configuration against a longer run: shift > 0 → searched better
     longer, searched = _lines(shift, seed=1)
-    return {"searched": searched, "uniform 4-bit, 2× steps": longer}
+    return {"searched": searched, "uniform, 2× steps": longer}
 
 
 def test_all_week05_checks_registered():
@@ -197,11 +197,11 @@ def test_the_memory_check_agrees_with_the_package():
         (lambda: check.q5_1("c", -_diff(LINES_WORSE), LINES_WORSE, BYTES, 1000), "부호"),
         (lambda: check.q5_1("c", 0.1, LINES_WORSE, BYTES, 1000), "평균"),
         (lambda: check.q5_1("a", _diff(LINES_WORSE), LINES_WORSE, BYTES, 1000), "신뢰구간"),
-        (lambda: check.q5_1("c", _diff(LINES_WORSE), LINES_WORSE, {"uniform 4-bit": 1000, "searched": 1200}, 1000), "예산"),
+        (lambda: check.q5_1("c", _diff(LINES_WORSE), LINES_WORSE, {"uniform": 1000, "searched": 1200}, 1000), "예산"),
         (lambda: check.q5_1("c", None, LINES_WORSE, BYTES, 1000), "diff"),
         (lambda: check.q5_1(None, None, None, None, None), "line_losses"),
-        (lambda: check.q5_1("c", 0.0, {"uniform 4-bit": [0.8, 0.79], "searched": [0.81, 0.8]}, BYTES, 1000), "시드 2개"),
-        (lambda: check.q5_1("c", 0.0, {"uniform 4-bit": LINES_WORSE["uniform 4-bit"],
+        (lambda: check.q5_1("c", 0.0, {"uniform": [0.8, 0.79], "searched": [0.81, 0.8]}, BYTES, 1000), "시드 2개"),
+        (lambda: check.q5_1("c", 0.0, {"uniform": LINES_WORSE["uniform"],
                                        "searched": [row[:40] for row in LINES_WORSE["searched"]]}, BYTES, 1000), "모양"),
         (lambda: check.q5_3("b", 20736 / 23, 20.0, COST, _pair_5_3(-0.02)), "뒤집"),
         (lambda: check.q5_3("b", 23 / 20736, 40.0, COST, _pair_5_3(-0.02)), "finetunes_equivalent"),

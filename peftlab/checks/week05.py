@@ -6,12 +6,12 @@ Exercises (the student writes code):
   E2  ``pareto_front(points)`` → indices of the non-dominated points (every objective minimised), compared
       with :func:`peftlab.qr_adaptor.non_dominated_sort` on hand tables and on the student's search records
 Checkpoint questions of the lecture's QR-Adaptor part (section 5), in the lecture's order, each on the student's run:
-  5.1 per-layer vs uniform: the searched configuration against uniform 4-bit at the same budget on the test
-      lines (seeds × lines), and the verdict of :func:`peftlab.analysis.stats.paired_comparison` on those per-line
+  5.1 per-layer vs uniform: the searched configuration against the uniform configuration that sets the budget
+      ("uniform": the highest bit-width whose headroom over uniform 16-bit exceeds the noise) on the test lines (seeds × lines), and the verdict of :func:`peftlab.analysis.stats.paired_comparison` on those per-line
       losses (min effect :data:`MIN_EFFECT` nats) — a tie is an answer
   5.2 why layers differ: the most 2-bit-sensitive layer and the max/median ratio of the student's I_q
   5.3 search cost vs gain: evaluations, seconds, the fraction of the space evaluated, and the paired verdict of
-      the searched configuration against uniform 4-bit fine-tuned twice as many steps (one more fine-tune's cost)
+      the searched configuration against the budget's uniform configuration fine-tuned twice as many steps (one more fine-tune's cost)
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def pareto_front(fn, records_points=None) -> None:
 #: the smallest difference in mean per-line test loss (nats) the week calls a difference
 MIN_EFFECT = 0.005
 #: 5.1: the two configurations compared on the test lines
-PAIR_5_1 = ("uniform 4-bit", "searched")
-#: 5.3: the searched configuration against uniform 4-bit fine-tuned twice as many steps
-PAIR_5_3 = ("searched", "uniform 4-bit, 2× steps")
+PAIR_5_1 = ("uniform", "searched")
+#: 5.3: the searched configuration against the budget's uniform configuration fine-tuned twice as many steps
+PAIR_5_3 = ("searched", "uniform, 2× steps")
 
 
 def _line_losses(losses, keys: tuple[str, str], what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +136,7 @@ def _verdict_hint(name: str, r) -> str:
             f"최소 효과 {MIN_EFFECT} — 구간이 0을 품는지, |차이|가 최소 효과에 이르는지로 고르세요")
 
 
-@checkpoint(WEEK, "5.1", points=1, title="Per-layer vs uniform — your searched configuration against uniform 4-bit, paired per test line")
+@checkpoint(WEEK, "5.1", points=1, title="Per-layer vs uniform — your searched configuration against the budget's uniform configuration, paired per test line")
 def q5_1(choice, diff, line_losses, bytes_used, budget) -> None:
     uniform, searched = _line_losses(line_losses, PAIR_5_1, "line_losses")
     expect(isinstance(bytes_used, dict) and set(PAIR_5_1) <= set(bytes_used),
@@ -146,12 +146,12 @@ def q5_1(choice, diff, line_losses, bytes_used, budget) -> None:
     want = float((uniform - searched).mean())
     got = _number(diff, "diff")
     expect(not math.isclose(got, -want, abs_tol=1e-9) or abs(want) < 1e-9,
-           "diff의 부호가 반대입니다: 균일 4-bit의 손실 − 찾은 구성의 손실 (양수 = 찾은 구성이 나음)")
+           "diff의 부호가 반대입니다: 균일 구성의 손실 − 찾은 구성의 손실 (양수 = 찾은 구성이 나음)")
     expect(math.isclose(got, want, abs_tol=1e-7),
-           "diff는 모든 (시드, 테스트 줄)에 걸친 '균일 4-bit 손실 − 찾은 구성 손실'의 평균입니다")
+           "diff는 모든 (시드, 테스트 줄)에 걸친 '균일 구성 손실 − 찾은 구성 손실'의 평균입니다")
     r = _verdict(searched, uniform)
     right = {"a": "a", "tie": "b", "b": "c"}[r.verdict]
-    expect(_choice(choice) == right, _verdict_hint("찾은 구성 대 균일 4-bit", r))
+    expect(_choice(choice) == right, _verdict_hint("찾은 구성 대 균일 구성", r))
 
 
 # ---------------------------------------------------------------------------------------------- 5.2
@@ -202,4 +202,4 @@ def q5_3(choice, fraction, finetunes_equivalent, cost, line_losses) -> None:
     searched, longer = _line_losses(line_losses, PAIR_5_3, "line_losses")
     r = _verdict(searched, longer)
     right = {"a": "a", "b": "b", "tie": "c"}[r.verdict]
-    expect(_choice(choice) == right, _verdict_hint("찾은 구성 대 두 배 학습한 균일 4-bit", r))
+    expect(_choice(choice) == right, _verdict_hint("찾은 구성 대 두 배 학습한 균일 구성", r))
