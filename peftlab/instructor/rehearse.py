@@ -1,0 +1,389 @@
+"""``make rehearse-colab``: every solution notebook on the ``colab`` profile, offline, with the Hub stand-ins.
+
+Each notebook runs in a fresh kernel (nbclient) with ``PEFTLAB_PROFILE=colab`` and ``PEFTLAB_COLAB_STANDINS=1``
+(:mod:`peftlab.standins`: the colab models' architectures at a tiny width, NSMC's schema), on CUDA when the
+machine has it, else on the CPU. Executed copies go to ``build/rehearse/`` (never into ``solutions/``). A summary
+prints per notebook pass/fail, seconds and the first error (cell index, its failing source line, the traceback's
+last lines); the exit status is 1 when any notebook failed.
+
+On a machine without a GPU a model on the wrong device cannot fail, so the rehearsal also installs a device guard
+in each kernel (a hidden first cell; cell indices in the report are the notebook's own): it records which
+modules and tensors were sent to the device that :func:`peftlab.device.pick_device` chose (``.to(DEVICE)``,
+``.cuda()``) and raises ``DeviceGuardError`` when a model that was sent there is called with a tensor that was
+not, or a model left on the host is called with a tensor that was sent, and when a tensor sent to the device
+reaches numpy/matplotlib without ``.cpu()``. It is a rehearsal of placement, not of speed: results and outputs
+of the guarded run are not stored anywhere but ``build/rehearse/``.
+
+Usage: ``python -m peftlab.instructor.rehearse [NN ...] [--out build/rehearse] [--no-device-guard]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEVICE_GUARD", "Outcome", "first_error", "main", "rehearse"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GUARD_TAG = "peftlab-rehearsal-device-guard"
+
+#: Kernel-side device guard (runs as a hidden first cell). See the module docstring.
+DEVICE_GUARD = r'''
+# peftlab-rehearsal-device-guard: placement is tracked as a flag on tensors and modules (True: on the device that
+# pick_device() chose, False: on the host, None: unknown), since on a CPU-only machine both are the CPU
+import sys as _sys
+import threading as _threading
+
+import torch as _torch
+from torch.overrides import TorchFunctionMode as _Mode
+
+import peftlab.device as _pd
+
+_ACCEL = _pd.pick_device()
+_orig_pick = _pd.pick_device
+
+
+def _pick(prefer=None):
+    d = _orig_pick(prefer)
+    return _ACCEL if d == _ACCEL else d
+
+
+for _m in list(_sys.modules.values()):  # every module that already holds pick_device gets the tracked one
+    if getattr(_m, "__name__", "").startswith("peftlab") and getattr(_m, "pick_device", None) is _orig_pick:
+        _m.pick_device = _pick
+_FLAG = "_peftlab_on_device"
+_state = _threading.local()
+
+
+class DeviceGuardError(RuntimeError):
+    pass
+
+
+def _target(dev):
+    # True: pick_device()'s own device object or any CUDA spelling; False: the string "cpu"; None: anything else
+    if isinstance(dev, _torch.Tensor):
+        return getattr(dev, _FLAG, False)
+    if dev is _ACCEL or isinstance(dev, int):
+        return True
+    if isinstance(dev, str):
+        return True if dev.startswith("cuda") else (False if dev == "cpu" else None)
+    if isinstance(dev, _torch.device) and dev.type == "cuda":
+        return True
+    return None
+
+
+def _flag_of(t):
+    return getattr(t, _FLAG, False)
+
+
+def _mark(obj, value, depth=0):
+    if isinstance(obj, _torch.Tensor):
+        try:
+            setattr(obj, _FLAG, value)
+        except Exception:
+            pass
+    elif depth < 2 and isinstance(obj, (list, tuple)):
+        for o in obj:
+            _mark(o, value, depth + 1)
+    elif depth < 2 and isinstance(obj, dict):
+        for o in obj.values():
+            _mark(o, value, depth + 1)
+
+
+def _tensors(obj, depth=0):
+    if isinstance(obj, _torch.Tensor):
+        yield obj
+    elif depth < 2 and isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _tensors(o, depth + 1)
+    elif depth < 2 and isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o, depth + 1)
+
+
+_MOVES = {_torch.Tensor.to, _torch.Tensor.cuda, _torch.Tensor.cpu}
+
+
+class _Propagate(_Mode):
+    # outside model calls, a result takes the placement of its inputs (or of device=...)
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if getattr(_state, "depth", 0) or getattr(_state, "moving", False) or func in _MOVES:
+            return out
+        if "device" in kwargs and kwargs["device"] is not None:
+            flag = _target(kwargs["device"])
+        else:
+            flag = next((getattr(t, _FLAG) for t in _tensors(args) if hasattr(t, _FLAG)), None)
+        if flag is not None and not any(out is t for t in _tensors(args)):
+            _mark(out, flag)
+        return out
+
+
+def _module_move(self, target, orig, *args, **kwargs):
+    _state.moving = True
+    try:
+        out = orig(self, *args, **kwargs)
+    finally:
+        _state.moving = False
+    for m in self.modules():
+        m.__dict__[_FLAG] = target
+    for t in list(self.parameters()) + list(self.buffers()):
+        _mark(t, target)
+    return out
+
+
+_orig_mod_to, _orig_mod_cuda, _orig_mod_cpu = _torch.nn.Module.to, _torch.nn.Module.cuda, _torch.nn.Module.cpu
+
+
+def _mod_to(self, *args, **kwargs):
+    dev = kwargs.get("device", args[0] if args else None)
+    if dev is None or isinstance(dev, _torch.dtype):
+        return _orig_mod_to(self, *args, **kwargs)
+    return _module_move(self, _target(dev), _orig_mod_to, *args, **kwargs)
+
+
+_torch.nn.Module.to = _mod_to
+_torch.nn.Module.cuda = lambda self, *a, **k: _module_move(self, True, _orig_mod_cuda, *a, **k)
+_torch.nn.Module.cpu = lambda self, *a, **k: _module_move(self, False, _orig_mod_cpu, *a, **k)
+
+_orig_t_to, _orig_t_cuda, _orig_t_cpu = _torch.Tensor.to, _torch.Tensor.cuda, _torch.Tensor.cpu
+
+
+def _moved(self, out, target):
+    if getattr(_state, "moving", False):
+        return out
+    if out is self:
+        if target == getattr(self, _FLAG, False):
+            return out
+        out = self.view_as(self) if self.layout == _torch.strided else self.clone()
+    _mark(out, target)
+    return out
+
+
+def _t_to(self, *args, **kwargs):
+    dev = kwargs.get("device", args[0] if args else None)
+    out = _orig_t_to(self, *args, **kwargs)
+    if dev is None or isinstance(dev, _torch.dtype):
+        return _moved(self, out, getattr(self, _FLAG, False))
+    return _moved(self, out, _target(dev))
+
+
+def _t_cuda(self, *args, **kwargs):
+    return _moved(self, _orig_t_cuda(self, *args, **kwargs) if _torch.cuda.is_available() else self, True)
+
+
+def _t_cpu(self, *args, **kwargs):
+    return _moved(self, _orig_t_cpu(self, *args, **kwargs), False)
+
+
+_torch.Tensor.to, _torch.Tensor.cuda, _torch.Tensor.cpu = _t_to, _t_cuda, _t_cpu
+_orig_call = _torch.nn.Module.__call__
+
+
+def _guarded_call(self, *args, **kwargs):
+    if getattr(_state, "depth", 0):
+        return _orig_call(self, *args, **kwargs)
+    model_on = self.__dict__.get(_FLAG)
+    if model_on is not None:
+        for t in _tensors((args, kwargs)):
+            flag = getattr(t, _FLAG, False)
+            if flag is None or flag == model_on or t.dim() == 0 or isinstance(t, _torch.nn.Parameter):
+                continue
+            raise DeviceGuardError(
+                f"{type(self).__name__} was moved to {'the device (.to(DEVICE))' if model_on else 'the host'} but is "
+                f"called with a {tuple(t.shape)} tensor on {'the host' if model_on else 'the device'}: on a GPU this is "
+                "a device mismatch (every input on the model's device)")
+    _state.depth = 1
+    try:
+        out = _orig_call(self, *args, **kwargs)
+    finally:
+        _state.depth = 0
+    if model_on is not None:
+        _mark(out, model_on)
+    return out
+
+
+_torch.nn.Module.__call__ = _guarded_call
+_orig_array, _orig_numpy = _torch.Tensor.__array__, _torch.Tensor.numpy
+
+
+def _host_only(t, what):
+    if getattr(t, _FLAG, False) is True and _ACCEL.type != "cpu" and t.device.type == "cpu":
+        return  # a real accelerator: torch itself checks
+    if getattr(t, _FLAG, False) is True:
+        raise DeviceGuardError(f"a {tuple(t.shape)} tensor on the device reaches {what}: call .cpu() first "
+                               "(on a GPU: \"can't convert cuda:0 device type tensor to numpy\")")
+
+
+def _array(self, *args, **kwargs):
+    _host_only(self, "numpy/matplotlib")
+    return _orig_array(self, *args, **kwargs)
+
+
+def _numpy(self, *args, **kwargs):
+    _host_only(self, ".numpy()")
+    return _orig_numpy(self, *args, **kwargs)
+
+
+_torch.Tensor.__array__, _torch.Tensor.numpy = _array, _numpy
+_propagate = _Propagate()
+_propagate.__enter__()
+'''
+
+
+@dataclass
+class Outcome:
+    """One notebook's rehearsal."""
+
+    name: str
+    seconds: float
+    error: str | None = None  # None when every cell ran
+    cell: int | None = None  # the notebook's own index of the failing cell
+    line: str | None = None  # the failing source line, when the traceback names one
+    tail: str | None = None  # the last lines of the traceback
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None
+
+
+def _strip(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def first_error(nb, offset: int = 0) -> tuple[int | None, str | None, str | None, str | None]:
+    """``(cell index - offset, failing source line, "ename: evalue", traceback tail)`` of the first error output."""
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") != "error":
+                continue
+            frames = [_strip(f) for f in out.get("traceback", [])]
+            line = None
+            for frame in frames:  # the cell's own frame: "Cell In[n], line k" then "----> k <source>"
+                if frame.lstrip().startswith("Cell In["):
+                    hits = re.findall(r"^-+> *\d+ (.*)$", frame, flags=re.M)
+                    if hits:
+                        line = hits[-1].strip()
+            text = "\n".join(frames)
+            tail = "\n".join(text.strip().splitlines()[-12:])
+            return index - offset, line, f"{out.get('ename', '')}: {_strip(out.get('evalue', ''))}".strip(), tail
+    return None, None, None, None
+
+
+def _env(standin_dir: Path, size: str | None) -> dict[str, str]:
+    from peftlab.instructor.execute import kernel_env
+
+    env = kernel_env()
+    env.update({"PEFTLAB_PROFILE": "colab", "PEFTLAB_COLAB_STANDINS": "1", "HF_HUB_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1", "PEFTLAB_STANDIN_DIR": str(standin_dir)})
+    env.setdefault("MPLBACKEND", "Agg")
+    if size:
+        env["PEFTLAB_COLAB_STANDIN_SIZE"] = size
+    return env
+
+
+def rehearse_one(path: Path, out: Path, standin_dir: Path, timeout: float = 900.0, device_guard: bool = True,
+                 size: str | None = None) -> Outcome:
+    """Execute one notebook on the colab profile with the stand-ins; write the executed copy into ``out``."""
+    import shutil
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    from peftlab.instructor.notebook import read_notebook, write_notebook
+
+    nb = read_notebook(path)
+    if device_guard:
+        guard = nbformat.v4.new_code_cell(DEVICE_GUARD.strip(), metadata={"tags": [_GUARD_TAG]})
+        guard.id = _GUARD_TAG
+        nb.cells.insert(0, guard)
+    sock_dir = tempfile.mkdtemp(prefix="peftlab-kernel-")
+    ipc = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sock_dir, "k")}})
+    client = NotebookClient(nb, config=ipc, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            record_timing=False, store_widget_state=False,
+                            resources={"metadata": {"path": str(path.parent.resolve())}})
+    start = time.perf_counter()
+    error = None
+    try:
+        client.execute(env=_env(standin_dir, size))
+    except Exception as exc:  # CellExecutionError, a timeout, a dead kernel: report it
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    seconds = time.perf_counter() - start
+    if device_guard:
+        nb.cells.pop(0)
+    out.mkdir(parents=True, exist_ok=True)
+    write_notebook(nb, out / path.name)
+    if error is None:
+        return Outcome(path.name, seconds)
+    cell, line, message, tail = first_error(nb, offset=0)
+    return Outcome(path.name, seconds, message or _strip(error), cell, line, tail or _strip(error))
+
+
+def _device_words(device_guard: bool) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        from peftlab.device import describe
+
+        info = describe()
+        return f"CUDA {info.name}, training dtype {info.dtype}"
+    return "CPU (no GPU here; " + ("device placement checked by the device guard)" if device_guard else "no device guard)")
+
+
+def rehearse(names: list[str] | None = None, src: Path = Path("solutions"), out: Path = Path("build/rehearse"),
+             timeout: float = 900.0, device_guard: bool = True, size: str | None = None) -> list[Outcome]:
+    """Rehearse the chosen notebooks (all ``NN_*.ipynb`` in ``src`` when ``names`` is empty); print a summary."""
+    from peftlab.instructor.execute import select_notebooks
+
+    paths = select_notebooks(Path(src), names)
+    out = Path(out)
+    standin_dir = Path(os.environ.get("PEFTLAB_STANDIN_DIR") or out / "standins").resolve()
+    print(f"colab rehearsal: {len(paths)} notebook(s), stand-ins in {standin_dir}, {_device_words(device_guard)}", flush=True)
+    outcomes = []
+    for i, path in enumerate(paths, 1):
+        print(f"[{i}/{len(paths)}] {path.name} …", flush=True)
+        result = rehearse_one(path, out, standin_dir, timeout, device_guard, size)
+        outcomes.append(result)
+        print(f"      {'pass' if result.passed else 'FAIL'} ({result.seconds:.1f} s)", flush=True)
+    width = max(len(o.name) for o in outcomes) if outcomes else 8
+    print(f"\n{'notebook':<{width}}  result  {'seconds':>8}  first error")
+    for o in outcomes:
+        where = "" if o.passed else f"cell {o.cell}: {o.error}"
+        print(f"{o.name:<{width}}  {'pass' if o.passed else 'FAIL':<6}  {o.seconds:>8.1f}  {where[:160]}")
+    for o in outcomes:
+        if not o.passed:
+            print(f"\n--- {o.name}, cell {o.cell}" + (f": {o.line}" if o.line else ""))
+            print(o.tail)
+    print(f"\nexecuted copies in {out}/")
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m peftlab.instructor.rehearse", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="week numbers or notebook names (default: all)")
+    parser.add_argument("--src", default="solutions", type=Path)
+    parser.add_argument("--out", default="build/rehearse", type=Path)
+    parser.add_argument("--timeout", default=900.0, type=float, help="seconds per cell (default 900)")
+    parser.add_argument("--no-device-guard", dest="device_guard", action="store_false")
+    parser.add_argument("--size", default=None, help="PEFTLAB_COLAB_STANDIN_SIZE for the kernels (default: 4)")
+    args = parser.parse_args(argv)
+    try:
+        outcomes = rehearse(args.notebooks, args.src, args.out, args.timeout, args.device_guard, args.size)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
