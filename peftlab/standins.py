@@ -14,8 +14,10 @@ With ``PEFTLAB_COLAB_STANDINS=1`` the ``colab`` profile loads, instead of the Hu
 
 Everything is generated locally on first use into a cache folder (``$PEFTLAB_STANDIN_DIR``, else
 ``<tmp>/peftlab-standins``), from the embedded data under ``data/``: nothing is downloaded and nothing big is
-committed. The per-head width is ``$PEFTLAB_COLAB_STANDIN_SIZE`` (an even integer >= 2, default 4): the bert
-stand-in is 12 × size wide, the Qwen2 stand-in 14 × size. Only the source of weights and rows changes; every other
+committed. The size is ``$PEFTLAB_COLAB_STANDIN_SIZE``, the width of one attention head of the bert stand-in (an even
+integer >= 2, default 16): the bert stand-in is 12 × size wide (default 192, which 64 divides, as it divides bert-base's
+768: Weeks 04 and 07 cut widths into VB-LoRA pieces of 64), the Qwen2 stand-in 14 × (size / 4) (default 56: its
+151936-row vocabulary already makes every token cost 151936 × width). Only the source of weights and rows changes; every other
 code path is the colab profile's own. :data:`REAL_CONFIGS` holds the values of the real ``config.json`` files that
 the code depends on (tests/test_standins.py compares the stand-ins with them).
 """
@@ -36,7 +38,7 @@ __all__ = [
 STANDINS_ENV = "PEFTLAB_COLAB_STANDINS"
 SIZE_ENV = "PEFTLAB_COLAB_STANDIN_SIZE"
 STANDIN_DIR_ENV = "PEFTLAB_STANDIN_DIR"
-DEFAULT_SIZE = 4
+DEFAULT_SIZE = 16
 #: bump when the generated files change, so an old cache is not reused
 VERSION = 1
 
@@ -77,7 +79,7 @@ def enabled() -> bool:
 
 
 def size() -> int:
-    """The stand-ins' per-head width: ``$PEFTLAB_COLAB_STANDIN_SIZE``, default 4 (an even integer >= 2)."""
+    """The bert stand-in's per-head width: ``$PEFTLAB_COLAB_STANDIN_SIZE``, default 16 (an even integer >= 2)."""
     value = os.environ.get(SIZE_ENV, str(DEFAULT_SIZE)).strip()
     if not value.isdigit() or int(value) < 2 or int(value) % 2:
         raise ValueError(f"{SIZE_ENV}={value!r}: expected an even integer >= 2 (the width of one attention head)")
@@ -177,7 +179,7 @@ def _build_causal_lm(out: Path) -> None:
 
     from peftlab.data import load_corpus
 
-    real, width = REAL_CONFIGS["causal_lm"], size()
+    real, width = REAL_CONFIGS["causal_lm"], max(2, 2 * (size() // 8))
     hidden = real["num_attention_heads"] * width
     config = Qwen2Config(
         vocab_size=real["vocab_size"], hidden_size=hidden,

@@ -76,7 +76,7 @@ def test_switch_values_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="PEFTLAB_COLAB_STANDINS='yes'"):
         standins.enabled()
     monkeypatch.delenv(standins.SIZE_ENV, raising=False)
-    assert standins.size() == 4
+    assert standins.size() == 16
     for bad in ("3", "0", "wide"):
         monkeypatch.setenv(standins.SIZE_ENV, bad)
         with pytest.raises(ValueError, match="PEFTLAB_COLAB_STANDIN_SIZE"):

@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="build/rehearse", type=Path)
     parser.add_argument("--timeout", default=900.0, type=float, help="seconds per cell (default 900)")
     parser.add_argument("--no-device-guard", dest="device_guard", action="store_false")
-    parser.add_argument("--size", default=None, help="PEFTLAB_COLAB_STANDIN_SIZE for the kernels (default: 4)")
+    parser.add_argument("--size", default=None, help="PEFTLAB_COLAB_STANDIN_SIZE for the kernels (default: 16)")
     args = parser.parse_args(argv)
     try:
         outcomes = rehearse(args.notebooks, args.src, args.out, args.timeout, args.device_guard, args.size)
