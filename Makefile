@@ -67,11 +67,13 @@ test-portable: $(STAMP)
 ## Every solution notebook on the `colab` profile, offline: the Hub models replaced by stand-ins of the same
 ## architectures (klue/bert-base's 12-layer BERT, Qwen2.5-0.5B's GQA Qwen2) at a tiny width, NSMC by a local file of its
 ## schema (peftlab/standins.py); on CUDA when present, else on the CPU with a device-placement guard. Executed copies
-## in build/rehearse (solutions/ is not touched); fails on any error. REHEARSE="02 07" picks notebooks. After a change
-## to a notebook's colab branch (docs/notebook-style.md). About 10-15 min on 2 cores.
+## in build/rehearse (solutions/ is not touched); fails on any error. REHEARSE="02 07" picks notebooks;
+## REHEARSE_ARGS="--keep-going" runs on after a failing cell and lists every one. After a change to a notebook's colab
+## branch (docs/notebook-style.md).
 REHEARSE ?=
+REHEARSE_ARGS ?=
 rehearse-colab: $(STAMP)
-	$(PY) -m peftlab.instructor.rehearse $(REHEARSE) --out build/rehearse
+	$(PY) -m peftlab.instructor.rehearse $(REHEARSE) $(REHEARSE_ARGS) --out build/rehearse
 
 ## Unit tests only (no notebook execution).
 test-fast: $(STAMP)

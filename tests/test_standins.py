@@ -234,8 +234,8 @@ def test_first_error_names_the_cell_and_line():
 def test_week07_rehearses_on_the_colab_standins(tmp_path):
     """`make rehearse-colab` on one notebook: Week 07 end to end on the colab profile, offline, guarded."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PEFTLAB_STANDIN_DIR": str(tmp_path / "standins")}
-    done = subprocess.run([sys.executable, "-m", "peftlab.instructor.rehearse", "07", "--out", str(tmp_path / "out"),
-                           "--size", "2"], cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)
+    done = subprocess.run([sys.executable, "-m", "peftlab.instructor.rehearse", "07", "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "07_compare.ipynb  pass" in done.stdout
     executed = json.loads((tmp_path / "out" / "07_compare.ipynb").read_text(encoding="utf-8"))

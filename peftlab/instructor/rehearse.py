@@ -247,6 +247,7 @@ class Outcome:
     cell: int | None = None  # the notebook's own index of the failing cell
     line: str | None = None  # the failing source line, when the traceback names one
     tail: str | None = None  # the last lines of the traceback
+    more: list | None = None  # with keep_going: (cell, line, error) of every later failing cell
 
     @property
     def passed(self) -> bool:
@@ -259,6 +260,13 @@ def _strip(text: str) -> str:
 
 def first_error(nb, offset: int = 0) -> tuple[int | None, str | None, str | None, str | None]:
     """``(cell index - offset, failing source line, "ename: evalue", traceback tail)`` of the first error output."""
+    found = all_errors(nb, offset)
+    return found[0] if found else (None, None, None, None)
+
+
+def all_errors(nb, offset: int = 0) -> list[tuple[int, str | None, str, str]]:
+    """:func:`first_error`'s tuple for every cell with an error output, in order."""
+    found = []
     for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.get("output_type") != "error":
@@ -272,8 +280,9 @@ def first_error(nb, offset: int = 0) -> tuple[int | None, str | None, str | None
                         line = hits[-1].strip()
             text = "\n".join(frames)
             tail = "\n".join(text.strip().splitlines()[-12:])
-            return index - offset, line, f"{out.get('ename', '')}: {_strip(out.get('evalue', ''))}".strip(), tail
-    return None, None, None, None
+            found.append((index - offset, line, f"{out.get('ename', '')}: {_strip(out.get('evalue', ''))}".strip(), tail))
+            break
+    return found
 
 
 def _env(standin_dir: Path, size: str | None) -> dict[str, str]:
@@ -289,8 +298,10 @@ def _env(standin_dir: Path, size: str | None) -> dict[str, str]:
 
 
 def rehearse_one(path: Path, out: Path, standin_dir: Path, timeout: float = 900.0, device_guard: bool = True,
-                 size: str | None = None) -> Outcome:
-    """Execute one notebook on the colab profile with the stand-ins; write the executed copy into ``out``."""
+                 size: str | None = None, keep_going: bool = False) -> Outcome:
+    """Execute one notebook on the colab profile with the stand-ins; write the executed copy into ``out``.
+
+    ``keep_going`` runs every cell even after one failed (later errors may follow from the first)."""
     import shutil
     import tempfile
 
@@ -307,7 +318,7 @@ def rehearse_one(path: Path, out: Path, standin_dir: Path, timeout: float = 900.
         nb.cells.insert(0, guard)
     sock_dir = tempfile.mkdtemp(prefix="peftlab-kernel-")
     ipc = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sock_dir, "k")}})
-    client = NotebookClient(nb, config=ipc, timeout=timeout, kernel_name="python3", allow_errors=False,
+    client = NotebookClient(nb, config=ipc, timeout=timeout, kernel_name="python3", allow_errors=keep_going,
                             record_timing=False, store_widget_state=False,
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     start = time.perf_counter()
@@ -323,10 +334,13 @@ def rehearse_one(path: Path, out: Path, standin_dir: Path, timeout: float = 900.
         nb.cells.pop(0)
     out.mkdir(parents=True, exist_ok=True)
     write_notebook(nb, out / path.name)
-    if error is None:
+    found = all_errors(nb)
+    if error is None and not found:
         return Outcome(path.name, seconds)
-    cell, line, message, tail = first_error(nb, offset=0)
-    return Outcome(path.name, seconds, message or _strip(error), cell, line, tail or _strip(error))
+    if not found:
+        return Outcome(path.name, seconds, _strip(error), tail=_strip(error))
+    cell, line, message, tail = found[0]
+    return Outcome(path.name, seconds, message, cell, line, tail, [(c, ln, m) for c, ln, m, _ in found[1:]])
 
 
 def _device_words(device_guard: bool) -> str:
@@ -341,7 +355,8 @@ def _device_words(device_guard: bool) -> str:
 
 
 def rehearse(names: list[str] | None = None, src: Path = Path("solutions"), out: Path = Path("build/rehearse"),
-             timeout: float = 900.0, device_guard: bool = True, size: str | None = None) -> list[Outcome]:
+             timeout: float = 900.0, device_guard: bool = True, size: str | None = None,
+             keep_going: bool = False) -> list[Outcome]:
     """Rehearse the chosen notebooks (all ``NN_*.ipynb`` in ``src`` when ``names`` is empty); print a summary."""
     from peftlab.instructor.execute import select_notebooks
 
@@ -352,7 +367,7 @@ def rehearse(names: list[str] | None = None, src: Path = Path("solutions"), out:
     outcomes = []
     for i, path in enumerate(paths, 1):
         print(f"[{i}/{len(paths)}] {path.name} …", flush=True)
-        result = rehearse_one(path, out, standin_dir, timeout, device_guard, size)
+        result = rehearse_one(path, out, standin_dir, timeout, device_guard, size, keep_going)
         outcomes.append(result)
         print(f"      {'pass' if result.passed else 'FAIL'} ({result.seconds:.1f} s)", flush=True)
     width = max(len(o.name) for o in outcomes) if outcomes else 8
@@ -364,6 +379,8 @@ def rehearse(names: list[str] | None = None, src: Path = Path("solutions"), out:
         if not o.passed:
             print(f"\n--- {o.name}, cell {o.cell}" + (f": {o.line}" if o.line else ""))
             print(o.tail)
+            for cell, line, message in o.more or []:
+                print(f"    later: cell {cell}" + (f": {line}" if line else "") + f" -> {message[:300]}")
     print(f"\nexecuted copies in {out}/")
     return outcomes
 
@@ -375,10 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="build/rehearse", type=Path)
     parser.add_argument("--timeout", default=900.0, type=float, help="seconds per cell (default 900)")
     parser.add_argument("--no-device-guard", dest="device_guard", action="store_false")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run every cell after a failure too and list every failing cell")
     parser.add_argument("--size", default=None, help="PEFTLAB_COLAB_STANDIN_SIZE for the kernels (default: 16)")
     args = parser.parse_args(argv)
     try:
-        outcomes = rehearse(args.notebooks, args.src, args.out, args.timeout, args.device_guard, args.size)
+        outcomes = rehearse(args.notebooks, args.src, args.out, args.timeout, args.device_guard, args.size,
+                            args.keep_going)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
