@@ -32,7 +32,7 @@ from pathlib import Path
 
 __all__ = [
     "NSMC_SIZES", "REAL_CONFIGS", "REAL_TOKENIZERS", "SIZE_ENV", "STANDINS_ENV", "STANDIN_DIR_ENV",
-    "enabled", "ensure", "nsmc_dir", "size",
+    "enabled", "ensure", "hub_cache", "nsmc_dir", "size",
 ]
 
 STANDINS_ENV = "PEFTLAB_COLAB_STANDINS"
@@ -233,6 +233,34 @@ def ensure(name: str) -> Path:
     if name not in _BUILDERS:
         raise ValueError(f"name={name!r}: unknown stand-in; allowed: {', '.join(map(repr, _BUILDERS))}")
     return _build_atomically(_folder(name), _BUILDERS[name])
+
+
+#: the commit name of the stand-ins in the Hub-cache mirror (any 40 hex digits)
+_MIRROR_COMMIT = "5ea0d1e5" * 5
+
+
+def hub_cache() -> Path:
+    """A Hugging Face Hub cache folder (the layout of ``HF_HUB_CACHE``) holding the model stand-ins under their Hub ids.
+
+    With ``HF_HUB_CACHE`` pointing here and ``HF_HUB_OFFLINE=1``, code that calls ``from_pretrained("klue/bert-base")``
+    or ``AutoConfig.from_pretrained("Qwen/Qwen2.5-0.5B")`` directly (not through :mod:`peftlab.models`) gets the
+    stand-ins too; ``make rehearse-colab`` sets both for its kernels."""
+    from peftlab.models import HUB_MODELS
+
+    folders = {kind: ensure(kind) for kind in HUB_MODELS}
+
+    def build(out: Path) -> None:
+        for kind, repo in HUB_MODELS.items():
+            repo_dir = out / ("models--" + repo.replace("/", "--"))
+            snapshot = repo_dir / "snapshots" / _MIRROR_COMMIT
+            snapshot.mkdir(parents=True)
+            (repo_dir / "refs").mkdir()
+            (repo_dir / "refs" / "main").write_text(_MIRROR_COMMIT, encoding="utf-8")
+            for f in folders[kind].iterdir():
+                if f.is_file() and not f.name.startswith("."):
+                    shutil.copyfile(f, snapshot / f.name)
+
+    return _build_atomically(_folder("hub"), build)
 
 
 def nsmc_dir() -> str:

@@ -191,6 +191,29 @@ def test_nsmc_standin_has_nsmcs_schema_and_loads_through_load_dataset(standin_en
     assert set(sentiment["train"]["label"]) == {0, 1}
 
 
+def test_hub_cache_mirror_serves_hub_ids_offline(standin_env):
+    cache = standins.hub_cache()
+    script = ("from transformers import AutoConfig, AutoTokenizer\n"
+              "c = AutoConfig.from_pretrained('Qwen/Qwen2.5-0.5B')\n"
+              "t = AutoTokenizer.from_pretrained('klue/bert-base')\n"
+              "print(c.model_type, c.num_key_value_heads, type(t).__name__)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+    assert done.stdout.split() == ["qwen2", "2", "BertTokenizer"], done.stderr[-2000:]
+
+
+def test_device_guard_runs_as_kit_code():
+    """The checks refuse answers that call a reference implementation from code outside the kit; the guard wraps
+    every module call, so its frames must count as the kit's (else every reference check would fail)."""
+    script = _guard_script("from peftlab.instructor import _device_guard as g\n"
+                           "from peftlab.checks._core import _is_outside_kit\n"
+                           "print(_is_outside_kit(g._guarded_call.__code__.co_filename), "
+                           "_is_outside_kit('/somewhere/else.py'))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.stdout.split() == ["False", "True"], done.stderr[-2000:]
+
+
 def _guard_script(body: str) -> str:
     return "\n".join(["import torch", "from peftlab.instructor.rehearse import DEVICE_GUARD",
                       "exec(DEVICE_GUARD)", "from peftlab.device import pick_device", "DEVICE = pick_device()", body])
