@@ -1,7 +1,8 @@
 """``make rehearse-colab``: every solution notebook on the ``colab`` profile, offline, with the Hub stand-ins.
 
 Each notebook runs in a fresh kernel (nbclient) with ``PEFTLAB_PROFILE=colab`` and ``PEFTLAB_COLAB_STANDINS=1``
-(:mod:`peftlab.standins`: the colab models' architectures at a tiny width, NSMC's schema), on CUDA when the
+(:mod:`peftlab.standins`: the colab models' architectures at a tiny width, NSMC's schema; ``HF_HUB_CACHE`` points
+at a mirror of the stand-ins under their Hub ids, for cells that load a Hub id directly), on CUDA when the
 machine has it, else on the CPU. Executed copies go to ``build/rehearse/`` (never into ``solutions/``). A summary
 prints per notebook pass/fail, seconds and the first error (cell index, its failing source line, the traceback's
 last lines); the exit status is 1 when any notebook failed.
