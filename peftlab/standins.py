@@ -16,8 +16,8 @@ Everything is generated locally on first use into a cache folder (``$PEFTLAB_STA
 ``<tmp>/peftlab-standins``), from the embedded data under ``data/``: nothing is downloaded and nothing big is
 committed. The size is ``$PEFTLAB_COLAB_STANDIN_SIZE``, the width of one attention head of the bert stand-in (an even
 integer >= 2, default 16): the bert stand-in is 12 × size wide (default 192, which 64 divides, as it divides bert-base's
-768: Weeks 04 and 07 cut widths into VB-LoRA pieces of 64), the Qwen2 stand-in 14 × (size / 4) (default 56: its
-151936-row vocabulary already makes every token cost 151936 × width). Only the source of weights and rows changes; every other
+768: Weeks 04 and 07 cut widths into VB-LoRA pieces of 64), the Qwen2 stand-in 14 × (size / 8) (default 28: its
+151936-row vocabulary already makes every token cost 151936 × width; Week 00 fine-tunes it twice). Only the source of weights and rows changes; every other
 code path is the colab profile's own. :data:`REAL_CONFIGS` holds the values of the real ``config.json`` files that
 the code depends on (tests/test_standins.py compares the stand-ins with them).
 """
@@ -40,7 +40,7 @@ SIZE_ENV = "PEFTLAB_COLAB_STANDIN_SIZE"
 STANDIN_DIR_ENV = "PEFTLAB_STANDIN_DIR"
 DEFAULT_SIZE = 16
 #: bump when the generated files change, so an old cache is not reused
-VERSION = 1
+VERSION = 2
 
 #: What the kit depends on in the real checkpoints' config.json (Hub files of klue/bert-base and
 #: Qwen/Qwen2.5-0.5B); widths (hidden_size, intermediate_size) are the only values a stand-in changes.
@@ -179,7 +179,7 @@ def _build_causal_lm(out: Path) -> None:
 
     from peftlab.data import load_corpus
 
-    real, width = REAL_CONFIGS["causal_lm"], max(2, 2 * (size() // 8))
+    real, width = REAL_CONFIGS["causal_lm"], max(2, 2 * (size() // 16))
     hidden = real["num_attention_heads"] * width
     config = Qwen2Config(
         vocab_size=real["vocab_size"], hidden_size=hidden,

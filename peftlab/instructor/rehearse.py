@@ -121,7 +121,7 @@ def _env(standin_dir: Path, size: str | None) -> dict[str, str]:
     return env
 
 
-def rehearse_one(path: Path, out: Path, standin_dir: Path, timeout: float = 900.0, device_guard: bool = True,
+def rehearse_one(path: Path, out: Path, standin_dir: Path, timeout: float = 1800.0, device_guard: bool = True,
                  size: str | None = None, keep_going: bool = False) -> Outcome:
     """Execute one notebook on the colab profile with the stand-ins; write the executed copy into ``out``.
 
@@ -179,7 +179,7 @@ def _device_words(device_guard: bool) -> str:
 
 
 def rehearse(names: list[str] | None = None, src: Path = Path("solutions"), out: Path = Path("build/rehearse"),
-             timeout: float = 900.0, device_guard: bool = True, size: str | None = None,
+             timeout: float = 1800.0, device_guard: bool = True, size: str | None = None,
              keep_going: bool = False) -> list[Outcome]:
     """Rehearse the chosen notebooks (all ``NN_*.ipynb`` in ``src`` when ``names`` is empty); print a summary."""
     from peftlab.instructor.execute import select_notebooks
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", help="week numbers or notebook names (default: all)")
     parser.add_argument("--src", default="solutions", type=Path)
     parser.add_argument("--out", default="build/rehearse", type=Path)
-    parser.add_argument("--timeout", default=900.0, type=float, help="seconds per cell (default 900)")
+    parser.add_argument("--timeout", default=1800.0, type=float, help="seconds per cell (default 1800)")
     parser.add_argument("--no-device-guard", dest="device_guard", action="store_false")
     parser.add_argument("--keep-going", action="store_true",
                         help="run every cell after a failure too and list every failing cell")
