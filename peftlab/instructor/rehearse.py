@@ -114,7 +114,6 @@ def _env(standin_dir: Path, size: str | None) -> dict[str, str]:
     env = kernel_env()
     env.update({"PEFTLAB_PROFILE": "colab", "PEFTLAB_COLAB_STANDINS": "1", "HF_HUB_OFFLINE": "1",
                 "HF_DATASETS_OFFLINE": "1", "PEFTLAB_STANDIN_DIR": str(standin_dir)})
-    env.setdefault("MPLBACKEND", "Agg")
     if size:
         env["PEFTLAB_COLAB_STANDIN_SIZE"] = size
     env["HF_HUB_CACHE"] = str(_prepare_standins(standin_dir, size))  # Hub ids loaded directly: the stand-ins
