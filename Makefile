@@ -13,7 +13,7 @@ export MPLBACKEND ?= Agg
 # notebook kernel, two grading workers) spinning makes small models ~50× slower. Passive waiting avoids it.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test test-fast test-portable lab student execute data bench lint env clean compare-lr compare-runs lock
+.PHONY: setup run test test-fast test-portable rehearse-colab lab student execute data bench lint env clean compare-lr compare-runs lock
 
 ## Install the kit and exactly the versions in constraints.txt (the tested environment) into .venv.
 setup: $(STAMP)
@@ -63,6 +63,17 @@ endif
 PORTABLE_PATHS ?= avx2 generic
 test-portable: $(STAMP)
 	$(PY) tools/portable.py $(PORTABLE_PATHS) --jobs $(TEST_JOBS)
+
+## Every solution notebook on the `colab` profile, offline: the Hub models replaced by stand-ins of the same
+## architectures (klue/bert-base's 12-layer BERT, Qwen2.5-0.5B's GQA Qwen2) at a tiny width, NSMC by a local file of its
+## schema (peftlab/standins.py); on CUDA when present, else on the CPU with a device-placement guard. Executed copies
+## in build/rehearse (solutions/ is not touched); fails on any error. REHEARSE="02 07" picks notebooks;
+## REHEARSE_ARGS="--keep-going" runs on after a failing cell and lists every one. After a change to a notebook's colab
+## branch (docs/notebook-style.md).
+REHEARSE ?=
+REHEARSE_ARGS ?=
+rehearse-colab: $(STAMP)
+	$(PY) -m peftlab.instructor.rehearse $(REHEARSE) $(REHEARSE_ARGS) --out build/rehearse
 
 ## Unit tests only (no notebook execution).
 test-fast: $(STAMP)

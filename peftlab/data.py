@@ -51,11 +51,16 @@ def load_sentiment(profile: str | None = None):
 
     tiny: the generated reviews in ``data/sentiment`` (3000/500/2000, balanced, 1 = 긍정).
     colab: a random sample of NSMC from the Hub (sizes in ``NSMC_SIZES``; validation is carved out
-    of NSMC's train split).
+    of NSMC's train split); with ``PEFTLAB_COLAB_STANDINS=1`` the same sampling of a local stand-in with
+    NSMC's schema (:mod:`peftlab.standins`, sizes ``standins.NSMC_SIZES``).
     """
     from datasets import Dataset, DatasetDict
 
     if _resolve(profile) == "colab":
+        from peftlab import standins
+
+        if standins.enabled():  # $PEFTLAB_COLAB_STANDINS=1: a local folder with NSMC's schema, same loader
+            return _load_nsmc(standins.nsmc_dir(), None, standins.NSMC_SIZES)
         return _load_nsmc()
     root = data_root() / "sentiment"
     out = {}
@@ -65,14 +70,16 @@ def load_sentiment(profile: str | None = None):
     return DatasetDict(out)
 
 
-def _load_nsmc():  # pragma: no cover - needs the network
+def _load_nsmc(source: str = NSMC_HUB_ID, revision: str | None = NSMC_REVISION, sizes: dict | None = None):
+    """NSMC (``source``: the Hub id, or a local folder with its schema) sampled to ``sizes`` (default NSMC_SIZES)."""
     from datasets import DatasetDict, load_dataset
 
-    raw = load_dataset(NSMC_HUB_ID, revision=NSMC_REVISION)
+    raw = load_dataset(source, revision=revision) if revision else load_dataset(source)
     raw = raw.filter(lambda r: bool(r["document"]) and bool(r["document"].strip()))
     raw = raw.rename_column("document", "text").select_columns(["text", "label"])
     train = raw["train"].shuffle(seed=0)
-    n_tr, n_va, n_te = NSMC_SIZES["train"], NSMC_SIZES["validation"], NSMC_SIZES["test"]
+    sizes = NSMC_SIZES if sizes is None else sizes
+    n_tr, n_va, n_te = sizes["train"], sizes["validation"], sizes["test"]
     return DatasetDict({
         "train": train.select(range(n_tr)),
         "validation": train.select(range(n_tr, n_tr + n_va)),

@@ -3,7 +3,8 @@
 * ``tiny`` (default; offline, CPU): the kit's own tiny models in ``data/models`` — a BERT-style
   encoder pretrained with masked-LM loss and a Llama-style causal LM, both made by
   ``python -m peftlab.datagen``.
-* ``colab`` (GPU, network): Hub models, ``klue/bert-base`` and ``Qwen/Qwen2.5-0.5B``.
+* ``colab`` (GPU, network): Hub models, ``klue/bert-base`` and ``Qwen/Qwen2.5-0.5B``; with
+  ``PEFTLAB_COLAB_STANDINS=1``, offline stand-ins of the same architectures (:mod:`peftlab.standins`).
 
 The profile comes from the argument, else ``$PEFTLAB_PROFILE``, else ``"tiny"``.
 """
@@ -32,6 +33,10 @@ def model_path(kind: str, profile: str | None = None) -> str:
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r}: unknown model kind; allowed: {', '.join(map(repr, KINDS))}")
     if get_profile(profile) == "colab":
+        from peftlab import standins
+
+        if standins.enabled():  # $PEFTLAB_COLAB_STANDINS=1: offline stand-ins with the Hub models' layout
+            return str(standins.ensure(kind))
         return HUB_MODELS[kind]
     folder = data_root() / "models" / TINY_MODELS[kind]
     if not (folder / "config.json").is_file():
