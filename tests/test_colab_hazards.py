@@ -3,8 +3,8 @@
 `make rehearse-colab` runs every notebook on the colab profile's architectures (and its device guard catches tensors
 on the wrong device), but three kinds of bug pass there silently: a layer name of the 2-layer tiny encoder
 hard-coded where bert-base has 12, training pinned to the CPU while the notebook's colab branch has a GPU, and fp16
-training without a GradScaler (CUDA only). Weeks that still hold one are marked xfail with the cell, so a new
-occurrence fails and a fixed week turns the mark into an unexpected pass (not strict, so it does not fail).
+training without a GradScaler (CUDA only). A week that must keep one for a while is listed in KNOWN (marked xfail
+with the cell); every other week fails on a new occurrence.
 """
 
 from __future__ import annotations
@@ -21,11 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 #: found when the colab rehearsal was built; the weekly revisions remove them
-KNOWN = {
-    ("00", "layer"): "cell 27: 'bert.encoder.layer.1.' is the top layer of the tiny encoder only (bert-base: layer.11)",
-    ("00", "cpu"): "cell 27: run() trains and evaluates with device=\"cpu\" on every profile",
-    ("06", "fp16"): "cell 41: fp16 compute on a T4 without torch.amp.GradScaler",
-}
+KNOWN: dict[tuple[str, str], str] = {}  # (week, kind) -> the cell that still holds the hazard
 TRAIN_CALLS = {"train_classifier", "per_example_correct", "predict_logits", "evaluate_accuracy", "mean_pooled_features"}
 _LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.([1-9]\d*)\.")
 
