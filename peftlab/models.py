@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from peftlab.profile import PROFILE_ENV, PROFILES, data_root, get_profile
+from peftlab.profile import HUB_MODELS, PROFILE_ENV, PROFILES, data_root, get_profile
 
 __all__ = [
     "HUB_MODELS", "PROFILE_ENV", "PROFILES", "TINY_MODELS", "get_profile", "load_causal_lm",
@@ -24,8 +24,6 @@ __all__ = [
 KINDS = ("encoder", "causal_lm")
 #: Folder names under ``data/models`` for the tiny profile.
 TINY_MODELS = {"encoder": "tiny-ko-bert", "causal_lm": "tiny-ko-llama"}
-#: Hub ids for the colab profile.
-HUB_MODELS = {"encoder": "klue/bert-base", "causal_lm": "Qwen/Qwen2.5-0.5B"}
 
 
 def model_path(kind: str, profile: str | None = None) -> str:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DATA_ENV", "PROFILES", "PROFILE_ENV", "data_root", "get_profile"]
+__all__ = ["DATA_ENV", "HUB_MODELS", "PROFILES", "PROFILE_ENV", "data_root", "get_profile"]
 
 PROFILE_ENV = "PEFTLAB_PROFILE"
 PROFILES = ("tiny", "colab")
 DATA_ENV = "PEFTLAB_DATA"
+#: Hub ids of the `colab` profile's models (re-exported by :mod:`peftlab.models`; :mod:`peftlab.standins` mirrors them).
+HUB_MODELS = {"encoder": "klue/bert-base", "causal_lm": "Qwen/Qwen2.5-0.5B"}
 
 
 def get_profile(profile: str | None = None) -> str:

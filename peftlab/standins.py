@@ -174,10 +174,15 @@ def _qwen_tokenizer_json(texts: list[str], vocab_size: int = 1500) -> dict:
     return spec
 
 
+def _lines(path: Path) -> list[str]:
+    """Non-empty lines of an embedded text file (read here, not through peftlab.data, which imports this module)."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _build_causal_lm(out: Path) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from peftlab.data import load_corpus
+    from peftlab.profile import data_root
 
     real, width = REAL_CONFIGS["causal_lm"], max(2, 2 * (size() // 16))
     hidden = real["num_attention_heads"] * width
@@ -194,7 +199,8 @@ def _build_causal_lm(out: Path) -> None:
     )
     _seeded()
     Qwen2ForCausalLM(config).save_pretrained(out)
-    (out / "tokenizer.json").write_text(json.dumps(_qwen_tokenizer_json(load_corpus()[:8000]), ensure_ascii=False),
+    corpus = _lines(data_root() / "corpus" / "ko_corpus.txt")[:8000]
+    (out / "tokenizer.json").write_text(json.dumps(_qwen_tokenizer_json(corpus), ensure_ascii=False),
                                         encoding="utf-8")
     spec = REAL_TOKENIZERS["causal_lm"]
     (out / "tokenizer_config.json").write_text(json.dumps({
@@ -208,7 +214,6 @@ def _build_causal_lm(out: Path) -> None:
 def _build_nsmc(out: Path) -> None:
     from datasets import ClassLabel, Dataset, Features, Value
 
-    from peftlab.data import read_jsonl
     from peftlab.profile import data_root
 
     features = Features({"id": Value("string"), "document": Value("string"),
@@ -216,7 +221,7 @@ def _build_nsmc(out: Path) -> None:
     (out / "data").mkdir()
     pools = {"train": ["train.jsonl", "valid.jsonl"], "test": ["test.jsonl"]}
     for split, files in pools.items():
-        rows = [r for f in files for r in read_jsonl(data_root() / "sentiment" / f)][:NSMC_ROWS[split]]
+        rows = [r for f in files for r in map(json.loads, _lines(data_root() / "sentiment" / f))][:NSMC_ROWS[split]]
         docs = [r["text"] for r in rows]
         for i in range(0, len(docs), 250):  # NSMC has empty documents; the loader filters them out
             docs[i] = "" if i % 500 == 0 else "   "
@@ -245,7 +250,7 @@ def hub_cache() -> Path:
     With ``HF_HUB_CACHE`` pointing here and ``HF_HUB_OFFLINE=1``, code that calls ``from_pretrained("klue/bert-base")``
     or ``AutoConfig.from_pretrained("Qwen/Qwen2.5-0.5B")`` directly (not through :mod:`peftlab.models`) gets the
     stand-ins too; ``make rehearse-colab`` sets both for its kernels."""
-    from peftlab.models import HUB_MODELS
+    from peftlab.profile import HUB_MODELS
 
     folders = {kind: ensure(kind) for kind in HUB_MODELS}
 
