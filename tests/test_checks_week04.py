@@ -142,7 +142,7 @@ def test_build_A_mistakes_fail_with_hint(fn, hint):
 def my_moved(init, logits, k):
     changed = total = 0
     for name, pair in logits.items():
-        for z0, z in zip(init[name], pair):
+        for z0, z in zip(init[name], pair, strict=True):
             a = z0.topk(k, dim=-1).indices.sort(dim=-1).values.reshape(-1, k)
             b = z.topk(k, dim=-1).indices.sort(dim=-1).values.reshape(-1, k)
             changed += int((a != b).any(-1).sum())
@@ -202,7 +202,7 @@ def test_q4_1_catches_wrong_counts_nulls_and_frozen_answers():
 
     def ordered(init, logits, k):  # compares the top-k in order, not as a set
         return sum(int((z0.topk(k, -1).indices != z.topk(k, -1).indices).any(-1).sum())
-                   for m in logits for z0, z in zip(init[m], logits[m])) / sum(
+                   for m in logits for z0, z in zip(init[m], logits[m], strict=True)) / sum(
                        z.numel() // z.shape[-1] for p in logits.values() for z in p)
 
     for fn in (a_only, frozen):
