@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.quant import (
     dequantize_4bit,
     dequantize_absmax,
@@ -302,8 +303,7 @@ def stored_nbytes(tensors: Iterable[torch.Tensor] | dict[str, torch.Tensor]) -> 
 def weight_nbytes(numel: int, bits: int, blocksize: int = BLOCKSIZE) -> int:
     """Closed-form bytes of one ``numel``-weight matrix stored at ``bits`` (see the module docstring)."""
     _check_bits(bits)
-    if isinstance(numel, bool) or not isinstance(numel, int) or numel < 1:
-        raise ValueError(f"numel={numel!r} is not allowed: expected an int ≥ 1")
+    argcheck.positive_int("numel", numel)
     blocks = -(-numel // blocksize)
     if bits == 16:
         return 2 * numel
@@ -832,8 +832,7 @@ class LoRAFinetuneEvaluator:
             raise ValueError("train_rows and calib_rows must not be empty")
         self.steps = dict(steps or {"low": 8, "high": 24})
         for k, v in self.steps.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"steps[{k!r}]={v!r} is not allowed: expected an int ≥ 1")
+            argcheck.positive_int(f"steps[{k!r}]", v)
         self.lr, self.batch_size, self.seed = lr, batch_size, seed
         mods = dict(model.named_modules())
         self._original = {n: mods[n].weight.detach().clone() for names in groups.values() for n in names}

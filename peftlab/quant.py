@@ -52,6 +52,8 @@ from dataclasses import dataclass
 
 import torch
 
+from peftlab import argcheck
+
 __all__ = [
     "NF4_OFFSET",
     "QUANT_TYPES",
@@ -307,8 +309,7 @@ def quantize_4bit(w: torch.Tensor, blocksize: int = 64, quant_type: str = "nf4",
     _check_weight(w)
     _check_quant_type(quant_type)
     _check_blocksize(blocksize)
-    if not isinstance(double_quant, bool):
-        raise TypeError(f"double_quant must be True or False, got {double_quant!r}")
+    argcheck.flag("double_quant", double_quant)
     flat = w.detach().reshape(-1).float()
     code = code_book(quant_type).to(w.device)
     absmax = _block_absmax(flat, blocksize)

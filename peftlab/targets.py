@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from peftlab import argcheck
+
 #: the seven Linear layers of every Llama/Qwen2 decoder block (attention, then the SwiGLU MLP)
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -49,9 +51,7 @@ def check_target_fields(target_modules, modules_to_save) -> tuple[str | list[str
         target_modules = list(target_modules)
     elif not isinstance(target_modules, str):
         raise TypeError(f"target_modules must be a list of names or one regex string, got {target_modules!r}")
-    if isinstance(modules_to_save, str) or not isinstance(modules_to_save, (list, tuple)):
-        raise TypeError(f"modules_to_save must be a list of module names, got {modules_to_save!r}")
-    return target_modules, list(modules_to_save)
+    return target_modules, argcheck.name_list("modules_to_save", modules_to_save)
 
 
 def matches_suffix(name: str, key: str) -> bool:

@@ -36,6 +36,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from peftlab import argcheck
 from peftlab.targets import LLAMA_LINEARS
 
 __all__ = [
@@ -170,8 +171,7 @@ def estimate_training_memory(config, method: str = "qlora", *, batch: int = 1, s
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype={dtype!r} is not supported: expected one of {sorted(DTYPE_BYTES)}")
     for name, value in (("batch", batch), ("seq", seq), ("r", r), ("blocksize", blocksize)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} is not allowed: expected an int ≥ 1")
+        argcheck.positive_int(name, value)
     shape = model_shape(config)
     linears = shape.linears()
     targets = [t for t in target_modules if t in linears]

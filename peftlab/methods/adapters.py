@@ -36,13 +36,13 @@ plus ``2L·2d`` for its per-layer LayerNorms (and ``2d`` for the embedding Layer
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.layer import AdapterLayer
 from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method
@@ -72,17 +72,9 @@ class HoulsbyConfig:
 
     def __post_init__(self) -> None:
         m = self.bottleneck_size
-        if isinstance(m, bool) or not isinstance(m, int):
-            raise TypeError(f"bottleneck_size must be an int, got {type(m).__name__} ({m!r})")
-        if m <= 0:
-            raise ValueError(f"bottleneck_size={m} is not allowed: expected an int ≥ 1 (and below the hidden size)")
-        if self.non_linearity not in NONLINEARITIES:
-            raise ValueError(f"non_linearity={self.non_linearity!r} is not allowed: expected one of "
-                             f"{sorted(NONLINEARITIES)}")
-        std = self.init_std
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std) or std < 0:
-            raise ValueError(f"init_std={std!r} is not allowed: expected a number ≥ 0")
-        self.init_std = float(std)
+        argcheck.positive_int("bottleneck_size", m, "an int ≥ 1 (and below the hidden size)")
+        argcheck.one_of("non_linearity", self.non_linearity, sorted(NONLINEARITIES))
+        self.init_std = float(argcheck.number("init_std", self.init_std, at_least=0, allowed="a number ≥ 0"))
         self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
@@ -114,8 +106,7 @@ class HoulsbyLinear(AdapterLayer):
         if isinstance(bottleneck_size, bool) or not isinstance(bottleneck_size, int) or not 0 < bottleneck_size < d:
             raise ValueError(f"bottleneck_size={bottleneck_size!r} is not allowed for a layer with {d} outputs: expected "
                              f"an int with 1 ≤ bottleneck_size < {d} (a bottleneck smaller than the hidden size)")
-        if non_linearity not in NONLINEARITIES:
-            raise ValueError(f"non_linearity={non_linearity!r} is not allowed: expected one of {sorted(NONLINEARITIES)}")
+        argcheck.one_of("non_linearity", non_linearity, sorted(NONLINEARITIES))
 
     @classmethod
     def param_shapes(cls, base_layer: nn.Module, bottleneck_size: int = 64, **_) -> dict[str, tuple[int, ...]]:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.layer import AdapterLayer
 from peftlab.tuner import adapter_layers, inject, register_method
 
@@ -88,11 +89,8 @@ class IA3Config:
                 raise ValueError(f"feedforward_modules={self.feedforward_modules!r}: {stray} not among "
                                  f"target_modules={self.target_modules!r}; every feed-forward module must also be "
                                  "a target (as in peft)")
-        if isinstance(self.modules_to_save, str) or not isinstance(self.modules_to_save, (list, tuple)):
-            raise TypeError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
-        self.modules_to_save = list(self.modules_to_save)
-        if not isinstance(self.init_ia3_weights, bool):
-            raise TypeError(f"init_ia3_weights must be True or False, got {self.init_ia3_weights!r}")
+        self.modules_to_save = argcheck.name_list("modules_to_save", self.modules_to_save)
+        argcheck.flag("init_ia3_weights", self.init_ia3_weights)
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
         return {"is_feedforward": is_feedforward(module_name, self.feedforward_modules),
@@ -112,10 +110,8 @@ class IA3Linear(AdapterLayer):
 
     @classmethod
     def check(cls, base_layer: nn.Module, is_feedforward: bool = False, init_ia3_weights: bool = True) -> None:
-        if not isinstance(is_feedforward, bool):
-            raise TypeError(f"is_feedforward must be True or False, got {is_feedforward!r}")
-        if not isinstance(init_ia3_weights, bool):
-            raise TypeError(f"init_ia3_weights must be True or False, got {init_ia3_weights!r}")
+        argcheck.flag("is_feedforward", is_feedforward)
+        argcheck.flag("init_ia3_weights", init_ia3_weights)
 
     @classmethod
     def param_shapes(cls, base_layer: nn.Module, is_feedforward: bool = False, **_) -> dict[str, tuple[int, ...]]:

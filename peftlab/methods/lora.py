@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.layer import AdapterLayer
 from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import (
@@ -58,21 +59,6 @@ __all__ = [
 ]
 
 INITS = ("kaiming", "gaussian")
-
-
-def _check_number(name: str, value, *, low: float, high: float | None = None, low_open: bool = True,
-                  allowed: str) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (high is None or value < high)
-    if not ok:
-        raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
-
-
-def _check_rank(name: str, r) -> None:
-    if isinstance(r, bool) or not isinstance(r, int):
-        raise TypeError(f"{name} must be an int, got {type(r).__name__} ({r!r})")
-    if r <= 0:
-        raise ValueError(f"{name}={r} is not allowed: expected an int ≥ 1")
 
 
 # ---------------------------------------------------------------------- config
@@ -99,17 +85,15 @@ class LoRAConfig:
     method = "lora"
 
     def __post_init__(self) -> None:
-        _check_rank("r", self.r)
-        _check_number("alpha", self.alpha, low=0, allowed="a positive number")
-        self.alpha = float(self.alpha)
-        _check_number("dropout", self.dropout, low=0.0, high=1.0, low_open=False, allowed="a number in [0, 1)")
-        self.dropout = float(self.dropout)
-        if not isinstance(self.use_rslora, bool):
-            raise TypeError(f"use_rslora must be True or False, got {self.use_rslora!r}")
+        argcheck.positive_int("r", self.r)
+        self.alpha = float(argcheck.number("alpha", self.alpha, above=0, allowed="a positive number"))
+        self.dropout = float(argcheck.number("dropout", self.dropout, at_least=0.0, below=1.0,
+                                             allowed="a number in [0, 1)"))
+        argcheck.flag("use_rslora", self.use_rslora)
         self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
-        for attr, check in (("rank_pattern", lambda k, v: _check_rank(f"rank_pattern[{k!r}]", v)),
-                            ("alpha_pattern", lambda k, v: _check_number(f"alpha_pattern[{k!r}]", v, low=0,
-                                                                         allowed="a positive number"))):
+        for attr, check in (("rank_pattern", lambda k, v: argcheck.positive_int(f"rank_pattern[{k!r}]", v)),
+                            ("alpha_pattern", lambda k, v: argcheck.number(f"alpha_pattern[{k!r}]", v, above=0,
+                                                                           allowed="a positive number"))):
             pattern = getattr(self, attr)
             if not isinstance(pattern, dict):
                 raise TypeError(f"{attr} must be a dict of module-name pattern → value, got {pattern!r}")
@@ -117,8 +101,7 @@ class LoRAConfig:
                 if not isinstance(key, str) or not key:
                     raise TypeError(f"{attr} keys must be non-empty strings, got {key!r}")
                 check(key, value)
-        if self.init not in INITS:
-            raise ValueError(f"init={self.init!r} is not allowed: expected one of {INITS}")
+        argcheck.one_of("init", self.init, INITS)
 
     def rank_for(self, module_name: str) -> int:
         key = pattern_key(self.rank_pattern, module_name)
@@ -148,14 +131,13 @@ class LoRALayer(AdapterLayer):
     def check(cls, base_layer: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
               use_rslora: bool = False, init: str = "kaiming") -> None:
         n_in, n_out = cls.dims(base_layer)
-        _check_rank("r", r)
+        argcheck.positive_int("r", r)
         if r > min(n_in, n_out):
             raise ValueError(f"r={r} is not allowed for a {n_out}×{n_in} layer: need 1 ≤ r ≤ min(in, out) = "
                              f"{min(n_in, n_out)}")
-        _check_number("alpha", alpha, low=0, allowed="a positive number")
-        _check_number("dropout", dropout, low=0.0, high=1.0, low_open=False, allowed="a number in [0, 1)")
-        if init not in INITS:
-            raise ValueError(f"init={init!r} is not allowed: expected one of {INITS}")
+        argcheck.number("alpha", alpha, above=0, allowed="a positive number")
+        argcheck.number("dropout", dropout, at_least=0.0, below=1.0, allowed="a number in [0, 1)")
+        argcheck.one_of("init", init, INITS)
 
     @classmethod
     def num_trainable(cls, base_layer: nn.Module, r: int = 8, **_) -> int:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.targets import modules_matching
 
 __all__ = [
@@ -70,23 +71,15 @@ TASK_TYPES = ("CAUSAL_LM", "SEQ_CLS")
 
 
 def _check_tokens(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"num_virtual_tokens must be an int, got {type(value).__name__} ({value!r})")
-    if value <= 0:
-        raise ValueError(f"num_virtual_tokens={value} is not allowed: expected an int ≥ 1")
-    return value
+    return argcheck.positive_int("num_virtual_tokens", value)
 
 
 def _check_saved(value) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise TypeError(f"modules_to_save must be a list of module names, got {value!r}")
-    return list(value)
+    return argcheck.name_list("modules_to_save", value)
 
 
 def _check_task(value) -> str | None:
-    if value is not None and value not in TASK_TYPES:
-        raise ValueError(f"task_type={value!r} is not allowed: expected one of {TASK_TYPES} or None (from the model)")
-    return value
+    return value if value is None else argcheck.one_of("task_type", value, TASK_TYPES, note=" or None (from the model)")
 
 
 def task_type_of(model: nn.Module) -> str:
@@ -118,8 +111,7 @@ class PromptTuningConfig:
 
     def __post_init__(self) -> None:
         _check_tokens(self.num_virtual_tokens)
-        if self.init not in PROMPT_INITS:
-            raise ValueError(f"init={self.init!r} is not allowed: expected one of {PROMPT_INITS}")
+        argcheck.one_of("init", self.init, PROMPT_INITS)
         if self.init == "text" and (not isinstance(self.init_text, str) or not self.init_text.strip()):
             raise ValueError(f"init='text' needs init_text, a non-empty string; got {self.init_text!r}")
         _check_task(self.task_type)
@@ -148,13 +140,11 @@ class PrefixTuningConfig:
 
     def __post_init__(self) -> None:
         _check_tokens(self.num_virtual_tokens)
-        if not isinstance(self.prefix_projection, bool):
-            raise TypeError(f"prefix_projection must be True or False, got {self.prefix_projection!r}")
+        argcheck.flag("prefix_projection", self.prefix_projection)
         h = self.encoder_hidden_size
         if h is not None and (isinstance(h, bool) or not isinstance(h, int) or h <= 0):
             raise ValueError(f"encoder_hidden_size={h!r} is not allowed: expected an int ≥ 1 or None")
-        if self.init not in PREFIX_INITS:
-            raise ValueError(f"init={self.init!r} is not allowed: expected one of {PREFIX_INITS}")
+        argcheck.one_of("init", self.init, PREFIX_INITS)
         _check_task(self.task_type)
         self.modules_to_save = _check_saved(self.modules_to_save)
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.methods.lora import LoRAConfig, LoRALinear, lora_family_config
 from peftlab.quant import (
     FLOAT_DTYPES,
@@ -59,10 +60,8 @@ _STATE_BUFFERS = ("packed", "absmax", "offset", "absmax2", "code", "code2")
 def _check_quant_args(quant_type, blocksize, double_quant, compute_dtype) -> None:
     _check_quant_type(quant_type)
     _check_blocksize(blocksize)
-    if not isinstance(double_quant, bool):
-        raise TypeError(f"double_quant must be True or False, got {double_quant!r}")
-    if compute_dtype not in FLOAT_DTYPES:
-        raise ValueError(f"compute_dtype={compute_dtype!r} is not allowed: expected one of {FLOAT_DTYPES}")
+    argcheck.flag("double_quant", double_quant)
+    argcheck.one_of("compute_dtype", compute_dtype, FLOAT_DTYPES)
 
 
 # ---------------------------------------------------------------------- the 4-bit base layer

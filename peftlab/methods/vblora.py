@@ -58,7 +58,6 @@ vectors that its logits select.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -66,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.layer import AdapterLayer
 from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
@@ -120,26 +120,11 @@ def index_dtype(num_vectors: int) -> torch.dtype:
 
 
 # ---------------------------------------------------------------------- config
-def _check_int(name: str, value, allowed: str = "an int ≥ 1") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value <= 0:
-        raise ValueError(f"{name}={value} is not allowed: expected {allowed}")
-
-
 def _check_topk(topk, num_vectors) -> None:
-    _check_int("topk", topk, "an int with 1 ≤ topk ≤ num_vectors")
+    argcheck.positive_int("topk", topk, "an int with 1 ≤ topk ≤ num_vectors")
     if topk > num_vectors:
         raise ValueError(f"topk={topk} is not allowed: it picks topk of the num_vectors={num_vectors} bank vectors, "
                          f"so 1 ≤ topk ≤ {num_vectors}")
-
-
-def _check_float(name: str, value, *, low: float, high: float | None = None, closed: bool = True,
-                 allowed: str) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    ok = ok and (value >= low if closed else value > low) and (high is None or value < high)
-    if not ok:
-        raise ValueError(f"{name}={value!r} is not allowed: expected {allowed}")
 
 
 @dataclass
@@ -166,15 +151,14 @@ class VBLoRAConfig:
     method = "vblora"
 
     def __post_init__(self) -> None:
-        _check_int("r", self.r)
-        _check_int("num_vectors", self.num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
-        _check_int("vector_length", self.vector_length, "an int ≥ 1 dividing every target's in and out features")
+        argcheck.positive_int("r", self.r)
+        argcheck.positive_int("num_vectors", self.num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
+        argcheck.positive_int("vector_length", self.vector_length, "an int ≥ 1 dividing every target's in and out features")
         _check_topk(self.topk, self.num_vectors)
-        _check_float("vblora_dropout", self.vblora_dropout, low=0.0, high=1.0, allowed="a probability in [0, 1)")
-        if not isinstance(self.save_only_topk_weights, bool):
-            raise TypeError(f"save_only_topk_weights must be True or False, got {self.save_only_topk_weights!r}")
-        _check_float("init_vector_bank_bound", self.init_vector_bank_bound, low=0.0, allowed="a finite number ≥ 0")
-        _check_float("init_logits_std", self.init_logits_std, low=0.0, allowed="a finite number ≥ 0")
+        argcheck.number("vblora_dropout", self.vblora_dropout, at_least=0.0, below=1.0, allowed="a probability in [0, 1)")
+        argcheck.flag("save_only_topk_weights", self.save_only_topk_weights)
+        argcheck.number("init_vector_bank_bound", self.init_vector_bank_bound, at_least=0.0, allowed="a finite number ≥ 0")
+        argcheck.number("init_logits_std", self.init_logits_std, at_least=0.0, allowed="a finite number ≥ 0")
         self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
@@ -234,12 +218,12 @@ class VBLoRALinear(AdapterLayer):
     @classmethod
     def check(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
               topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1) -> None:
-        _check_int("r", r)
-        _check_int("num_vectors", num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
-        _check_int("vector_length", vector_length, "an int ≥ 1 dividing the layer's in and out features")
+        argcheck.positive_int("r", r)
+        argcheck.positive_int("num_vectors", num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
+        argcheck.positive_int("vector_length", vector_length, "an int ≥ 1 dividing the layer's in and out features")
         _check_topk(topk, num_vectors)
-        _check_float("vblora_dropout", vblora_dropout, low=0.0, high=1.0, allowed="a probability in [0, 1)")
-        _check_float("init_logits_std", init_logits_std, low=0.0, allowed="a finite number ≥ 0")
+        argcheck.number("vblora_dropout", vblora_dropout, at_least=0.0, below=1.0, allowed="a probability in [0, 1)")
+        argcheck.number("init_logits_std", init_logits_std, at_least=0.0, allowed="a finite number ≥ 0")
         n_in, n_out = cls.dims(base_layer)
         bad = [f"{what}={n}" for what, n in (("in_features", n_in), ("out_features", n_out)) if n % vector_length]
         if bad:

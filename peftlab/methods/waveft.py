@@ -59,7 +59,6 @@ zero-initialised coefficient set of ``ΔW`` itself, at random positions, and add
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -69,6 +68,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.layer import AdapterLayer
 from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import inject, register_method
@@ -203,29 +203,20 @@ def matrix_positions(rows: torch.Tensor, cols: torch.Tensor, n_out: int, n_in: i
 
 # ---------------------------------------------------------------------- config
 def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value <= 0:
-        raise ValueError(f"{name}={value} is not allowed: expected an int ≥ 1 (the number of trainable coefficients)")
+    argcheck.positive_int(name, value, "an int ≥ 1 (the number of trainable coefficients)")
 
 
 def _check_scaling(scaling) -> None:
-    if isinstance(scaling, bool) or not isinstance(scaling, (int, float)) or not math.isfinite(scaling):
-        raise ValueError(f"scaling={scaling!r} is not allowed: expected a finite number")
+    argcheck.number("scaling", scaling, allowed="a finite number")
 
 
 def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if isinstance(seed, bool) or not isinstance(seed, int):  # any int, negative too (argcheck.positive_int would refuse)
         raise TypeError(f"random_loc_seed must be an int, got {type(seed).__name__} ({seed!r})")
     try:
         torch.Generator().manual_seed(seed)
     except (RuntimeError, OverflowError, ValueError):
         raise ValueError(f"random_loc_seed={seed} is not allowed: expected an int in [−2⁶³, 2⁶⁴)") from None
-
-
-def _check_flag(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclass
@@ -257,10 +248,10 @@ class WaveFTConfig:
         _check_scaling(self.scaling)
         self.scaling = float(self.scaling)
         _check_family(self.wavelet_family)
-        _check_flag("use_idwt", self.use_idwt)
+        argcheck.flag("use_idwt", self.use_idwt)
         _check_seed(self.random_loc_seed)
-        _check_flag("proportional_parameters", self.proportional_parameters)
-        _check_flag("init_weights", self.init_weights)
+        argcheck.flag("proportional_parameters", self.proportional_parameters)
+        argcheck.flag("init_weights", self.init_weights)
         if not isinstance(self.n_frequency_pattern, dict):
             raise TypeError(f"n_frequency_pattern must be a dict of module-name pattern → int, "
                             f"got {self.n_frequency_pattern!r}")
@@ -339,9 +330,9 @@ class WaveFTLinear(AdapterLayer):
                              f"1 ≤ n_frequency ≤ in·out = {n_in * n_out}")
         _check_scaling(scaling)
         _check_family(wavelet_family)
-        _check_flag("use_idwt", use_idwt)
+        argcheck.flag("use_idwt", use_idwt)
         _check_seed(random_loc_seed)
-        _check_flag("init_weights", init_weights)
+        argcheck.flag("init_weights", init_weights)
 
     @classmethod
     def param_shapes(cls, base_layer: nn.Module, n_frequency: int = 2592, **_) -> dict[str, tuple[int, ...]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from peftlab import argcheck
 from peftlab.layer import AdapterLayer
 from peftlab.methods.dora import DoRAEmbedding, DoRALinear
 from peftlab.methods.fast.dora import FastDoRAEmbedding, FastDoRALinear
@@ -41,8 +42,7 @@ TWINS: dict[type[AdapterLayer], type[AdapterLayer]] = {
 def use_fast(model: nn.Module, fast: bool = True) -> nn.Module:
     """Make every adapter layer of ``model`` that has a twin the twin (``fast=True``) or the reference
     (``fast=False``), in place; returns ``model``. Layers without a twin are left as they are."""
-    if not isinstance(fast, bool):
-        raise TypeError(f"fast must be True or False, got {fast!r}")
+    argcheck.flag("fast", fast)
     back = {twin: ref for ref, twin in TWINS.items()}
     for module in model.modules():
         kind = type(module)
