@@ -115,6 +115,23 @@ def number(value, what: str) -> float:
     return float(value)
 
 
+def correctness_matrix(x, what: str):
+    """Per-example correctness shaped (n_seeds ≥ 2, n_examples ≥ 2), 0/1, as a float64 numpy array, else a hint
+    (the rows of :func:`peftlab.train.per_example_correct`, one per seed)."""
+    import numpy as np
+    import torch
+
+    try:
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    expect(arr is not None and arr.ndim == 2 and arr.shape[0] >= 2 and arr.shape[1] >= 2,
+           f"{what}는 시드마다 한 행, 테스트 예제마다 한 열인 (시드 수 ≥ 2, 예제 수) 배열이어야 합니다 "
+           f"(peftlab.train.per_example_correct를 시드마다 쌓은 것)")
+    expect(bool(np.isin(arr, (0.0, 1.0)).all()), f"{what}의 값은 예제마다 맞으면 1, 틀리면 0입니다 (per_example_correct)")
+    return arr
+
+
 # ------------------------------------------------------------------------------------------ answer keys
 #: set inside a check when it asked for a key that this copy of the kit does not hold
 _key_missing: contextvars.ContextVar[bool] = contextvars.ContextVar("peftlab_key_missing", default=False)

@@ -32,6 +32,7 @@ from torch import nn
 from peftlab.checks._core import answer_key, checkpoint, expect
 from peftlab.checks._core import choice as _choice
 from peftlab.checks._core import close as _close
+from peftlab.checks._core import correctness_matrix as _per_example
 from peftlab.checks._core import number as _number
 from peftlab.checks._peft import peft_linear
 
@@ -352,19 +353,6 @@ def q3_3(choice, time_ratio, memory_ratio, merged_ratio, train_time, merged_time
 
 
 # ---------------------------------------------------------------------------------------------- 3.4
-def _per_example(x, what: str) -> np.ndarray:
-    """Per-example correctness shaped (n_seeds ≥ 2, n_examples ≥ 2), 0/1, as a float array."""
-    try:
-        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    expect(arr is not None and arr.ndim == 2 and arr.shape[0] >= 2 and arr.shape[1] >= 2,
-           f"{what}는 시드마다 한 행, 테스트 예제마다 한 열인 (시드 수 ≥ 2, 예제 수) 배열이어야 합니다 "
-           f"(peftlab.train.per_example_correct를 시드마다 쌓은 것)")
-    expect(bool(np.isin(arr, (0.0, 1.0)).all()), f"{what}의 값은 예제마다 맞으면 1, 틀리면 0입니다 (per_example_correct)")
-    return arr
-
-
 def comparisons_3_4(sweep) -> tuple[dict, dict]:
     """Per rank, :func:`paired_comparison` of DoRA against LoRA (min effect :data:`MIN_EFFECT_3_4`) on the
     per-example correctness ``sweep[method][r]`` (seeds × test examples), and Holm's decision over the ranks."""
