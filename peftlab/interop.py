@@ -1,48 +1,42 @@
 """Read and write Hugging Face peft's adapter format, so an adapter moves between peft and peftlab.
 
-A peft adapter folder holds two files:
+A peft adapter folder holds ``adapter_config.json`` (the config: ``peft_type``, ``r``, ``lora_alpha``,
+``target_modules`` …) and ``adapter_model.safetensors`` (the tensors, named after the module path inside the
+peft wrapper, e.g. ``base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight``; modules kept
+fully trainable, such as a classification head, under their own names). :mod:`peftlab.peft_format` owns that
+format and the registry of codecs; each method's :class:`Codec` (which ``peft_type`` and flags it reads, how
+its config maps to peft's fields, how peft names each of its tensors) is defined and registered in the
+method's own file under :mod:`peftlab.methods`.
 
-* ``adapter_config.json`` — the config (``peft_type``, ``r``, ``lora_alpha``, ``target_modules`` …);
-* ``adapter_model.safetensors`` — the tensors, named after the module path inside the peft wrapper
-  with the adapter name left out, e.g. ``base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight``
-  (A, shape r×in) and ``….lora_B.weight`` (B, shape out×r); modules kept fully trainable
-  (``modules_to_save``, such as a classification head) are saved under their own names
-  (``base_model.model.classifier.weight``).
-
-The format is generic; what differs per method is small and lives in one :class:`Codec` each: which
-``peft_type`` (and flags such as ``use_dora``) it reads, how its config maps to peft's fields, and how
-peft names each of its tensors in the file. :func:`save_peft_adapter` writes a folder that
+This module is the generic driver over that registry: :func:`save_peft_adapter` writes a folder that
 ``PeftModel.from_pretrained`` loads; :func:`load_peft_adapter` reads one into peftlab layers, validating
 every tensor against the model before anything changes. :func:`copy_from_peft` takes the adapter of a
 live peft model. Never pickle: safetensors + JSON only, written atomically.
 
 QLoRA has no format of its own: peft saves LoRA over a 4-bit base as a plain LoRA file, so a QLoRA model is
-saved through the LoRA codec, and a LoRA file loaded onto 4-bit targets becomes QLoRA layers.
+saved through the LoRA codec, and a LoRA file loaded onto 4-bit targets becomes QLoRA layers
+(``methods/qlora.py`` registers this with :func:`peftlab.peft_format.register_same_file`).
+
+Prompt tuning is the one model-level exception, kept here: it injects no layer (a :class:`PromptTuningModel`
+wraps the model), so it has no codec; ``save_peft_adapter`` / ``load_peft_adapter`` exchange its
+``PROMPT_TUNING`` files all the same.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from peftlab.fileio import atomic_write_with
+import peftlab.methods  # noqa: F401  (imports every method, so every codec is registered)
+from peftlab import peft_format
 from peftlab.layer import AdapterLayer, check_adapter_name
-from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear
-from peftlab.methods.ia3 import IA3Config, IA3Linear
-from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALinear
 from peftlab.methods.prompts import PromptTuningConfig, PromptTuningModel
-from peftlab.methods.qlora import QLoRALinear, QuantLinear
-from peftlab.methods.vblora import VBLoRAConfig, VBLoRALinear, index_dtype
-from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, filter_taps
+from peftlab.peft_format import CONFIG_NAME, PREFIX, WEIGHTS_NAME, Codec, codecs
 from peftlab.targets import modules_matching
 from peftlab.tuner import (
     adapter_layers,
@@ -66,340 +60,25 @@ __all__ = [
     "save_peft_adapter",
 ]
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
-PREFIX = "base_model.model."
 
-
-# ---------------------------------------------------------------------- codecs
-@dataclass(frozen=True)
-class Codec:
-    """How one peftlab method maps onto peft's adapter format.
-
-    ``tensor_keys``: per layer class, peftlab's tensor attribute → the suffix peft uses in the file.
-    ``accepts(cfg)``: whether a peft ``adapter_config.json`` dict is this method's.
-    ``to_peft(config)``: peft's config fields (without ``target_modules``/``modules_to_save``).
-    ``from_peft(cfg, where)``: keyword arguments of the method's config class; raises ``ValueError``
-    naming ``where`` for settings peftlab does not implement.
-    ``pack(tensors, config)`` (optional): turns the per-layer tensors into the file's form (VB-LoRA: one
-    shared bank, top-k-only logits); ``unpack(state, where)`` (optional) undoes it before anything is
-    validated. ``may_be_neg_inf``: tensor attributes where −∞ is a valid value (VB-LoRA's masked logits).
-    """
-
-    method: str
-    peft_type: str
-    tensor_keys: dict[type[AdapterLayer], dict[str, str]]
-    accepts: Callable[[dict], bool]
-    to_peft: Callable[[object], dict]
-    from_peft: Callable[[dict, str], dict]
-    pack: Callable[[dict, object], dict] | None = None
-    unpack: Callable[[dict, str], dict] | None = None
-    may_be_neg_inf: tuple[str, ...] = ()
-
-
-def _lora_to_peft(cfg: LoRAConfig) -> dict:
-    return {
-        "r": cfg.r, "lora_alpha": cfg.alpha, "lora_dropout": cfg.dropout, "use_rslora": cfg.use_rslora,
-        "rank_pattern": dict(cfg.rank_pattern), "alpha_pattern": dict(cfg.alpha_pattern),
-        "bias": "none", "lora_bias": False, "fan_in_fan_out": False, "use_dora": False,
-        "init_lora_weights": True if cfg.init == "kaiming" else "gaussian",
-    }
-
-
-def _lora_from_peft(cfg: dict, where: str) -> dict:
-    for key in ("r", "lora_alpha"):
-        if key not in cfg:
-            raise ValueError(f"{where}: missing required field {key!r}")
-    if cfg.get("bias", "none") != "none" or cfg.get("lora_bias"):
-        raise ValueError(f"{where}: bias={cfg.get('bias')!r} / lora_bias={cfg.get('lora_bias')!r} are not "
-                         "implemented in peftlab; it reads bias='none', lora_bias=false")
-    if cfg.get("fan_in_fan_out"):
-        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
-    init = cfg.get("init_lora_weights", True)
-    return {
-        "r": int(cfg["r"]), "alpha": float(cfg["lora_alpha"]), "dropout": float(cfg.get("lora_dropout") or 0.0),
-        "use_rslora": bool(cfg.get("use_rslora", False)),
-        "rank_pattern": {k: int(v) for k, v in (cfg.get("rank_pattern") or {}).items()},
-        "alpha_pattern": {k: float(v) for k, v in (cfg.get("alpha_pattern") or {}).items()},
-        "init": "gaussian" if init == "gaussian" else "kaiming",
-    }
-
-
-def _dora_to_peft(cfg: DoRAConfig) -> dict:
-    return {**_lora_to_peft(cfg), "use_dora": True}
-
-
-# peft 0.21.2 ships its own filter table for WaveFT; two entries are not the named wavelet [measured]:
-# coif4's taps differ from pywt's by up to 1.2e-2 (Σh² = 1.0099, not orthonormal) and coif5 has 48 taps
-# instead of 30 (its ΔW comes out smaller than the layer, and the first forward fails). Used only where
-# peft itself cannot be imported to compare.
-_PEFT_WAVEFT_BAD_TAPS = ("coif4", "coif5")
-
-
-def _peft_waveft_taps_differ(family: str) -> bool:
-    """Whether the installed peft's WaveFT taps for ``family`` are not pywt's (peftlab computes pywt's)."""
-    family = "db1" if family == "haar" else family
-    try:
-        from peft.tuners.waveft.wavelet import Wavelet
-    except ImportError:
-        return family in _PEFT_WAVEFT_BAD_TAPS
-    try:
-        theirs = torch.tensor(Wavelet(family).rec_lo, dtype=torch.float64)
-    except ValueError:
-        return True
-    ours = filter_taps(family)[0]
-    return theirs.shape != ours.shape or bool((theirs - ours).abs().max() > 1e-10)
-
-
-def _check_waveft_family(family: str, where: str) -> None:
-    if _peft_waveft_taps_differ(family):
-        raise ValueError(f"{where}: wavelet_family={family!r}: peft's WaveFT filter table for {family} is not the "
-                         f"{family} wavelet (peft 0.21.2: coif4's taps are off by up to 1.2e-2, coif5's table has 48 "
-                         "taps and fails at the first forward), so a peftlab adapter (pywt's taps) and peft's would "
-                         "compute different updates; exchange adapters of another family")
-
-
-def _waveft_to_peft(cfg: WaveFTConfig) -> dict:
-    _check_waveft_family(cfg.wavelet_family, "save_peft_adapter")
-    return {
-        "n_frequency": cfg.n_frequency, "scaling": cfg.scaling,
-        "wavelet_family": "db1" if cfg.wavelet_family == "haar" else cfg.wavelet_family,  # peft rejects "haar"
-        "use_idwt": cfg.use_idwt, "random_loc_seed": cfg.random_loc_seed,
-        "proportional_parameters": cfg.proportional_parameters,
-        "n_frequency_pattern": dict(cfg.n_frequency_pattern), "init_weights": cfg.init_weights,
-        "fan_in_fan_out": False, "bias": "none",
-    }
-
-
-def _waveft_from_peft(cfg: dict, where: str) -> dict:
-    if cfg.get("bias", "none") != "none":
-        raise ValueError(f"{where}: bias={cfg.get('bias')!r} is not implemented in peftlab; it reads bias='none'")
-    if cfg.get("fan_in_fan_out"):
-        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
-    kwargs = {
-        "n_frequency": cfg.get("n_frequency", 2592), "scaling": cfg.get("scaling", 25.0),
-        "wavelet_family": cfg.get("wavelet_family", "db1"), "use_idwt": cfg.get("use_idwt", True),
-        "random_loc_seed": cfg.get("random_loc_seed", 777),
-        "proportional_parameters": cfg.get("proportional_parameters", False),
-        "n_frequency_pattern": dict(cfg.get("n_frequency_pattern") or {}),
-        "init_weights": cfg.get("init_weights", True),
-    }
-    try:
-        WaveFTConfig(**kwargs)  # every field validated, with its name, before anything is read further
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    _check_waveft_family(kwargs["wavelet_family"], where)
-    return kwargs
-
-
-def _ia3_to_peft(cfg: IA3Config) -> dict:
-    return {"feedforward_modules": cfg.feedforward_modules, "fan_in_fan_out": False,
-            "init_ia3_weights": cfg.init_ia3_weights}
-
-
-def _ia3_from_peft(cfg: dict, where: str) -> dict:
-    if cfg.get("fan_in_fan_out"):
-        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
-    ff = cfg.get("feedforward_modules")
-    if ff is None:
-        raise ValueError(f"{where}: missing feedforward_modules (peft fills it in from the model type when saving; "
-                         "peftlab needs it in the file)")
-    return {"feedforward_modules": ff if isinstance(ff, str) else sorted(ff),
-            "init_ia3_weights": bool(cfg.get("init_ia3_weights", True))}
-
-
-# VB-LoRA: the bank is one model-level tensor in peft's file ("base_model.vblora_vector_bank"); inside
-# peftlab's generic reader/writer every layer carries it as "<module>.vblora_vector_bank" (the same Parameter).
-VBLORA_BANK_KEY = "base_model.vblora_vector_bank"
-_VBLORA_LOGITS = (".vblora_logits_A", ".vblora_logits_B")
-
-
-def _vblora_to_peft(cfg: VBLoRAConfig) -> dict:
-    return {
-        "r": cfg.r, "num_vectors": cfg.num_vectors, "vector_length": cfg.vector_length, "topk": cfg.topk,
-        "vblora_dropout": cfg.vblora_dropout, "save_only_topk_weights": cfg.save_only_topk_weights,
-        "init_vector_bank_bound": cfg.init_vector_bank_bound, "init_logits_std": cfg.init_logits_std,
-        "fan_in_fan_out": False, "bias": "none",
-    }
-
-
-def _vblora_from_peft(cfg: dict, where: str) -> dict:
-    for key in ("num_vectors", "vector_length"):
-        if key not in cfg:
-            raise ValueError(f"{where}: missing required field {key!r}")
-    if cfg.get("bias", "none") != "none":
-        raise ValueError(f"{where}: bias={cfg.get('bias')!r} is not implemented in peftlab; it reads bias='none'")
-    if cfg.get("fan_in_fan_out"):
-        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
-    kwargs = {
-        "r": cfg.get("r", 4), "num_vectors": cfg["num_vectors"], "vector_length": cfg["vector_length"],
-        "topk": cfg.get("topk", 2), "vblora_dropout": cfg.get("vblora_dropout") or 0.0,
-        "save_only_topk_weights": bool(cfg.get("save_only_topk_weights", False)),
-        "init_vector_bank_bound": cfg.get("init_vector_bank_bound", 0.02),
-        "init_logits_std": cfg.get("init_logits_std", 0.1),
-    }
-    try:
-        VBLoRAConfig(**kwargs)  # every field validated, with its name, before anything is read further
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    return kwargs
-
-
-def _vblora_pack(tensors: dict[str, torch.Tensor], config: VBLoRAConfig) -> dict[str, torch.Tensor]:
-    """One bank under peft's key; with ``save_only_topk_weights`` each logit vector becomes its top-k indices
-    (smallest integer dtype for N) and the first k−1 of its top-k softmax weights."""
-    out: dict[str, torch.Tensor] = {}
-    bank = None
-    for key, value in tensors.items():
-        if key.endswith(".vblora_vector_bank"):
-            bank = value
-        elif config.save_only_topk_weights and key.endswith(_VBLORA_LOGITS):
-            values, indices = value.topk(config.topk, dim=-1)
-            out[f"{key}_topk_indices"] = indices.to(index_dtype(config.num_vectors)).contiguous()
-            out[f"{key}_topk_weights"] = torch.softmax(values, dim=-1)[..., :-1].contiguous()
-        else:
-            out[key] = value
-    if bank is not None:
-        out[VBLORA_BANK_KEY] = bank
-    return out
-
-
-def _vblora_unpack(state: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
-    """The file's form back to per-layer tensors: logits rebuilt from top-k files (``log w`` at the saved
-    indices, −∞ elsewhere, as peft does), and the bank given to every layer that has logits."""
-    state = dict(state)
-    if VBLORA_BANK_KEY not in state:
-        raise ValueError(f"{where}: tensor {VBLORA_BANK_KEY} (the shared vector bank) is missing")
-    bank = state.pop(VBLORA_BANK_KEY)
-    if bank.dim() != 2 or not bank.is_floating_point() or not torch.isfinite(bank).all():
-        raise ValueError(f"{where}: tensor {VBLORA_BANK_KEY} must be a finite floating-point (num_vectors, "
-                         f"vector_length) matrix, got {bank.dtype} of shape {tuple(bank.shape)}")
-    n = bank.shape[0]
-    for key in [k for k in state if k.endswith("_topk_indices")]:
-        base_key = key[: -len("_topk_indices")]
-        wkey = f"{base_key}_topk_weights"
-        indices = state.pop(key)
-        if wkey not in state:
-            raise ValueError(f"{where}: tensor {wkey} is missing (it goes with {key})")
-        weights = state.pop(wkey)
-        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise ValueError(f"{where}: tensor {key} must hold integer indices, got {indices.dtype}")
-        if tuple(weights.shape) != (*indices.shape[:-1], indices.shape[-1] - 1):
-            raise ValueError(f"{where}: tensor {wkey} has shape {tuple(weights.shape)}; with {key} of shape "
-                             f"{tuple(indices.shape)} it must be {(*indices.shape[:-1], indices.shape[-1] - 1)}")
-        idx = indices.to(torch.long)
-        if idx.numel() and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"{where}: tensor {key} holds indices outside [0, {n}) (the bank has {n} vectors)")
-        if not weights.is_floating_point() or not torch.isfinite(weights).all() or (weights < 0).any() \
-                or (weights.sum(-1) > 1 + 1e-5).any():
-            raise ValueError(f"{where}: tensor {wkey} must hold finite weights ≥ 0 summing to at most 1")
-        full = torch.cat([weights, 1 - weights.sum(-1, keepdim=True)], dim=-1)
-        logits = torch.full((*idx.shape[:-1], n), float("-inf"), dtype=weights.dtype)
-        state[base_key] = logits.scatter(-1, idx, torch.log(full))
-    modules = {k[: -len(s)] for k in state for s in _VBLORA_LOGITS if k.endswith(s)}
-    for module in modules:
-        state[f"{module}.vblora_vector_bank"] = bank
-    return state
-
-
-_CODECS: list[Codec] = [
-    Codec(
-        method="lora", peft_type="LORA",
-        tensor_keys={LoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"},
-                     LoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
-                                     "lora_embedding_B": ".lora_embedding_B"},
-                     QLoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"}},
-        accepts=lambda cfg: cfg.get("peft_type") == "LORA" and not cfg.get("use_dora"),
-        to_peft=_lora_to_peft, from_peft=_lora_from_peft,
-    ),
-    # DoRA is peft's LoRA with use_dora=true; the magnitude is saved without peft's ".weight" suffix
-    # (peft strips it on save and appends it again on load).
-    Codec(
-        method="dora", peft_type="LORA",
-        tensor_keys={DoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight",
-                                  "lora_magnitude_vector": ".lora_magnitude_vector"},
-                     DoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
-                                     "lora_embedding_B": ".lora_embedding_B",
-                                     "lora_magnitude_vector": ".lora_magnitude_vector"}},
-        accepts=lambda cfg: cfg.get("peft_type") == "LORA" and bool(cfg.get("use_dora")),
-        to_peft=_dora_to_peft, from_peft=_lora_from_peft,
-    ),
-    # WaveFT saves only the spectrum; the coefficient positions are regenerated from random_loc_seed.
-    Codec(
-        method="waveft", peft_type="WAVEFT",
-        tensor_keys={WaveFTLinear: {"waveft_spectrum": ".waveft_spectrum"}},
-        accepts=lambda cfg: cfg.get("peft_type") == "WAVEFT",
-        to_peft=_waveft_to_peft, from_peft=_waveft_from_peft,
-    ),
-    # IA³: one vector per layer, (out, 1) for output scaling, (1, in) for feed-forward (input) targets.
-    Codec(
-        method="ia3", peft_type="IA3",
-        tensor_keys={IA3Linear: {"ia3_l": ".ia3_l"}},
-        accepts=lambda cfg: cfg.get("peft_type") == "IA3",
-        to_peft=_ia3_to_peft, from_peft=_ia3_from_peft,
-    ),
-    # VB-LoRA: per-layer logits, one shared bank; "full" or "top-k only" (save_only_topk_weights).
-    Codec(
-        method="vblora", peft_type="VBLORA",
-        tensor_keys={VBLoRALinear: {"vblora_logits_A": ".vblora_logits_A", "vblora_logits_B": ".vblora_logits_B",
-                                    "vblora_vector_bank": ".vblora_vector_bank"}},
-        accepts=lambda cfg: cfg.get("peft_type") == "VBLORA",
-        to_peft=_vblora_to_peft, from_peft=_vblora_from_peft,
-        pack=_vblora_pack, unpack=_vblora_unpack, may_be_neg_inf=("vblora_logits_A", "vblora_logits_B"),
-    ),
-]
-
-
-#: methods whose adapter file *is* another method's: peft saves the LoRA of a 4-bit (bitsandbytes) base as a
-#: plain LoRA file — the quantization belongs to the base model, not to the adapter.
-_SAME_FILE_AS = {"qlora": "lora"}
-
-
-def _quantized_targets(model: nn.Module, names, where: str) -> dict | None:
-    """QLoRA's quantization settings when every named module's base is 4-bit (:class:`QuantLinear`), ``None``
-    when none is; a mix, or 4-bit layers quantized differently, is an error (nothing has changed yet)."""
-    modules = dict(model.named_modules())
-    bases = {n: getattr(m, "base_layer", m) for n in names if (m := modules.get(n)) is not None}
-    quant = {n: b for n, b in bases.items() if isinstance(b, QuantLinear)}
-    if not quant:
-        return None
-    if len(quant) != len(bases):
-        plain = sorted(set(bases) - set(quant))
-        raise ValueError(f"{where}: the adapter targets 4-bit layers ({sorted(quant)[0]!r}, …) and unquantized ones "
-                         f"({plain[0]!r}, …); quantize all of its targets or none")
-    settings = {(b.quant_type, b.blocksize, b.double_quant, b.compute_dtype) for b in quant.values()}
-    if len(settings) > 1:
-        raise ValueError(f"{where}: the targeted 4-bit layers are quantized in different ways {sorted(map(str, settings))}; "
-                         "one adapter file is loaded with one QLoRA setting")
-    quant_type, blocksize, double_quant, compute_dtype = settings.pop()
-    return {"quant_type": quant_type, "blocksize": blocksize, "double_quant": double_quant,
-            "compute_dtype": compute_dtype}
-
-
-def codecs() -> dict[str, Codec]:
-    """The codec of every method peftlab can exchange with peft, by method name."""
-    return {c.method: c for c in _CODECS}
-
-
+# ---------------------------------------------------------------------- the codec of a file or a method
 def _supported() -> str:
-    flag = {"lora": " (use_dora=false)", "dora": " (use_dora=true)"}
-    return ", ".join([f"{c.peft_type}{flag.get(c.method, '')}" for c in _CODECS] + ["PROMPT_TUNING"])
+    return ", ".join([*peft_format.supported(), "PROMPT_TUNING"])
 
 
 def _codec_for_file(cfg: dict, where: str) -> Codec:
-    for codec in _CODECS:
-        if codec.accepts(cfg):
-            return codec
+    codec = peft_format.codec_for_file(cfg)
+    if codec is not None:
+        return codec
     flags = " with use_dora=true" if cfg.get("use_dora") else ""
     raise ValueError(f"{where}: peft_type={cfg.get('peft_type')!r}{flags} is not supported by peftlab; "
                      f"supported: {_supported()}")
 
 
 def _codec_for_method(method: str) -> Codec:
-    method = _SAME_FILE_AS.get(method, method)
-    for codec in _CODECS:
-        if codec.method == method:
-            return codec
+    codec = peft_format.codec_for_method(method)
+    if codec is not None:
+        return codec
     raise ValueError(f"method {method!r} has no peft adapter format in peftlab; supported: {_supported()}")
 
 
@@ -456,37 +135,10 @@ def save_peft_adapter(
         "modules_to_save": list(config.modules_to_save) or None,
         "inference_mode": True,
     }
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-    atomic_write_with(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
-    return folder
+    return peft_format.write_files(Path(folder), tensors, peft_config)
 
 
 # ---------------------------------------------------------------------- reading
-def _read_config(folder: Path) -> dict:
-    path = folder / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
-    return config
-
-
-def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    path = folder / WEIGHTS_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {folder}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable safetensors file: {exc}") from None
-
-
 @dataclass
 class _Plan:
     adapters: dict[str, dict[str, torch.Tensor]]  # module name → {attr: tensor}
@@ -608,14 +260,14 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     """
     check_adapter_name(adapter_name)
     folder = Path(folder)
-    cfg = _read_config(folder)
+    cfg = peft_format.read_config(folder)
     where_cfg = str(folder / CONFIG_NAME)
     if cfg.get("peft_type") == "PROMPT_TUNING":
         return _load_prompt_tuning(model, folder, cfg, adapter_name)
     codec = _codec_for_file(cfg, where_cfg)
     kwargs = codec.from_peft(cfg, where_cfg)
     where = str(folder / WEIGHTS_NAME)
-    state = _read_tensors(folder)
+    state = peft_format.read_tensors(folder)
     if codec.unpack is not None:
         state = codec.unpack(state, where)
     plan = _split(state, codec)
@@ -623,9 +275,13 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     spec = get_method(codec.method)
     if not plan.adapters:
         raise ValueError(f"{where} holds no {codec.method} adapter tensors")
-    quantized = _quantized_targets(model, plan.adapters, where) if codec.method == "lora" else None
-    if quantized is not None:  # a LoRA file onto a 4-bit base: QLoRA layers, as PeftModel over a bitsandbytes model
-        spec, kwargs = get_method("qlora"), {**kwargs, **quantized}
+    # a method whose file is this codec's may claim it (QLoRA: a LoRA file onto a 4-bit base, as PeftModel over
+    # a bitsandbytes model); otherwise the file is the codec's own method
+    for same in peft_format.same_file_methods(codec.method):
+        extra = same.claims(model, plan.adapters, where)
+        if extra is not None:
+            spec, kwargs = get_method(same.method), {**kwargs, **extra}
+            break
     config = spec.config_cls(**kwargs, target_modules=_exact(plan.adapters), modules_to_save=saved)
     _validate(model, plan, config, codec, where, adapter_name)
     inject(model, config, adapter_name)
@@ -715,10 +371,7 @@ def _save_prompt_tuning(model: PromptTuningModel, folder: Path, adapter_name: st
         "modules_to_save": list(config.modules_to_save) or None, "inference_mode": True,
     }
     tensors = {k: v.contiguous().cpu().clone() for k, v in tensors.items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(folder / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt"}))
-    atomic_write_with(folder / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2) + "\n"))
-    return folder
+    return peft_format.write_files(folder, tensors, peft_config)
 
 
 def _load_prompt_tuning(model: nn.Module, folder: Path, cfg: dict, adapter_name: str) -> PromptTuningModel:
@@ -736,7 +389,7 @@ def _load_prompt_tuning(model: nn.Module, folder: Path, cfg: dict, adapter_name:
     T = cfg.get("num_virtual_tokens")
     if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
         raise ValueError(f"{where_cfg}: num_virtual_tokens={T!r}; expected an int ≥ 1")
-    state = _read_tensors(folder)
+    state = peft_format.read_tensors(folder)
     if "prompt_embeddings" not in state:
         raise ValueError(f"{where}: tensor prompt_embeddings is missing")
     table = state.pop("prompt_embeddings")

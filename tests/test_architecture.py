@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import peftlab
@@ -104,3 +105,52 @@ def test_requirements_come_from_metadata_only():
     assert "_FALLBACK" not in source and "torch>=" not in source
     names = {r.name for r in env.requirements()}
     assert {"torch", "transformers", "peft"} <= names
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_peft_format_imports_no_method_and_not_interop():
+    """The file format is core: the methods import it to register their codecs, never the other way round."""
+    reached = _reachable(_graph(), "peftlab.peft_format")
+    bad = sorted(m for m in reached if m.startswith("peftlab.methods") or m == "peftlab.interop")
+    assert bad == [], f"peftlab.peft_format imports (directly or through others) {bad}"
+
+
+def test_interop_imports_no_method_module():
+    """interop is the generic driver: it imports the methods package (so every codec is registered) and, for the
+    model-level exception, prompt tuning; no codec and no other method class lives in it."""
+    files = {_module_name(p) for p in ROOT.rglob("*.py")}
+    path = ROOT / "interop.py"
+    methods = sorted(m for m in _imports(path, "peftlab.interop", files) if m.startswith("peftlab.methods"))
+    assert methods == ["peftlab.methods", "peftlab.methods.prompts"]
+    from peftlab.tuner import registry
+
+    source = path.read_text(encoding="utf-8")
+    for spec in registry().values():
+        for cls in (spec.config_cls, *spec.layers):
+            assert re.search(rf"\b{cls.__name__}\b", source) is None, f"interop.py names {cls.__name__}"
+
+
+def test_every_peft_codec_is_registered_beside_its_method():
+    from peftlab.peft_format import codecs, same_file_methods
+    from peftlab.tuner import registry
+
+    methods = registry()
+    shared = {s.method: s for method in codecs() for s in same_file_methods(method)}
+    for method, codec in codecs().items():
+        home = methods[method].config_cls.__module__
+        assert codec.to_peft.__module__ == home and codec.accepts.__module__ == home, method
+        owners = [method, *(s.method for s in same_file_methods(method))]
+        assert list(codec.tensor_keys) == [cls for m in owners for cls in methods[m].layers], method
+    for method, same in shared.items():
+        assert same.claims.__module__ == methods[method].config_cls.__module__, method
+    # every method with a peft counterpart has a file format; the Houlsby adapter has none in peft
+    assert sorted(set(methods) - set(codecs()) - set(shared)) == ["houlsby"]
+    assert shared.keys() == {"qlora"} and shared["qlora"].codec == "lora"

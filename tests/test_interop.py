@@ -137,6 +137,28 @@ def test_unknown_peft_type_lists_supported(tmp_path):
         peftlab.load_peft_adapter(tiny_bert(), tmp_path / "peft")
 
 
+def test_codec_registry_refuses_a_second_codec_and_keeps_interop_names():
+    from peftlab import interop, peft_format
+    from peftlab.methods.qlora import QLoRALinear
+
+    assert interop.codecs() == peft_format.codecs() and interop.Codec is peft_format.Codec
+    assert (interop.CONFIG_NAME, interop.WEIGHTS_NAME, interop.PREFIX) == (
+        "adapter_config.json", "adapter_model.safetensors", "base_model.model.")
+    before = peft_format.codecs()
+    with pytest.raises(ValueError, match="a peft codec for method 'lora' is already registered"):
+        peft_format.register_codec(before["lora"])
+    with pytest.raises(ValueError, match="a peft codec for method 'qlora' is already registered"):
+        peft_format.register_same_file("qlora", "lora", {}, claims=lambda *a: None)
+    with pytest.raises(ValueError, match="codec='boft': no peft codec of that name is registered"):
+        peft_format.register_same_file("newq", "boft", {}, claims=lambda *a: None)
+    with pytest.raises(ValueError, match=r"tensor_keys: layer class\(es\) \['QLoRALinear'\] already have"):
+        peft_format.register_same_file("newq", "lora", {QLoRALinear: {}}, claims=lambda *a: None)
+    with pytest.raises(TypeError, match="codec must be a Codec"):
+        peft_format.register_codec({"method": "x"})
+    assert peft_format.codecs() == before and peft_format.codec_for_method("qlora") is before["lora"]
+    assert [s.method for s in peft_format.same_file_methods("lora")] == ["qlora"]
+
+
 def test_rank_and_alpha_pattern_both_ways(tmp_path):
     """Per-layer ranks (QR-Adaptor's output) travel through peft's rank_pattern / alpha_pattern."""
     base = tiny_bert()

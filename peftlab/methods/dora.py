@@ -65,7 +65,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab.methods.lora import LoRAConfig, LoRAEmbedding, LoRALayer, LoRALinear, lora_family_config
+from peftlab.methods.lora import (
+    LoRAConfig,
+    LoRAEmbedding,
+    LoRALayer,
+    LoRALinear,
+    lora_family_config,
+    lora_from_peft,
+    lora_to_peft,
+)
+from peftlab.peft_format import Codec, register_codec
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "dora_layers"]
@@ -303,4 +312,26 @@ register_method(
                                                                               "dense"],
                                      "modules_to_save": ["classifier"]}},
     ),
+)
+
+
+# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+def _dora_to_peft(cfg: DoRAConfig) -> dict:
+    return {**lora_to_peft(cfg), "use_dora": True}
+
+
+# DoRA is peft's LoRA with use_dora=true; the magnitude is saved without peft's ".weight" suffix
+# (peft strips it on save and appends it again on load).
+register_codec(
+    Codec(
+        method="dora", peft_type="LORA",
+        tensor_keys={DoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight",
+                                  "lora_magnitude_vector": ".lora_magnitude_vector"},
+                     DoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
+                                     "lora_embedding_B": ".lora_embedding_B",
+                                     "lora_magnitude_vector": ".lora_magnitude_vector"}},
+        accepts=lambda cfg: cfg.get("peft_type") == "LORA" and bool(cfg.get("use_dora")),
+        to_peft=_dora_to_peft, from_peft=lora_from_peft,
+    ),
+    label="LORA (use_dora=true)",
 )

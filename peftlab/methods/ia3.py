@@ -45,6 +45,7 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.layer import AdapterLayer
+from peftlab.peft_format import Codec, register_codec
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["IA3Config", "IA3Linear", "apply_ia3", "ia3_layers", "is_feedforward"]
@@ -240,3 +241,29 @@ register_method(
                                      "feedforward_modules": r".*\.intermediate\.dense"}},
     ),
 )
+
+
+# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+def _ia3_to_peft(cfg: IA3Config) -> dict:
+    return {"feedforward_modules": cfg.feedforward_modules, "fan_in_fan_out": False,
+            "init_ia3_weights": cfg.init_ia3_weights}
+
+
+def _ia3_from_peft(cfg: dict, where: str) -> dict:
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    ff = cfg.get("feedforward_modules")
+    if ff is None:
+        raise ValueError(f"{where}: missing feedforward_modules (peft fills it in from the model type when saving; "
+                         "peftlab needs it in the file)")
+    return {"feedforward_modules": ff if isinstance(ff, str) else sorted(ff),
+            "init_ia3_weights": bool(cfg.get("init_ia3_weights", True))}
+
+
+# IA³: one vector per layer, (out, 1) for output scaling, (1, in) for feed-forward (input) targets.
+register_codec(Codec(
+    method="ia3", peft_type="IA3",
+    tensor_keys={IA3Linear: {"ia3_l": ".ia3_l"}},
+    accepts=lambda cfg: cfg.get("peft_type") == "IA3",
+    to_peft=_ia3_to_peft, from_peft=_ia3_from_peft,
+))

@@ -41,6 +41,7 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.layer import AdapterLayer
+from peftlab.peft_format import Codec, register_codec
 from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import (
     adapter_layers,
@@ -55,7 +56,9 @@ __all__ = [
     "LoRALinear",
     "apply_lora",
     "lora_family_config",
+    "lora_from_peft",
     "lora_layers",
+    "lora_to_peft",
 ]
 
 INITS = ("kaiming", "gaussian")
@@ -320,4 +323,50 @@ register_method(
         {"model": "bert", "config": {"r": 4, "alpha": 8, "target_modules": ["word_embeddings", "query", "value"],
                                      "modules_to_save": ["classifier"]}},
     ),
+)
+
+
+# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+def lora_to_peft(cfg: LoRAConfig) -> dict:
+    """peft's ``LoraConfig`` fields for ``cfg`` (DoRA's and QLoRA's files use them too)."""
+    return {
+        "r": cfg.r, "lora_alpha": cfg.alpha, "lora_dropout": cfg.dropout, "use_rslora": cfg.use_rslora,
+        "rank_pattern": dict(cfg.rank_pattern), "alpha_pattern": dict(cfg.alpha_pattern),
+        "bias": "none", "lora_bias": False, "fan_in_fan_out": False, "use_dora": False,
+        "init_lora_weights": True if cfg.init == "kaiming" else "gaussian",
+    }
+
+
+def lora_from_peft(cfg: dict, where: str) -> dict:
+    """``LoRAConfig`` keyword arguments from a peft ``adapter_config.json`` dict; settings peftlab does not
+    implement (a trained bias, ``fan_in_fan_out``) raise, naming ``where``."""
+    for key in ("r", "lora_alpha"):
+        if key not in cfg:
+            raise ValueError(f"{where}: missing required field {key!r}")
+    if cfg.get("bias", "none") != "none" or cfg.get("lora_bias"):
+        raise ValueError(f"{where}: bias={cfg.get('bias')!r} / lora_bias={cfg.get('lora_bias')!r} are not "
+                         "implemented in peftlab; it reads bias='none', lora_bias=false")
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    init = cfg.get("init_lora_weights", True)
+    return {
+        "r": int(cfg["r"]), "alpha": float(cfg["lora_alpha"]), "dropout": float(cfg.get("lora_dropout") or 0.0),
+        "use_rslora": bool(cfg.get("use_rslora", False)),
+        "rank_pattern": {k: int(v) for k, v in (cfg.get("rank_pattern") or {}).items()},
+        "alpha_pattern": {k: float(v) for k, v in (cfg.get("alpha_pattern") or {}).items()},
+        "init": "gaussian" if init == "gaussian" else "kaiming",
+    }
+
+
+# peft_type LORA without use_dora; QLoRA (methods/qlora.py) adds its layer's keys, since its file is this one.
+register_codec(
+    Codec(
+        method="lora", peft_type="LORA",
+        tensor_keys={LoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"},
+                     LoRAEmbedding: {"lora_embedding_A": ".lora_embedding_A",
+                                     "lora_embedding_B": ".lora_embedding_B"}},
+        accepts=lambda cfg: cfg.get("peft_type") == "LORA" and not cfg.get("use_dora"),
+        to_peft=lora_to_peft, from_peft=lora_from_peft,
+    ),
+    label="LORA (use_dora=false)",
 )

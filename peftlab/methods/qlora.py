@@ -39,6 +39,7 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.methods.lora import LoRAConfig, LoRALinear, lora_family_config
+from peftlab.peft_format import register_same_file
 from peftlab.quant import (
     FLOAT_DTYPES,
     QuantState,
@@ -388,3 +389,32 @@ register_method(
     # max |merged − unmerged| measured 0.063 (NF4), 0.12 (FP4, blocksize 32), 0.002 (BERT) on outputs of size ≲ 0.8
     tolerances={"merged_output": 0.25},
 )
+
+
+# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+def _quantized_targets(model: nn.Module, names, where: str) -> dict | None:
+    """QLoRA's quantization settings when every named module's base is 4-bit (:class:`QuantLinear`), ``None``
+    when none is; a mix, or 4-bit layers quantized differently, is an error (nothing has changed yet)."""
+    modules = dict(model.named_modules())
+    bases = {n: getattr(m, "base_layer", m) for n in names if (m := modules.get(n)) is not None}
+    quant = {n: b for n, b in bases.items() if isinstance(b, QuantLinear)}
+    if not quant:
+        return None
+    if len(quant) != len(bases):
+        plain = sorted(set(bases) - set(quant))
+        raise ValueError(f"{where}: the adapter targets 4-bit layers ({sorted(quant)[0]!r}, …) and unquantized ones "
+                         f"({plain[0]!r}, …); quantize all of its targets or none")
+    settings = {(b.quant_type, b.blocksize, b.double_quant, b.compute_dtype) for b in quant.values()}
+    if len(settings) > 1:
+        raise ValueError(f"{where}: the targeted 4-bit layers are quantized in different ways {sorted(map(str, settings))}; "
+                         "one adapter file is loaded with one QLoRA setting")
+    quant_type, blocksize, double_quant, compute_dtype = settings.pop()
+    return {"quant_type": quant_type, "blocksize": blocksize, "double_quant": double_quant,
+            "compute_dtype": compute_dtype}
+
+
+# QLoRA has no file of its own: peft saves the LoRA of a 4-bit (bitsandbytes) base as a plain LoRA file — the
+# quantization belongs to the base model, not to the adapter. A QLoRA model is saved through LoRA's codec, and
+# a LoRA file whose targets are 4-bit in the model loads as QLoRA layers with those layers' settings.
+register_same_file("qlora", "lora", tensor_keys={QLoRALinear: {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight"}},
+                   claims=_quantized_targets)

@@ -67,10 +67,12 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.layer import AdapterLayer
+from peftlab.peft_format import Codec, register_codec
 from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
 
 __all__ = [
+    "VBLORA_BANK_KEY",
     "VBLoRAConfig",
     "VBLoRALinear",
     "apply_vblora",
@@ -408,3 +410,109 @@ register_method(
     tolerances={"fresh_output": 1e-2},
     shared_trainable=shared_trainable,
 )
+
+
+# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# VB-LoRA: the bank is one model-level tensor in peft's file ("base_model.vblora_vector_bank"); inside
+# peftlab's generic reader/writer every layer carries it as "<module>.vblora_vector_bank" (the same Parameter).
+VBLORA_BANK_KEY = "base_model.vblora_vector_bank"
+_VBLORA_LOGITS = (".vblora_logits_A", ".vblora_logits_B")
+
+
+def _vblora_to_peft(cfg: VBLoRAConfig) -> dict:
+    return {
+        "r": cfg.r, "num_vectors": cfg.num_vectors, "vector_length": cfg.vector_length, "topk": cfg.topk,
+        "vblora_dropout": cfg.vblora_dropout, "save_only_topk_weights": cfg.save_only_topk_weights,
+        "init_vector_bank_bound": cfg.init_vector_bank_bound, "init_logits_std": cfg.init_logits_std,
+        "fan_in_fan_out": False, "bias": "none",
+    }
+
+
+def _vblora_from_peft(cfg: dict, where: str) -> dict:
+    for key in ("num_vectors", "vector_length"):
+        if key not in cfg:
+            raise ValueError(f"{where}: missing required field {key!r}")
+    if cfg.get("bias", "none") != "none":
+        raise ValueError(f"{where}: bias={cfg.get('bias')!r} is not implemented in peftlab; it reads bias='none'")
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    kwargs = {
+        "r": cfg.get("r", 4), "num_vectors": cfg["num_vectors"], "vector_length": cfg["vector_length"],
+        "topk": cfg.get("topk", 2), "vblora_dropout": cfg.get("vblora_dropout") or 0.0,
+        "save_only_topk_weights": bool(cfg.get("save_only_topk_weights", False)),
+        "init_vector_bank_bound": cfg.get("init_vector_bank_bound", 0.02),
+        "init_logits_std": cfg.get("init_logits_std", 0.1),
+    }
+    try:
+        VBLoRAConfig(**kwargs)  # every field validated, with its name, before anything is read further
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return kwargs
+
+
+def _vblora_pack(tensors: dict[str, torch.Tensor], config: VBLoRAConfig) -> dict[str, torch.Tensor]:
+    """One bank under peft's key; with ``save_only_topk_weights`` each logit vector becomes its top-k indices
+    (smallest integer dtype for N) and the first k−1 of its top-k softmax weights."""
+    out: dict[str, torch.Tensor] = {}
+    bank = None
+    for key, value in tensors.items():
+        if key.endswith(".vblora_vector_bank"):
+            bank = value
+        elif config.save_only_topk_weights and key.endswith(_VBLORA_LOGITS):
+            values, indices = value.topk(config.topk, dim=-1)
+            out[f"{key}_topk_indices"] = indices.to(index_dtype(config.num_vectors)).contiguous()
+            out[f"{key}_topk_weights"] = torch.softmax(values, dim=-1)[..., :-1].contiguous()
+        else:
+            out[key] = value
+    if bank is not None:
+        out[VBLORA_BANK_KEY] = bank
+    return out
+
+
+def _vblora_unpack(state: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """The file's form back to per-layer tensors: logits rebuilt from top-k files (``log w`` at the saved
+    indices, −∞ elsewhere, as peft does), and the bank given to every layer that has logits."""
+    state = dict(state)
+    if VBLORA_BANK_KEY not in state:
+        raise ValueError(f"{where}: tensor {VBLORA_BANK_KEY} (the shared vector bank) is missing")
+    bank = state.pop(VBLORA_BANK_KEY)
+    if bank.dim() != 2 or not bank.is_floating_point() or not torch.isfinite(bank).all():
+        raise ValueError(f"{where}: tensor {VBLORA_BANK_KEY} must be a finite floating-point (num_vectors, "
+                         f"vector_length) matrix, got {bank.dtype} of shape {tuple(bank.shape)}")
+    n = bank.shape[0]
+    for key in [k for k in state if k.endswith("_topk_indices")]:
+        base_key = key[: -len("_topk_indices")]
+        wkey = f"{base_key}_topk_weights"
+        indices = state.pop(key)
+        if wkey not in state:
+            raise ValueError(f"{where}: tensor {wkey} is missing (it goes with {key})")
+        weights = state.pop(wkey)
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise ValueError(f"{where}: tensor {key} must hold integer indices, got {indices.dtype}")
+        if tuple(weights.shape) != (*indices.shape[:-1], indices.shape[-1] - 1):
+            raise ValueError(f"{where}: tensor {wkey} has shape {tuple(weights.shape)}; with {key} of shape "
+                             f"{tuple(indices.shape)} it must be {(*indices.shape[:-1], indices.shape[-1] - 1)}")
+        idx = indices.to(torch.long)
+        if idx.numel() and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(f"{where}: tensor {key} holds indices outside [0, {n}) (the bank has {n} vectors)")
+        if not weights.is_floating_point() or not torch.isfinite(weights).all() or (weights < 0).any() \
+                or (weights.sum(-1) > 1 + 1e-5).any():
+            raise ValueError(f"{where}: tensor {wkey} must hold finite weights ≥ 0 summing to at most 1")
+        full = torch.cat([weights, 1 - weights.sum(-1, keepdim=True)], dim=-1)
+        logits = torch.full((*idx.shape[:-1], n), float("-inf"), dtype=weights.dtype)
+        state[base_key] = logits.scatter(-1, idx, torch.log(full))
+    modules = {k[: -len(s)] for k in state for s in _VBLORA_LOGITS if k.endswith(s)}
+    for module in modules:
+        state[f"{module}.vblora_vector_bank"] = bank
+    return state
+
+
+# VB-LoRA: per-layer logits, one shared bank; "full" or "top-k only" (save_only_topk_weights).
+register_codec(Codec(
+    method="vblora", peft_type="VBLORA",
+    tensor_keys={VBLoRALinear: {"vblora_logits_A": ".vblora_logits_A", "vblora_logits_B": ".vblora_logits_B",
+                                "vblora_vector_bank": ".vblora_vector_bank"}},
+    accepts=lambda cfg: cfg.get("peft_type") == "VBLORA",
+    to_peft=_vblora_to_peft, from_peft=_vblora_from_peft,
+    pack=_vblora_pack, unpack=_vblora_unpack, may_be_neg_inf=("vblora_logits_A", "vblora_logits_B"),
+))

@@ -49,7 +49,7 @@ also accepts ``db11…db38``, ``sym11…sym20``, ``coif6…coif17``, then fails 
 peftlab refuses them up front, as it refuses non-orthogonal wavelets (bior, rbio), for which ``R`` would
 not be the transform's inverse. peft 0.21.2's own filter tables for coif4 (taps off by up to 1.2e-2, not
 orthonormal) and coif5 (48 taps instead of 30; its first forward fails) are not those wavelets: peftlab
-computes pywt's, and :mod:`peftlab.interop` refuses to exchange coif4/coif5 adapters with peft.
+computes pywt's, and its peft codec (below) refuses to exchange coif4/coif5 adapters with peft.
 
 **Lecture erratum.** The lecture says WaveFT computes ``C = DWT(W0)``, trains a masked ``C`` and sets
 ``ΔW = IDWT(C_train)``. There is no DWT of ``W0`` anywhere: the paper (and peft) train a sparse,
@@ -70,6 +70,7 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.layer import AdapterLayer
+from peftlab.peft_format import Codec, register_codec
 from peftlab.targets import check_target_fields, pattern_key
 from peftlab.tuner import inject, register_method
 
@@ -436,3 +437,76 @@ register_method(
                                      "modules_to_save": ["classifier"]}},
     ),
 )
+
+
+# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# peft 0.21.2 ships its own filter table for WaveFT; two entries are not the named wavelet [measured]:
+# coif4's taps differ from pywt's by up to 1.2e-2 (Σh² = 1.0099, not orthonormal) and coif5 has 48 taps
+# instead of 30 (its ΔW comes out smaller than the layer, and the first forward fails). Used only where
+# peft itself cannot be imported to compare.
+_PEFT_WAVEFT_BAD_TAPS = ("coif4", "coif5")
+
+
+def _peft_waveft_taps_differ(family: str) -> bool:
+    """Whether the installed peft's WaveFT taps for ``family`` are not pywt's (peftlab computes pywt's)."""
+    family = "db1" if family == "haar" else family
+    try:
+        from peft.tuners.waveft.wavelet import Wavelet
+    except ImportError:
+        return family in _PEFT_WAVEFT_BAD_TAPS
+    try:
+        theirs = torch.tensor(Wavelet(family).rec_lo, dtype=torch.float64)
+    except ValueError:
+        return True
+    ours = filter_taps(family)[0]
+    return theirs.shape != ours.shape or bool((theirs - ours).abs().max() > 1e-10)
+
+
+def _check_waveft_family(family: str, where: str) -> None:
+    if _peft_waveft_taps_differ(family):
+        raise ValueError(f"{where}: wavelet_family={family!r}: peft's WaveFT filter table for {family} is not the "
+                         f"{family} wavelet (peft 0.21.2: coif4's taps are off by up to 1.2e-2, coif5's table has 48 "
+                         "taps and fails at the first forward), so a peftlab adapter (pywt's taps) and peft's would "
+                         "compute different updates; exchange adapters of another family")
+
+
+def _waveft_to_peft(cfg: WaveFTConfig) -> dict:
+    _check_waveft_family(cfg.wavelet_family, "save_peft_adapter")
+    return {
+        "n_frequency": cfg.n_frequency, "scaling": cfg.scaling,
+        "wavelet_family": "db1" if cfg.wavelet_family == "haar" else cfg.wavelet_family,  # peft rejects "haar"
+        "use_idwt": cfg.use_idwt, "random_loc_seed": cfg.random_loc_seed,
+        "proportional_parameters": cfg.proportional_parameters,
+        "n_frequency_pattern": dict(cfg.n_frequency_pattern), "init_weights": cfg.init_weights,
+        "fan_in_fan_out": False, "bias": "none",
+    }
+
+
+def _waveft_from_peft(cfg: dict, where: str) -> dict:
+    if cfg.get("bias", "none") != "none":
+        raise ValueError(f"{where}: bias={cfg.get('bias')!r} is not implemented in peftlab; it reads bias='none'")
+    if cfg.get("fan_in_fan_out"):
+        raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
+    kwargs = {
+        "n_frequency": cfg.get("n_frequency", 2592), "scaling": cfg.get("scaling", 25.0),
+        "wavelet_family": cfg.get("wavelet_family", "db1"), "use_idwt": cfg.get("use_idwt", True),
+        "random_loc_seed": cfg.get("random_loc_seed", 777),
+        "proportional_parameters": cfg.get("proportional_parameters", False),
+        "n_frequency_pattern": dict(cfg.get("n_frequency_pattern") or {}),
+        "init_weights": cfg.get("init_weights", True),
+    }
+    try:
+        WaveFTConfig(**kwargs)  # every field validated, with its name, before anything is read further
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    _check_waveft_family(kwargs["wavelet_family"], where)
+    return kwargs
+
+
+# WaveFT saves only the spectrum; the coefficient positions are regenerated from random_loc_seed.
+register_codec(Codec(
+    method="waveft", peft_type="WAVEFT",
+    tensor_keys={WaveFTLinear: {"waveft_spectrum": ".waveft_spectrum"}},
+    accepts=lambda cfg: cfg.get("peft_type") == "WAVEFT",
+    to_peft=_waveft_to_peft, from_peft=_waveft_from_peft,
+))
