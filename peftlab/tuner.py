@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from peftlab.config import AdapterConfig
 from peftlab.layer import AdapterLayer, check_adapter_name
 from peftlab.targets import (
     ParameterCount,
@@ -125,7 +126,16 @@ def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLa
                     examples: Sequence[dict] = (), reference: Callable | None = None,
                     tolerances: dict[str, float] | None = None, mergeable: bool = True,
                     shared_trainable: Callable[[object], int] | None = None) -> MethodSpec:
-    """Register a method (called once, at the bottom of its file in ``peftlab/methods/``)."""
+    """Register a method (called once, at the bottom of its file in ``peftlab/methods/``).
+
+    ``config_cls`` is a subclass of :class:`peftlab.config.AdapterConfig` (never the base itself) whose class
+    attribute ``method`` is ``name``."""
+    if not (isinstance(config_cls, type) and issubclass(config_cls, AdapterConfig)) or config_cls is AdapterConfig:
+        raise TypeError(f"config_cls of {name!r} must be a subclass of peftlab.config.AdapterConfig (not the base "
+                        f"itself), got {config_cls!r}")
+    if config_cls.method != name:
+        raise ValueError(f"{config_cls.__name__}.method must be the method's name {name!r}, got "
+                         f"{config_cls.method!r}")
     if name in _REGISTRY and _REGISTRY[name].config_cls is not config_cls:
         raise ValueError(f"a method named {name!r} is already registered")
     for cls in layers:
@@ -153,11 +163,22 @@ def method_for_config(config) -> MethodSpec:
     """The method of ``config``: the registered config class nearest in its class's MRO, so a subclass of
     ``LoRAConfig`` is LoRA and ``DoRAConfig`` (itself a ``LoRAConfig``) is DoRA."""
     for klass in type(config).__mro__:
+        if klass is AdapterConfig:  # the base is no method: nothing below it in the MRO is either
+            break
         for spec in _REGISTRY.values():
             if spec.config_cls is klass:
                 return spec
     known = ", ".join(spec.config_cls.__name__ for spec in _REGISTRY.values())
-    raise TypeError(f"config must be one of the method configs ({known}), got {type(config).__name__}")
+    kind = type(config).__name__
+    if type(config) is AdapterConfig:
+        why = "AdapterConfig is the base of the method configs, not a method"
+    elif isinstance(config, AdapterConfig) and type(config).method is None:
+        why = f"{kind} sets no method (an AdapterConfig subclass names it in its class attribute 'method')"
+    elif isinstance(config, AdapterConfig):
+        why = f"{kind} (method {type(config).method!r}) is not a registered method's config"
+    else:
+        why = f"got {kind}"
+    raise TypeError(f"config must be one of the method configs ({known}) or a subclass of one; {why}")
 
 
 def registered_layer_class(layer: AdapterLayer) -> type[AdapterLayer]:

@@ -37,14 +37,14 @@ plus ``2L·2d`` for its per-layer LayerNorms (and ``2d`` for the embedding Layer
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
-from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["HoulsbyConfig", "HoulsbyLinear", "apply_houlsby_adapter", "houlsby_layers"]
@@ -53,7 +53,7 @@ NONLINEARITIES = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.
 
 
 @dataclass
-class HoulsbyConfig:
+class HoulsbyConfig(AdapterConfig):
     """A Houlsby adapter's settings.
 
     ``bottleneck_size`` (m, 1 ≤ m < the wrapped layer's output size), ``non_linearity`` (f: "gelu", "relu",
@@ -65,8 +65,8 @@ class HoulsbyConfig:
     bottleneck_size: int = 64
     non_linearity: str = "gelu"
     init_std: float = 1e-3
-    target_modules: list[str] | str = field(default_factory=lambda: ["output.dense"])
-    modules_to_save: list[str] = field(default_factory=list)
+    target_modules: list[str] | str = names_field("output.dense")
+    modules_to_save: list[str] = names_field()
 
     method = "houlsby"
 
@@ -75,11 +75,15 @@ class HoulsbyConfig:
         argcheck.positive_int("bottleneck_size", m, "an int ≥ 1 (and below the hidden size)")
         argcheck.one_of("non_linearity", self.non_linearity, sorted(NONLINEARITIES))
         self.init_std = float(argcheck.number("init_std", self.init_std, at_least=0, allowed="a number ≥ 0"))
-        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
+        super().__post_init__()  # target_modules, modules_to_save
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
         return {"bottleneck_size": self.bottleneck_size, "non_linearity": self.non_linearity,
                 "init_std": self.init_std}
+
+
+#: the defaults, read by every signature below (the layer's and ``apply_houlsby_adapter``'s)
+_D = HoulsbyConfig()
 
 
 class HoulsbyLinear(AdapterLayer):
@@ -100,8 +104,8 @@ class HoulsbyLinear(AdapterLayer):
         self.add_adapter(adapter_name, **hparams)
 
     @classmethod
-    def check(cls, base_layer: nn.Module, bottleneck_size: int = 64, non_linearity: str = "gelu",
-              init_std: float = 1e-3) -> None:
+    def check(cls, base_layer: nn.Module, bottleneck_size: int = _D.bottleneck_size,
+              non_linearity: str = _D.non_linearity, init_std: float = _D.init_std) -> None:
         d = cls.dims(base_layer)[1]
         if isinstance(bottleneck_size, bool) or not isinstance(bottleneck_size, int) or not 0 < bottleneck_size < d:
             raise ValueError(f"bottleneck_size={bottleneck_size!r} is not allowed for a layer with {d} outputs: expected "
@@ -109,19 +113,19 @@ class HoulsbyLinear(AdapterLayer):
         argcheck.one_of("non_linearity", non_linearity, sorted(NONLINEARITIES))
 
     @classmethod
-    def param_shapes(cls, base_layer: nn.Module, bottleneck_size: int = 64, **_) -> dict[str, tuple[int, ...]]:
+    def param_shapes(cls, base_layer: nn.Module, bottleneck_size: int = _D.bottleneck_size, **_) -> dict[str, tuple[int, ...]]:
         d, m = cls.dims(base_layer)[1], bottleneck_size
         return {"adapter_down_weight": (m, d), "adapter_down_bias": (m,), "adapter_up_weight": (d, m),
                 "adapter_up_bias": (d,)}
 
     @classmethod
-    def num_trainable(cls, base_layer: nn.Module, bottleneck_size: int = 64, **_) -> int:
+    def num_trainable(cls, base_layer: nn.Module, bottleneck_size: int = _D.bottleneck_size, **_) -> int:
         """``2md + d + m``: W_down (m×d) + b_down (m) + W_up (d×m) + b_up (d)."""
         d, m = cls.dims(base_layer)[1], bottleneck_size
         return 2 * m * d + d + m
 
-    def create(self, adapter_name: str, bottleneck_size: int = 64, non_linearity: str = "gelu",
-               init_std: float = 1e-3) -> None:
+    def create(self, adapter_name: str, bottleneck_size: int = _D.bottleneck_size,
+               non_linearity: str = _D.non_linearity, init_std: float = _D.init_std) -> None:
         weight = self.base_weight()
         dtype = weight.dtype if weight.is_floating_point() else torch.float32
         shapes = self.param_shapes(self.base_layer, bottleneck_size=bottleneck_size)
@@ -158,10 +162,10 @@ def houlsby_layers(model: nn.Module) -> dict[str, HoulsbyLinear]:
 
 def apply_houlsby_adapter(
     model: nn.Module,
-    bottleneck_size: int = 64,
-    target_modules: str | Sequence[str] = ("output.dense",),
-    non_linearity: str = "gelu",
-    init_std: float = 1e-3,
+    bottleneck_size: int = _D.bottleneck_size,
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    non_linearity: str = _D.non_linearity,
+    init_std: float = _D.init_std,
     modules_to_save: Sequence[str] | None = ("LayerNorm", "classifier"),
     adapter_name: str = "default",
 ) -> nn.Module:

@@ -92,6 +92,10 @@ class DoRAConfig(LoRAConfig):
     method = "dora"
 
 
+#: the defaults, read by every signature below (the layers' and ``apply_dora``'s)
+_D = DoRAConfig()
+
+
 class DoRALayer(LoRALayer):
     """What DoRA's layer kinds share: the magnitude, the detached norm, and merging by rescaling.
 
@@ -114,13 +118,13 @@ class DoRALayer(LoRALayer):
         return weight
 
     @classmethod
-    def param_shapes(cls, base_layer: nn.Module, r: int = 8, **_) -> dict[str, tuple[int, ...]]:
+    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, **_) -> dict[str, tuple[int, ...]]:
         n_in, n_out = cls.oriented_dims(base_layer)
         name_A, name_B = cls.factor_names
         return {name_A: (r, n_in), name_B: (n_out, r), "lora_magnitude_vector": (n_out,)}
 
     @classmethod
-    def num_trainable(cls, base_layer: nn.Module, r: int = 8, **_) -> int:
+    def num_trainable(cls, base_layer: nn.Module, r: int = _D.r, **_) -> int:
         """``r · (in + out) + out``: LoRA's A and B plus one magnitude per output unit."""
         n_in, n_out = cls.oriented_dims(base_layer)
         return r * (n_in + n_out) + n_out
@@ -281,14 +285,14 @@ def dora_layers(model: nn.Module) -> dict[str, DoRALayer]:
 
 def apply_dora(
     model: nn.Module,
-    r: int = 8,
-    alpha: float = 16.0,
-    target_modules: str | Sequence[str] = ("query", "value"),
-    dropout: float = 0.0,
-    use_rslora: bool = False,
+    r: int = _D.r,
+    alpha: float = _D.alpha,
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    dropout: float = _D.dropout,
+    use_rslora: bool = _D.use_rslora,
     modules_to_save: Sequence[str] | None = None,
     adapter_name: str = "default",
-    init: str = "kaiming",
+    init: str = _D.init,
     rank_pattern: dict[str, int] | None = None,
     alpha_pattern: dict[str, float] | None = None,
 ) -> nn.Module:

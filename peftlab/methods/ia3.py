@@ -38,12 +38,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
 from peftlab.tuner import adapter_layers, inject, register_method
@@ -59,7 +60,7 @@ def is_feedforward(module_name: str, feedforward_modules: str | Sequence[str]) -
 
 
 @dataclass
-class IA3Config:
+class IA3Config(AdapterConfig):
     """An IA³ adapter's settings (peft's ``IA3Config`` names in brackets).
 
     ``target_modules`` (``nn.Linear`` layers: name suffixes or one regex), ``feedforward_modules`` (the
@@ -67,9 +68,9 @@ class IA3Config:
     ``init_ia3_weights`` (ones when True, N(0, 1) when False), ``modules_to_save``.
     """
 
-    target_modules: list[str] | str = field(default_factory=lambda: ["key", "value", "output.dense"])
-    feedforward_modules: list[str] | str = field(default_factory=lambda: ["output.dense"])
-    modules_to_save: list[str] = field(default_factory=list)
+    target_modules: list[str] | str = names_field("key", "value", "output.dense")
+    feedforward_modules: list[str] | str = names_field("output.dense")
+    modules_to_save: list[str] = names_field()
     init_ia3_weights: bool = True
 
     method = "ia3"
@@ -90,12 +91,16 @@ class IA3Config:
                 raise ValueError(f"feedforward_modules={self.feedforward_modules!r}: {stray} not among "
                                  f"target_modules={self.target_modules!r}; every feed-forward module must also be "
                                  "a target (as in peft)")
-        self.modules_to_save = argcheck.name_list("modules_to_save", self.modules_to_save)
+        super().__post_init__()  # target_modules (a list or one regex by now), modules_to_save
         argcheck.flag("init_ia3_weights", self.init_ia3_weights)
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
         return {"is_feedforward": is_feedforward(module_name, self.feedforward_modules),
                 "init_ia3_weights": self.init_ia3_weights}
+
+
+#: the defaults, read by every signature below (the layer's and ``apply_ia3``'s)
+_D = IA3Config()
 
 
 class IA3Linear(AdapterLayer):
@@ -110,7 +115,8 @@ class IA3Linear(AdapterLayer):
     base_types = (nn.Linear,)
 
     @classmethod
-    def check(cls, base_layer: nn.Module, is_feedforward: bool = False, init_ia3_weights: bool = True) -> None:
+    def check(cls, base_layer: nn.Module, is_feedforward: bool = False,
+              init_ia3_weights: bool = _D.init_ia3_weights) -> None:
         argcheck.flag("is_feedforward", is_feedforward)
         argcheck.flag("init_ia3_weights", init_ia3_weights)
 
@@ -129,7 +135,8 @@ class IA3Linear(AdapterLayer):
         super().__init__(base_layer)
         self.add_adapter(adapter_name, **hparams)
 
-    def create(self, adapter_name: str, is_feedforward: bool = False, init_ia3_weights: bool = True) -> None:
+    def create(self, adapter_name: str, is_feedforward: bool = False,
+               init_ia3_weights: bool = _D.init_ia3_weights) -> None:
         weight = self.base_weight()
         shape = self.param_shapes(self.base_layer, is_feedforward=is_feedforward)["ia3_l"]
         dtype = weight.dtype if weight.is_floating_point() else torch.float32
@@ -210,11 +217,11 @@ def ia3_layers(model: nn.Module) -> dict[str, IA3Linear]:
 
 def apply_ia3(
     model: nn.Module,
-    target_modules: str | Sequence[str] = ("key", "value", "output.dense"),
-    feedforward_modules: str | Sequence[str] = ("output.dense",),
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    feedforward_modules: str | Sequence[str] = tuple(_D.feedforward_modules),
     modules_to_save: Sequence[str] | None = None,
     adapter_name: str = "default",
-    init_ia3_weights: bool = True,
+    init_ia3_weights: bool = _D.init_ia3_weights,
 ) -> nn.Module:
     """Add IA³ vectors to the target ``nn.Linear`` layers of ``model`` in place and freeze everything else.
 
@@ -257,7 +264,7 @@ def _ia3_from_peft(cfg: dict, where: str) -> dict:
         raise ValueError(f"{where}: missing feedforward_modules (peft fills it in from the model type when saving; "
                          "peftlab needs it in the file)")
     return {"feedforward_modules": ff if isinstance(ff, str) else sorted(ff),
-            "init_ia3_weights": bool(cfg.get("init_ia3_weights", True))}
+            "init_ia3_weights": bool(cfg.get("init_ia3_weights", _D.init_ia3_weights))}
 
 
 # IA³: one vector per layer, (out, 1) for output scaling, (1, in) for feed-forward (input) targets.

@@ -33,16 +33,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
-from peftlab.targets import check_target_fields, pattern_key
+from peftlab.targets import pattern_key
 from peftlab.tuner import (
     adapter_layers,
     inject,
@@ -66,7 +67,7 @@ INITS = ("kaiming", "gaussian")
 
 # ---------------------------------------------------------------------- config
 @dataclass
-class LoRAConfig:
+class LoRAConfig(AdapterConfig):
     """A LoRA adapter's settings, validated at construction (peft's ``LoraConfig`` names in brackets).
 
     ``r`` [r], ``alpha`` [lora_alpha], ``dropout`` [lora_dropout], ``use_rslora``, ``target_modules``
@@ -79,8 +80,8 @@ class LoRAConfig:
     alpha: float = 16.0
     dropout: float = 0.0
     use_rslora: bool = False
-    target_modules: list[str] | str = field(default_factory=lambda: ["query", "value"])
-    modules_to_save: list[str] = field(default_factory=list)
+    target_modules: list[str] | str = names_field("query", "value")
+    modules_to_save: list[str] = names_field()
     rank_pattern: dict[str, int] = field(default_factory=dict)
     alpha_pattern: dict[str, float] = field(default_factory=dict)
     init: str = "kaiming"
@@ -93,7 +94,7 @@ class LoRAConfig:
         self.dropout = float(argcheck.number("dropout", self.dropout, at_least=0.0, below=1.0,
                                              allowed="a number in [0, 1)"))
         argcheck.flag("use_rslora", self.use_rslora)
-        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
+        super().__post_init__()  # target_modules, modules_to_save
         for attr, check in (("rank_pattern", lambda k, v: argcheck.positive_int(f"rank_pattern[{k!r}]", v)),
                             ("alpha_pattern", lambda k, v: argcheck.number(f"alpha_pattern[{k!r}]", v, above=0,
                                                                            allowed="a positive number"))):
@@ -119,9 +120,9 @@ class LoRAConfig:
         return {"r": self.rank_for(module_name), "alpha": self.alpha_for(module_name), "dropout": self.dropout,
                 "use_rslora": self.use_rslora, "init": self.init}
 
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**out, "method": self.method}
+
+#: the defaults, read by every signature below (the layers' and ``apply_lora``'s)
+_D = LoRAConfig()
 
 
 # ---------------------------------------------------------------------- layers
@@ -131,8 +132,8 @@ class LoRALayer(AdapterLayer):
     adapter_state_names = ("r", "lora_alpha", "use_rslora", "scaling")
 
     @classmethod
-    def check(cls, base_layer: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-              use_rslora: bool = False, init: str = "kaiming") -> None:
+    def check(cls, base_layer: nn.Module, r: int = _D.r, alpha: float = _D.alpha, dropout: float = _D.dropout,
+              use_rslora: bool = _D.use_rslora, init: str = _D.init) -> None:
         n_in, n_out = cls.dims(base_layer)
         argcheck.positive_int("r", r)
         if r > min(n_in, n_out):
@@ -143,7 +144,7 @@ class LoRALayer(AdapterLayer):
         argcheck.one_of("init", init, INITS)
 
     @classmethod
-    def num_trainable(cls, base_layer: nn.Module, r: int = 8, **_) -> int:
+    def num_trainable(cls, base_layer: nn.Module, r: int = _D.r, **_) -> int:
         """``r · (in + out)``."""
         n_in, n_out = cls.dims(base_layer)
         return r * (n_in + n_out)
@@ -184,20 +185,20 @@ class LoRALinear(LoRALayer):
     adapter_module_names = ("lora_dropout",)
     base_types = (nn.Linear,)
 
-    def __init__(self, base_layer: nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-                 use_rslora: bool = False, adapter_name: str | None = "default", init: str = "kaiming"):
+    def __init__(self, base_layer: nn.Linear, r: int = _D.r, alpha: float = _D.alpha, dropout: float = _D.dropout,
+                 use_rslora: bool = _D.use_rslora, adapter_name: str | None = "default", init: str = _D.init):
         super().__init__(base_layer)
         self.in_features, self.out_features = self.dims(base_layer)
         if adapter_name is not None:
             self.add_adapter(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
 
     @classmethod
-    def param_shapes(cls, base_layer: nn.Module, r: int = 8, **_) -> dict[str, tuple[int, ...]]:
+    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, **_) -> dict[str, tuple[int, ...]]:
         n_in, n_out = cls.dims(base_layer)
         return {"lora_A": (r, n_in), "lora_B": (n_out, r)}
 
-    def create(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-               use_rslora: bool = False, init: str = "kaiming") -> None:
+    def create(self, adapter_name: str, r: int = _D.r, alpha: float = _D.alpha, dropout: float = _D.dropout,
+               use_rslora: bool = _D.use_rslora, init: str = _D.init) -> None:
         """A (r, in): kaiming-uniform (or N(0, 1/r²) with ``init="gaussian"``); B (out, r): zero."""
         dtype, device = self.adapter_dtype_device()
         A = torch.empty(r, self.in_features, dtype=dtype, device=device)
@@ -232,20 +233,20 @@ class LoRAEmbedding(LoRALayer):
     adapter_param_names = ("lora_embedding_A", "lora_embedding_B")
     base_types = (nn.Embedding,)
 
-    def __init__(self, base_layer: nn.Embedding, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-                 use_rslora: bool = False, adapter_name: str | None = "default", init: str = "kaiming"):
+    def __init__(self, base_layer: nn.Embedding, r: int = _D.r, alpha: float = _D.alpha, dropout: float = _D.dropout,
+                 use_rslora: bool = _D.use_rslora, adapter_name: str | None = "default", init: str = _D.init):
         super().__init__(base_layer)
         self.num_embeddings, self.embedding_dim = self.dims(base_layer)
         if adapter_name is not None:
             self.add_adapter(adapter_name, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
 
     @classmethod
-    def param_shapes(cls, base_layer: nn.Module, r: int = 8, **_) -> dict[str, tuple[int, ...]]:
+    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, **_) -> dict[str, tuple[int, ...]]:
         n_vocab, dim = cls.dims(base_layer)
         return {"lora_embedding_A": (r, n_vocab), "lora_embedding_B": (dim, r)}
 
-    def create(self, adapter_name: str, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-               use_rslora: bool = False, init: str = "kaiming") -> None:
+    def create(self, adapter_name: str, r: int = _D.r, alpha: float = _D.alpha, dropout: float = _D.dropout,
+               use_rslora: bool = _D.use_rslora, init: str = _D.init) -> None:
         """A (r, V): zero; B (d, r): N(0, 1)."""
         weight = self.base_layer.weight
         A = torch.zeros(r, self.num_embeddings, dtype=weight.dtype, device=weight.device)
@@ -286,14 +287,14 @@ def lora_family_config(config_cls: type, *, target_modules, modules_to_save=None
 
 def apply_lora(
     model: nn.Module,
-    r: int = 8,
-    alpha: float = 16.0,
-    target_modules: str | Sequence[str] = ("query", "value"),
-    dropout: float = 0.0,
-    use_rslora: bool = False,
+    r: int = _D.r,
+    alpha: float = _D.alpha,
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    dropout: float = _D.dropout,
+    use_rslora: bool = _D.use_rslora,
     modules_to_save: Sequence[str] | None = None,
     adapter_name: str = "default",
-    init: str = "kaiming",
+    init: str = _D.init,
     rank_pattern: dict[str, int] | None = None,
     alpha_pattern: dict[str, float] | None = None,
 ) -> nn.Module:

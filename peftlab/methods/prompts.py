@@ -47,12 +47,13 @@ import inspect
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.config import AdapterConfig, names_field
 from peftlab.targets import modules_matching
 
 __all__ = [
@@ -74,10 +75,6 @@ def _check_tokens(value) -> int:
     return argcheck.positive_int("num_virtual_tokens", value)
 
 
-def _check_saved(value) -> list[str]:
-    return argcheck.name_list("modules_to_save", value)
-
-
 def _check_task(value) -> str | None:
     return value if value is None else argcheck.one_of("task_type", value, TASK_TYPES, note=" or None (from the model)")
 
@@ -93,7 +90,7 @@ def task_type_of(model: nn.Module) -> str:
 
 
 @dataclass
-class PromptTuningConfig:
+class PromptTuningConfig(AdapterConfig):
     """Prompt tuning (peft's ``PromptTuningConfig`` names in brackets).
 
     ``num_virtual_tokens`` [same], ``init`` [prompt_tuning_init: "random", "sample_vocab", "text"],
@@ -105,7 +102,7 @@ class PromptTuningConfig:
     init: str = "random"
     init_text: str | None = None
     task_type: str | None = None
-    modules_to_save: list[str] = field(default_factory=list)
+    modules_to_save: list[str] = names_field()
 
     method = "prompt_tuning"
 
@@ -115,11 +112,11 @@ class PromptTuningConfig:
         if self.init == "text" and (not isinstance(self.init_text, str) or not self.init_text.strip()):
             raise ValueError(f"init='text' needs init_text, a non-empty string; got {self.init_text!r}")
         _check_task(self.task_type)
-        self.modules_to_save = _check_saved(self.modules_to_save)
+        super().__post_init__()  # modules_to_save (no target_modules: the wrapper takes the whole model)
 
 
 @dataclass
-class PrefixTuningConfig:
+class PrefixTuningConfig(AdapterConfig):
     """Prefix tuning (peft's ``PrefixTuningConfig`` names in brackets).
 
     ``num_virtual_tokens`` [same], ``prefix_projection`` [same] (the reparametrising MLP),
@@ -134,7 +131,7 @@ class PrefixTuningConfig:
     encoder_hidden_size: int | None = None
     init: str = "random"
     task_type: str | None = None
-    modules_to_save: list[str] = field(default_factory=list)
+    modules_to_save: list[str] = names_field()
 
     method = "prefix_tuning"
 
@@ -146,7 +143,12 @@ class PrefixTuningConfig:
             raise ValueError(f"encoder_hidden_size={h!r} is not allowed: expected an int ≥ 1 or None")
         argcheck.one_of("init", self.init, PREFIX_INITS)
         _check_task(self.task_type)
-        self.modules_to_save = _check_saved(self.modules_to_save)
+        super().__post_init__()  # modules_to_save (no target_modules: the wrapper takes the whole model)
+
+
+#: the defaults, read by ``apply_prompt_tuning`` and ``apply_prefix_tuning``
+_PROMPT = PromptTuningConfig()
+_PREFIX = PrefixTuningConfig()
 
 
 # ---------------------------------------------------------------------- shared wrapper logic
@@ -264,8 +266,9 @@ class PromptTuningModel(_VirtualTokenModel):
                                labels=labels, **kwargs)
 
 
-def apply_prompt_tuning(model: nn.Module, num_virtual_tokens: int = 8, init: str = "random",
-                        init_text: str | None = None, tokenizer=None, task_type: str | None = None,
+def apply_prompt_tuning(model: nn.Module, num_virtual_tokens: int = _PROMPT.num_virtual_tokens,
+                        init: str = _PROMPT.init, init_text: str | None = _PROMPT.init_text, tokenizer=None,
+                        task_type: str | None = _PROMPT.task_type,
                         modules_to_save: Sequence[str] | None = None, seed: int | None = None) -> PromptTuningModel:
     """Wrap ``model`` (frozen) with ``num_virtual_tokens`` trainable prompt embeddings; returns the wrapper.
 
@@ -395,8 +398,10 @@ def cache_keyword(forward) -> str | None:
     return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
-def apply_prefix_tuning(model: nn.Module, num_virtual_tokens: int = 8, prefix_projection: bool = False,
-                        encoder_hidden_size: int | None = None, init: str = "random", task_type: str | None = None,
+def apply_prefix_tuning(model: nn.Module, num_virtual_tokens: int = _PREFIX.num_virtual_tokens,
+                        prefix_projection: bool = _PREFIX.prefix_projection,
+                        encoder_hidden_size: int | None = _PREFIX.encoder_hidden_size, init: str = _PREFIX.init,
+                        task_type: str | None = _PREFIX.task_type,
                         modules_to_save: Sequence[str] | None = None, seed: int | None = None) -> PrefixTuningModel:
     """Wrap ``model`` (frozen) with trainable per-layer key/value prefixes; returns the wrapper."""
     config = PrefixTuningConfig(num_virtual_tokens=num_virtual_tokens, prefix_projection=prefix_projection,

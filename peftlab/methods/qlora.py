@@ -245,6 +245,10 @@ class QLoRAConfig(LoRAConfig):
                 "blocksize": self.blocksize, "double_quant": self.double_quant, "compute_dtype": self.compute_dtype}
 
 
+#: the defaults, read by every signature below (the layer's and ``apply_qlora``'s)
+_D = QLoRAConfig()
+
+
 # ---------------------------------------------------------------------- the LoRA layer over it
 class QLoRALinear(LoRALinear):
     """LoRA over a :class:`QuantLinear`. Given an ``nn.Linear`` it quantizes it first (the original is untouched).
@@ -256,10 +260,10 @@ class QLoRALinear(LoRALinear):
     base_types = (QuantLinear, nn.Linear)
     adapter_state_names = LoRALinear.adapter_state_names + ("premerge",)
 
-    def __init__(self, base_layer: QuantLinear | nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-                 use_rslora: bool = False, adapter_name: str | None = "default", init: str = "kaiming",
-                 quant_type: str = "nf4", blocksize: int = 64, double_quant: bool = True,
-                 compute_dtype: torch.dtype = torch.float32):
+    def __init__(self, base_layer: QuantLinear | nn.Linear, r: int = _D.r, alpha: float = _D.alpha,
+                 dropout: float = _D.dropout, use_rslora: bool = _D.use_rslora, adapter_name: str | None = "default",
+                 init: str = _D.init, quant_type: str = _D.quant_type, blocksize: int = _D.blocksize,
+                 double_quant: bool = _D.double_quant, compute_dtype: torch.dtype = _D.compute_dtype):
         quant = {"quant_type": quant_type, "blocksize": blocksize, "double_quant": double_quant,
                  "compute_dtype": compute_dtype}
         if isinstance(base_layer, nn.Linear):
@@ -271,9 +275,10 @@ class QLoRALinear(LoRALinear):
                              **quant)
 
     @classmethod
-    def check(cls, base_layer: nn.Module, r: int = 8, alpha: float = 16.0, dropout: float = 0.0,
-              use_rslora: bool = False, init: str = "kaiming", quant_type: str = "nf4", blocksize: int = 64,
-              double_quant: bool = True, compute_dtype: torch.dtype = torch.float32) -> None:
+    def check(cls, base_layer: nn.Module, r: int = _D.r, alpha: float = _D.alpha, dropout: float = _D.dropout,
+              use_rslora: bool = _D.use_rslora, init: str = _D.init, quant_type: str = _D.quant_type,
+              blocksize: int = _D.blocksize, double_quant: bool = _D.double_quant,
+              compute_dtype: torch.dtype = _D.compute_dtype) -> None:
         super().check(base_layer, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora, init=init)
         _check_quant_args(quant_type, blocksize, double_quant, compute_dtype)
         if isinstance(base_layer, nn.Linear):
@@ -285,8 +290,8 @@ class QLoRALinear(LoRALinear):
                              f"cannot ask for quant_type={quant_type!r}, blocksize={blocksize}, "
                              f"double_quant={double_quant}")
 
-    def create(self, adapter_name: str, quant_type: str = "nf4", blocksize: int = 64, double_quant: bool = True,
-               compute_dtype: torch.dtype = torch.float32, **lora) -> None:
+    def create(self, adapter_name: str, quant_type: str = _D.quant_type, blocksize: int = _D.blocksize,
+               double_quant: bool = _D.double_quant, compute_dtype: torch.dtype = _D.compute_dtype, **lora) -> None:
         """LoRA's A (kaiming-uniform) and B (zero), in fp32 whatever the compute dtype (as peft)."""
         super().create(adapter_name, **lora)
         self.premerge[adapter_name] = None
@@ -338,14 +343,14 @@ class QLoRALinear(LoRALinear):
 # ---------------------------------------------------------------------- model level
 def apply_qlora(
     model: nn.Module,
-    r: int = 8,
-    alpha: float = 16.0,
-    target_modules: str | Sequence[str] = LLAMA_LINEARS,
-    quant_type: str = "nf4",
-    blocksize: int = 64,
-    double_quant: bool = True,
-    compute_dtype: torch.dtype = torch.float32,
-    dropout: float = 0.0,
+    r: int = _D.r,
+    alpha: float = _D.alpha,
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    quant_type: str = _D.quant_type,
+    blocksize: int = _D.blocksize,
+    double_quant: bool = _D.double_quant,
+    compute_dtype: torch.dtype = _D.compute_dtype,
+    dropout: float = _D.dropout,
     modules_to_save: Sequence[str] | None = None,
     adapter_name: str = "default",
 ) -> nn.Module:

@@ -59,16 +59,16 @@ vectors that its logits select.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
-from peftlab.targets import check_target_fields
 from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
 
 __all__ = [
@@ -130,7 +130,7 @@ def _check_topk(topk, num_vectors) -> None:
 
 
 @dataclass
-class VBLoRAConfig:
+class VBLoRAConfig(AdapterConfig):
     """A VB-LoRA adapter's settings, validated at construction (peft's ``VBLoRAConfig`` names and defaults).
 
     ``r`` (rank of A and B), ``num_vectors`` (N), ``vector_length`` (b), ``topk`` (k),
@@ -147,8 +147,8 @@ class VBLoRAConfig:
     save_only_topk_weights: bool = False
     init_vector_bank_bound: float = 0.02
     init_logits_std: float = 0.1
-    target_modules: list[str] | str = field(default_factory=lambda: ["query", "value"])
-    modules_to_save: list[str] = field(default_factory=list)
+    target_modules: list[str] | str = names_field("query", "value")
+    modules_to_save: list[str] = names_field()
 
     method = "vblora"
 
@@ -161,7 +161,7 @@ class VBLoRAConfig:
         argcheck.flag("save_only_topk_weights", self.save_only_topk_weights)
         argcheck.number("init_vector_bank_bound", self.init_vector_bank_bound, at_least=0.0, allowed="a finite number ≥ 0")
         argcheck.number("init_logits_std", self.init_logits_std, at_least=0.0, allowed="a finite number ≥ 0")
-        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
+        super().__post_init__()  # target_modules, modules_to_save
 
     def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
         """Keyword arguments of ``add_adapter`` for the layer called ``module_name`` (the same for every layer)."""
@@ -183,9 +183,9 @@ class VBLoRAConfig:
         for layer in layers:
             layer.vblora_vector_bank[adapter_name] = bank
 
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**out, "method": self.method}
+
+#: the defaults, read by every signature below (the layer's and ``apply_vblora``'s)
+_D = VBLoRAConfig()
 
 
 # ---------------------------------------------------------------------- layer
@@ -205,8 +205,9 @@ class VBLoRALinear(AdapterLayer):
     adapter_state_names = ("r", "topk", "num_vectors", "vector_length", "vblora_vector_bank")
     base_types = (nn.Linear,)
 
-    def __init__(self, base_layer: nn.Linear, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
-                 topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1,
+    def __init__(self, base_layer: nn.Linear, r: int = _D.r, num_vectors: int = _D.num_vectors,
+                 vector_length: int = _D.vector_length, topk: int = _D.topk,
+                 vblora_dropout: float = _D.vblora_dropout, init_logits_std: float = _D.init_logits_std,
                  adapter_name: str | None = "default", vector_bank: nn.Parameter | None = None):
         super().__init__(base_layer)
         self.in_features, self.out_features = self.dims(base_layer)
@@ -218,8 +219,9 @@ class VBLoRALinear(AdapterLayer):
 
     # ------------------------------------------------------------------ what the core asks of a method
     @classmethod
-    def check(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
-              topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1) -> None:
+    def check(cls, base_layer: nn.Module, r: int = _D.r, num_vectors: int = _D.num_vectors,
+              vector_length: int = _D.vector_length, topk: int = _D.topk,
+              vblora_dropout: float = _D.vblora_dropout, init_logits_std: float = _D.init_logits_std) -> None:
         argcheck.positive_int("r", r)
         argcheck.positive_int("num_vectors", num_vectors, "an int ≥ 1 (the number of vectors in the bank)")
         argcheck.positive_int("vector_length", vector_length, "an int ≥ 1 dividing the layer's in and out features")
@@ -234,23 +236,24 @@ class VBLoRALinear(AdapterLayer):
                              f"{'is' if len(bad) == 1 else 'are'} not divisible by {vector_length}")
 
     @classmethod
-    def param_shapes(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
-                     **_) -> dict[str, tuple[int, ...]]:
+    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, num_vectors: int = _D.num_vectors,
+                     vector_length: int = _D.vector_length, **_) -> dict[str, tuple[int, ...]]:
         n_in, n_out = cls.dims(base_layer)
         return {"vblora_logits_A": (r, n_in // vector_length, num_vectors),
                 "vblora_logits_B": (n_out // vector_length, r, num_vectors),
                 "vblora_vector_bank": (num_vectors, vector_length)}
 
     @classmethod
-    def num_trainable(cls, base_layer: nn.Module, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
-                      **_) -> int:
+    def num_trainable(cls, base_layer: nn.Module, r: int = _D.r, num_vectors: int = _D.num_vectors,
+                      vector_length: int = _D.vector_length, **_) -> int:
         """``N·r·(in/b + out/b)``: this layer's logits. The bank (``N·b``, once per model) is the method's
         shared count (:func:`shared_trainable`), not any one layer's."""
         n_in, n_out = cls.dims(base_layer)
         return num_vectors * r * (n_in // vector_length + n_out // vector_length)
 
-    def create(self, adapter_name: str, r: int = 4, num_vectors: int = 256, vector_length: int = 256,
-               topk: int = 2, vblora_dropout: float = 0.0, init_logits_std: float = 0.1) -> None:
+    def create(self, adapter_name: str, r: int = _D.r, num_vectors: int = _D.num_vectors,
+               vector_length: int = _D.vector_length, topk: int = _D.topk,
+               vblora_dropout: float = _D.vblora_dropout, init_logits_std: float = _D.init_logits_std) -> None:
         """Logits A (r, in/b, N) and B (out/b, r, N) ~ N(0, σ²). The bank is given by the model
         (:meth:`VBLoRAConfig.bind_model`, or :meth:`set_vector_bank` for a layer used alone)."""
         weight = self.base_layer.weight
@@ -369,15 +372,15 @@ def storage_bytes(model: nn.Module, adapter_name: str = "default") -> dict[str, 
 
 def apply_vblora(
     model: nn.Module,
-    r: int = 4,
-    num_vectors: int = 256,
-    vector_length: int = 256,
-    topk: int = 2,
-    target_modules: str | Sequence[str] = ("query", "value"),
-    vblora_dropout: float = 0.0,
-    save_only_topk_weights: bool = False,
-    init_vector_bank_bound: float = 0.02,
-    init_logits_std: float = 0.1,
+    r: int = _D.r,
+    num_vectors: int = _D.num_vectors,
+    vector_length: int = _D.vector_length,
+    topk: int = _D.topk,
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    vblora_dropout: float = _D.vblora_dropout,
+    save_only_topk_weights: bool = _D.save_only_topk_weights,
+    init_vector_bank_bound: float = _D.init_vector_bank_bound,
+    init_logits_std: float = _D.init_logits_std,
     modules_to_save: Sequence[str] | None = None,
     adapter_name: str = "default",
 ) -> nn.Module:
@@ -437,11 +440,11 @@ def _vblora_from_peft(cfg: dict, where: str) -> dict:
     if cfg.get("fan_in_fan_out"):
         raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
     kwargs = {
-        "r": cfg.get("r", 4), "num_vectors": cfg["num_vectors"], "vector_length": cfg["vector_length"],
-        "topk": cfg.get("topk", 2), "vblora_dropout": cfg.get("vblora_dropout") or 0.0,
-        "save_only_topk_weights": bool(cfg.get("save_only_topk_weights", False)),
-        "init_vector_bank_bound": cfg.get("init_vector_bank_bound", 0.02),
-        "init_logits_std": cfg.get("init_logits_std", 0.1),
+        "r": cfg.get("r", _D.r), "num_vectors": cfg["num_vectors"], "vector_length": cfg["vector_length"],
+        "topk": cfg.get("topk", _D.topk), "vblora_dropout": cfg.get("vblora_dropout") or 0.0,
+        "save_only_topk_weights": bool(cfg.get("save_only_topk_weights", _D.save_only_topk_weights)),
+        "init_vector_bank_bound": cfg.get("init_vector_bank_bound", _D.init_vector_bank_bound),
+        "init_logits_std": cfg.get("init_logits_std", _D.init_logits_std),
     }
     try:
         VBLoRAConfig(**kwargs)  # every field validated, with its name, before anything is read further

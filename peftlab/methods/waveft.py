@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
 import numpy as np
@@ -69,9 +69,10 @@ import torch
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
-from peftlab.targets import check_target_fields, pattern_key
+from peftlab.targets import pattern_key
 from peftlab.tuner import inject, register_method
 
 __all__ = [
@@ -221,7 +222,7 @@ def _check_seed(seed) -> None:
 
 
 @dataclass
-class WaveFTConfig:
+class WaveFTConfig(AdapterConfig):
     """A WaveFT adapter's settings, validated at construction (peft's ``WaveFTConfig`` names).
 
     ``n_frequency`` (trainable coefficients per layer), ``scaling`` (s), ``wavelet_family``, ``use_idwt``,
@@ -239,8 +240,8 @@ class WaveFTConfig:
     proportional_parameters: bool = False
     n_frequency_pattern: dict[str, int] = field(default_factory=dict)
     init_weights: bool = True
-    target_modules: list[str] | str = field(default_factory=lambda: ["query", "value"])
-    modules_to_save: list[str] = field(default_factory=list)
+    target_modules: list[str] | str = names_field("query", "value")
+    modules_to_save: list[str] = names_field()
 
     method = "waveft"
 
@@ -260,7 +261,7 @@ class WaveFTConfig:
             if not isinstance(key, str) or not key:
                 raise TypeError(f"n_frequency_pattern keys must be non-empty strings, got {key!r}")
             _check_count(f"n_frequency_pattern[{key!r}]", value)
-        self.target_modules, self.modules_to_save = check_target_fields(self.target_modules, self.modules_to_save)
+        super().__post_init__()  # target_modules, modules_to_save
         self._proportional: dict[str, int] | None = None
 
     def bind_targets(self, targets: dict[str, nn.Module]) -> None:
@@ -291,9 +292,9 @@ class WaveFTConfig:
                 "wavelet_family": self.wavelet_family, "use_idwt": self.use_idwt,
                 "random_loc_seed": self.random_loc_seed, "init_weights": self.init_weights}
 
-    def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**out, "method": self.method}
+
+#: the defaults, read by every signature below (the layer's and ``apply_waveft``'s)
+_D = WaveFTConfig()
 
 
 # ---------------------------------------------------------------------- layer
@@ -311,9 +312,9 @@ class WaveFTLinear(AdapterLayer):
                            "waveft_random_loc_seed", "waveft_use_idwt", "waveft_indices")
     base_types = (nn.Linear,)
 
-    def __init__(self, base_layer: nn.Linear, n_frequency: int = 2592, scaling: float = 25.0,
-                 wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
-                 init_weights: bool = True, adapter_name: str | None = "default"):
+    def __init__(self, base_layer: nn.Linear, n_frequency: int = _D.n_frequency, scaling: float = _D.scaling,
+                 wavelet_family: str = _D.wavelet_family, use_idwt: bool = _D.use_idwt,
+                 random_loc_seed: int = _D.random_loc_seed, init_weights: bool = _D.init_weights, adapter_name: str | None = "default"):
         super().__init__(base_layer)
         self.in_features, self.out_features = self.dims(base_layer)
         if adapter_name is not None:
@@ -321,9 +322,9 @@ class WaveFTLinear(AdapterLayer):
                              use_idwt=use_idwt, random_loc_seed=random_loc_seed, init_weights=init_weights)
 
     @classmethod
-    def check(cls, base_layer: nn.Module, n_frequency: int = 2592, scaling: float = 25.0,
-              wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
-              init_weights: bool = True) -> None:
+    def check(cls, base_layer: nn.Module, n_frequency: int = _D.n_frequency, scaling: float = _D.scaling,
+              wavelet_family: str = _D.wavelet_family, use_idwt: bool = _D.use_idwt,
+              random_loc_seed: int = _D.random_loc_seed, init_weights: bool = _D.init_weights) -> None:
         n_in, n_out = cls.dims(base_layer)
         _check_count("n_frequency", n_frequency)
         if n_frequency > n_in * n_out:
@@ -336,17 +337,17 @@ class WaveFTLinear(AdapterLayer):
         argcheck.flag("init_weights", init_weights)
 
     @classmethod
-    def param_shapes(cls, base_layer: nn.Module, n_frequency: int = 2592, **_) -> dict[str, tuple[int, ...]]:
+    def param_shapes(cls, base_layer: nn.Module, n_frequency: int = _D.n_frequency, **_) -> dict[str, tuple[int, ...]]:
         return {"waveft_spectrum": (n_frequency,)}
 
     @classmethod
-    def num_trainable(cls, base_layer: nn.Module, n_frequency: int = 2592, **_) -> int:
+    def num_trainable(cls, base_layer: nn.Module, n_frequency: int = _D.n_frequency, **_) -> int:
         """``n``: one trainable coefficient per position, whatever the layer's size."""
         return n_frequency
 
-    def create(self, adapter_name: str, n_frequency: int = 2592, scaling: float = 25.0,
-               wavelet_family: str = "db1", use_idwt: bool = True, random_loc_seed: int = 777,
-               init_weights: bool = True) -> None:
+    def create(self, adapter_name: str, n_frequency: int = _D.n_frequency, scaling: float = _D.scaling,
+               wavelet_family: str = _D.wavelet_family, use_idwt: bool = _D.use_idwt,
+               random_loc_seed: int = _D.random_loc_seed, init_weights: bool = _D.init_weights) -> None:
         """Spectrum (n,): zero (``init_weights=True``) or ``0.01·randn`` (peft's draw); positions from the seed."""
         weight = self.base_layer.weight
         if init_weights:
@@ -395,15 +396,15 @@ class WaveFTLinear(AdapterLayer):
 # ---------------------------------------------------------------------- model level
 def apply_waveft(
     model: nn.Module,
-    n_frequency: int = 2592,
-    scaling: float = 25.0,
-    wavelet_family: str = "db1",
-    target_modules: str | Sequence[str] = ("query", "value"),
-    use_idwt: bool = True,
-    random_loc_seed: int = 777,
-    proportional_parameters: bool = False,
+    n_frequency: int = _D.n_frequency,
+    scaling: float = _D.scaling,
+    wavelet_family: str = _D.wavelet_family,
+    target_modules: str | Sequence[str] = tuple(_D.target_modules),
+    use_idwt: bool = _D.use_idwt,
+    random_loc_seed: int = _D.random_loc_seed,
+    proportional_parameters: bool = _D.proportional_parameters,
     n_frequency_pattern: dict[str, int] | None = None,
-    init_weights: bool = True,
+    init_weights: bool = _D.init_weights,
     modules_to_save: Sequence[str] | None = None,
     adapter_name: str = "default",
 ) -> nn.Module:
@@ -488,12 +489,12 @@ def _waveft_from_peft(cfg: dict, where: str) -> dict:
     if cfg.get("fan_in_fan_out"):
         raise ValueError(f"{where}: fan_in_fan_out=true (transformers Conv1D layers) is not implemented in peftlab")
     kwargs = {
-        "n_frequency": cfg.get("n_frequency", 2592), "scaling": cfg.get("scaling", 25.0),
-        "wavelet_family": cfg.get("wavelet_family", "db1"), "use_idwt": cfg.get("use_idwt", True),
-        "random_loc_seed": cfg.get("random_loc_seed", 777),
-        "proportional_parameters": cfg.get("proportional_parameters", False),
+        "n_frequency": cfg.get("n_frequency", _D.n_frequency), "scaling": cfg.get("scaling", _D.scaling),
+        "wavelet_family": cfg.get("wavelet_family", _D.wavelet_family), "use_idwt": cfg.get("use_idwt", _D.use_idwt),
+        "random_loc_seed": cfg.get("random_loc_seed", _D.random_loc_seed),
+        "proportional_parameters": cfg.get("proportional_parameters", _D.proportional_parameters),
         "n_frequency_pattern": dict(cfg.get("n_frequency_pattern") or {}),
-        "init_weights": cfg.get("init_weights", True),
+        "init_weights": cfg.get("init_weights", _D.init_weights),
     }
     try:
         WaveFTConfig(**kwargs)  # every field validated, with its name, before anything is read further
