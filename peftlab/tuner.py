@@ -8,7 +8,8 @@
 * **Registry.** A method registers once (:func:`register_method`): its name, its config class and its
   layer classes (:class:`peftlab.layer.AdapterLayer` subclasses, each saying which base layer types it
   wraps). :func:`inject` dispatches on the config's type.
-* **Config protocol.** A method's config is a validated dataclass with ``target_modules``,
+* **Config protocol.** A method's config is a validated dataclass extending
+  :class:`peftlab.config.AdapterConfig` (its class attribute ``method`` is the registered name) with ``target_modules``,
   ``modules_to_save`` and a method ``layer_hparams(module_name, base_layer) -> dict`` giving the keyword
   arguments of ``AdapterLayer.add_adapter`` for that layer (per-layer values such as ``rank_pattern``
   resolve there). A config whose per-layer values depend on all targets (WaveFT's
@@ -161,7 +162,8 @@ def get_method(name: str) -> MethodSpec:
 
 def method_for_config(config) -> MethodSpec:
     """The method of ``config``: the registered config class nearest in its class's MRO, so a subclass of
-    ``LoRAConfig`` is LoRA and ``DoRAConfig`` (itself a ``LoRAConfig``) is DoRA."""
+    ``LoRAConfig`` is LoRA and ``DoRAConfig`` (itself a ``LoRAConfig``) is DoRA. The base
+    :class:`~peftlab.config.AdapterConfig` is never a method: a ``TypeError`` names the method configs."""
     for klass in type(config).__mro__:
         if klass is AdapterConfig:  # the base is no method: nothing below it in the MRO is either
             break
