@@ -83,11 +83,11 @@ def configure_threads(profile: str | None = None, device: torch.device | str | N
 
     * ``$PEFTLAB_THREADS`` (a positive integer) wins when set;
     * otherwise, when ``$OMP_NUM_THREADS`` is set, torch already follows it and nothing changes;
-    * otherwise the embedded ``tiny`` profile on the CPU runs on **one** thread: its models are so small
-      (hidden width 96–128, batches of 32 short sentences) that splitting each matrix product across
-      threads costs more than it saves. On the 2-core course machine, Week 01 under nbval
-      (``pytest --nbval-lax solutions/01_lora_review.ipynb``) takes 116 s on one thread and 167 s with
-      ``PEFTLAB_THREADS=2``. One thread also keeps the stored outputs independent of the core count;
+    * otherwise the embedded ``tiny`` profile on the CPU runs on **one** thread: the stored outputs then do not
+      depend on the core count, and ``make test`` (two notebooks at once, ``-n 2``) does not oversubscribe the
+      cores. A notebook alone gains a little from two threads: on the 2-core course machine, Week 01 under
+      nbval (``pytest --nbval-lax solutions/01_lora_review.ipynb``) took 61–62 s on one thread and 46–48 s
+      with ``PEFTLAB_THREADS=2`` (2026-12-03; the earlier Week 01, with smaller batches, took 116 s vs 167 s);
     * any other profile or device keeps torch's default.
     """
     env = os.environ.get("PEFTLAB_THREADS")
