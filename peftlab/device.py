@@ -87,7 +87,7 @@ def configure_threads(profile: str | None = None, device: torch.device | str | N
       depend on the core count, and ``make test`` (two notebooks at once, ``-n 2``) does not oversubscribe the
       cores. A notebook alone gains a little from two threads: on the 2-core course machine, Week 01 under
       nbval (``pytest --nbval-lax solutions/01_lora_review.ipynb``) took 61–62 s on one thread and 46–48 s
-      with ``PEFTLAB_THREADS=2`` (2026-12-03; the earlier Week 01, with smaller batches, took 116 s vs 167 s);
+      with ``PEFTLAB_THREADS=2`` (2026-12-03; the Week 01 before its revision took 116 s vs 167 s);
     * any other profile or device keeps torch's default.
     """
     env = os.environ.get("PEFTLAB_THREADS")
