@@ -238,6 +238,34 @@ def test_device_guard_catches_placement_bugs_on_a_cpu(body, caught):
     assert (done.returncode != 0) == caught
 
 
+_PROBE = ("from peftlab import models, train\n"
+          "tok = models.load_tokenizer('encoder', profile='{profile}')\n"
+          "model = models.load_encoder_classifier(profile='{profile}')\n"
+          "split = train.encode({{'text': ['재미있는 영화였다'] * 300, 'label': [1] * 300}}, tok)\n")
+
+
+@pytest.mark.parametrize(("body", "caught"), [
+    # Week 01's first linear probe: bert-base's features over the whole split on the CPU, the model never sent to DEVICE
+    (_PROBE.format(profile="colab") + "train.mean_pooled_features(model, split, device='cpu')", True),
+    (_PROBE.format(profile="colab") + "train.mean_pooled_features(model, split)", True),
+    # the same loop on the device, and a short host demo (a few rows) of the same model
+    (_PROBE.format(profile="colab") + "train.mean_pooled_features(model.to(DEVICE), split, device=DEVICE)", False),
+    (_PROBE.format(profile="colab") + "train.predict_logits(model, train.encode({'text': ['좋다'] * 8, "
+     "'label': [1] * 8}, tok))", False),
+    # the tiny models run on the CPU by design (Weeks 05-07 say so): not a colab-profile model
+    (_PROBE.format(profile="tiny") + "train.mean_pooled_features(model, split, device='cpu')", False),
+])
+def test_device_guard_catches_a_colab_model_left_on_the_host(body, caught, tmp_path):
+    env = {**os.environ, "PEFTLAB_DEVICE": "cpu", "OMP_NUM_THREADS": "1", "PEFTLAB_COLAB_STANDINS": "1",
+           "PEFTLAB_STANDIN_DIR": str(tmp_path / "standins")}
+    done = subprocess.run([sys.executable, "-c", _guard_script(body)], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=ROOT)
+    assert ("DeviceGuardError" in done.stderr) == caught, done.stderr[-2000:]
+    assert (done.returncode != 0) == caught, done.stderr[-2000:]
+    if caught:
+        assert "colab-profile model" in done.stderr and "Send the model to DEVICE" in done.stderr
+
+
 def test_first_error_names_the_cell_and_line():
     import nbformat
 

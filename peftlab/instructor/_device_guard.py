@@ -3,12 +3,16 @@
 Placement is tracked as a flag on tensors and modules (True: on the device that ``pick_device()`` chose, False: on the
 host, None: unknown), since on a CPU-only machine both are the CPU. It lives in a kit file, so the checks' guard
 against calling a reference implementation (``peftlab.checks._core``) sees its frames as the kit's own.
+
+A model of the colab profile (``peftlab.profile.HUB_MODELS`` or a stand-in folder) left on the host is no mismatch, only
+slow on Colab: the guard counts the input rows it reads there and raises past ``HOST_ROWS`` (256).
 """
 # ruff: noqa
 
 
 class DeviceGuardError(RuntimeError):
-    """A tensor on the wrong side of the host/device line (what a GPU would refuse)."""
+    """A tensor on the wrong side of the host/device line (what a GPU would refuse), or a colab-profile model running a
+    long loop on the host (what a GPU would run minutes too slowly)."""
 
 
 def install():
@@ -165,6 +169,51 @@ def _t_cpu(self, *args, **kwargs):
 _torch.Tensor.to, _torch.Tensor.cuda, _torch.Tensor.cpu = _t_to, _t_cuda, _t_cpu
 _orig_call = _torch.nn.Module.__call__
 
+# A colab-profile model (a Hub id of peftlab.profile.HUB_MODELS, or a stand-in folder) that never went to the device
+# runs on the CPU on Colab too: no device mismatch, only a loop minutes long (Week 01's first linear probe over 25k
+# reviews). The guard counts the rows such a model reads on the host and stops past HOST_ROWS.
+HOST_ROWS = 256
+_HOST = "_peftlab_host_rows"
+_HUB = "_peftlab_colab_model"
+
+
+def _colab_model_name(module):
+    if _HUB in module.__dict__:
+        return module.__dict__[_HUB]
+    from peftlab.profile import HUB_MODELS
+    from peftlab.standins import cache_root
+
+    root, found = str(cache_root().resolve()), None
+    for m in module.modules():
+        path = getattr(getattr(m, "config", None), "_name_or_path", None)
+        if isinstance(path, str) and path:
+            if path in HUB_MODELS.values():
+                found = path
+            else:
+                try:
+                    from pathlib import Path as _Path
+
+                    if str(_Path(path).resolve()).startswith(root):
+                        found = path
+                except (OSError, ValueError):
+                    pass
+            break
+    module.__dict__[_HUB] = found
+    return found
+
+
+def _count_host_rows(module, args, kwargs):
+    rows = next((t.shape[0] for t in _tensors((args, kwargs)) if t.dim() >= 1), 0)
+    if not rows or (name := _colab_model_name(module)) is None:
+        return
+    total = module.__dict__.get(_HOST, 0) + rows
+    module.__dict__[_HOST] = total
+    if total > HOST_ROWS:
+        raise DeviceGuardError(
+            f"{type(module).__name__} ({name}, a colab-profile model) has read {total} input rows on the host "
+            f"without being sent to the device: on Colab this loop runs on the CPU (no error, only minutes). "
+            f"Send the model to DEVICE (model.to(DEVICE) or the function's device=DEVICE) before the loop")
+
 
 def _guarded_call(self, *args, **kwargs):
     if getattr(_state, "depth", 0):
@@ -179,6 +228,8 @@ def _guarded_call(self, *args, **kwargs):
                 f"{type(self).__name__} was moved to {'the device (.to(DEVICE))' if model_on else 'the host'} but is "
                 f"called with a {tuple(t.shape)} tensor on {'the host' if model_on else 'the device'}: on a GPU this is "
                 "a device mismatch (every input on the model's device)")
+    if model_on is not True:
+        _count_host_rows(self, args, kwargs)
     _state.depth = 1
     try:
         out = _orig_call(self, *args, **kwargs)
