@@ -355,10 +355,9 @@ class _InstructionTask:
     metric = "exact_match"
 
     def __init__(self, cfg: CompareConfig, split: str = "test"):
-        import torch
-
-        from peftlab.data import format_instruction, load_instructions
+        from peftlab.data import load_instructions
         from peftlab.models import load_tokenizer
+        from peftlab.train import encode_answer_pairs
 
         data = load_instructions(cfg.profile)
         self.tok = tok = load_tokenizer("causal_lm", cfg.profile)
@@ -370,12 +369,7 @@ class _InstructionTask:
             self.eval_rows = [dict(r) for r in data["test"]]
         if cfg.train_size is not None:
             rows = rows.select(range(min(cfg.train_size, len(rows))))
-        self.pairs = []
-        eos = tok.eos_token_id
-        for r in rows:
-            prompt = tok(format_instruction(r["instruction"]))["input_ids"]
-            full = tok(format_instruction(r["instruction"], r["output"]))["input_ids"] + [eos]
-            self.pairs.append((torch.tensor(full), len(prompt)))
+        self.pairs = encode_answer_pairs(tok, rows)  # loss on the answer tokens and [EOS] only
         self.cfg = cfg
 
     def model(self):
@@ -387,16 +381,9 @@ class _InstructionTask:
         return len(self.pairs)
 
     def batch(self, idx):
-        import torch
+        from peftlab.train import answer_batch
 
-        seqs = [self.pairs[int(i)] for i in idx]
-        width = max(len(s) for s, _ in seqs)
-        ids = torch.full((len(seqs), width), self.tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        labels = torch.full_like(ids, -100)
-        for j, (s, k) in enumerate(seqs):
-            ids[j, : len(s)], mask[j, : len(s)] = s, 1
-            labels[j, k: len(s)] = s[k:]
+        ids, mask, labels = answer_batch([self.pairs[int(i)] for i in idx], self.tok.pad_token_id)
         return {"input_ids": ids, "attention_mask": mask}, labels
 
     @staticmethod
@@ -521,6 +508,7 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
     from peftlab.device import pick_device
     from peftlab.methods.fast import use_fast
     from peftlab.targets import count_parameters
+    from peftlab.train import fit, index_batches, make_optimizer, warmup_steps
 
     spec = METHODS[method]
     task = task or _task(cfg)
@@ -529,49 +517,33 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
     model = use_fast(spec.build(task.model(), cfg.task))  # the speed-tuned layers: the same numbers, sooner
     model.to(device)
     counts = count_parameters(model)
-    params = [p for p in model.parameters() if p.requires_grad]
     lr = cfg.lr(method)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    warm = max(1, int(cfg.warmup_ratio * cfg.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm)))
+    opt = make_optimizer(model, lr)
     gen = torch.Generator().manual_seed(seed)
-    n = task.n_train()
-    order, pos = torch.randperm(n, generator=gen), 0
-    batches = []
-    for _ in range(cfg.steps):  # data preparation outside the timer
-        if pos + cfg.batch_size > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        batches.append(task.batch(order[pos: pos + cfg.batch_size]))
-        pos += min(cfg.batch_size, n)
+    # data preparation outside the timer: every step's batch first (a pass that cannot fill a batch is reshuffled)
+    batches = [task.batch(idx) for idx in index_batches(task.n_train(), cfg.batch_size, gen, steps=cfg.steps)]
     cuda = device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    model.train()
-    losses, peak = [], 0
-    t0 = time.perf_counter()
-    for step, (inputs, labels) in enumerate(batches):
-        inputs = {k: v.to(device) for k, v in inputs.items()}
-        labels = labels.to(device)
+    peak, paused = 0, [0.0]
+
+    def measure(step, batch):
+        nonlocal peak
         if step == 1 and not cuda:  # one step's activations, measured once the optimizer holds its states
             t_pause = time.perf_counter()
-            act = _activation_bytes(task, model, inputs, labels)
-            peak = _tensor_bytes(model, opt) + act
-            t0 += time.perf_counter() - t_pause
-        loss = task.loss(model, inputs, labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+            peak = _tensor_bytes(model, opt) + _activation_bytes(task, model, *batch)
+            paused[0] += time.perf_counter() - t_pause
+
+    t0 = time.perf_counter()
+    losses = fit(model, batches, lambda model, batch: task.loss(model, *batch), opt, total_steps=cfg.steps,
+                 warmup=warmup_steps(cfg.steps, cfg.warmup_ratio, at_least=1), device=device, before_step=measure)
     if cuda:
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 - paused[0]
     if cuda:
         peak = torch.cuda.max_memory_allocated(device)
     elif cfg.steps == 1:
         peak = _tensor_bytes(model, opt)
-    model.eval()
     per_example = task.evaluate(model)
     metric = sum(per_example) / len(per_example)
     folder = (out or Path(".")) / "adapters" / f"{method}-seed{seed}"
