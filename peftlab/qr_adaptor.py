@@ -71,6 +71,8 @@ import torch
 from torch import nn
 
 from peftlab import argcheck
+from peftlab.targets import LLAMA_LINEARS
+from peftlab.train import answer_batch, answer_loss, encode_answer_pairs, fit, index_batches, make_optimizer
 from peftlab.quant import (
     dequantize_4bit,
     dequantize_absmax,
@@ -197,8 +199,7 @@ class SearchSpace:
 
 
 def layer_groups(model: nn.Module, by: str = "layer",
-                 targets: Sequence[str] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                           "down_proj")) -> dict[str, list[str]]:
+                 targets: Sequence[str] = LLAMA_LINEARS) -> dict[str, list[str]]:
     """Search units of a decoder: ``by="layer"`` → one unit per decoder layer (``model.layers.3``) holding its
     target Linears; ``by="linear"`` → one unit per Linear. Values are full module names."""
     if by not in ("layer", "linear"):
@@ -779,31 +780,9 @@ def qr_adaptor_search(evaluate: Evaluate, space: SearchSpace, memory: MemoryMode
 
 
 # ============================================================================================ evaluation
-def _encode_pairs(tokenizer, rows) -> list[tuple[list[int], int]]:
-    from peftlab.data import format_instruction
-
-    out = []
-    for r in rows:
-        if isinstance(r, str):  # plain text: every token is a target
-            out.append((tokenizer(r)["input_ids"] + [tokenizer.eos_token_id], 0))
-            continue
-        prompt = tokenizer(format_instruction(r["instruction"]))["input_ids"]
-        full = tokenizer(format_instruction(r["instruction"], r["output"]))["input_ids"]
-        out.append((full + [tokenizer.eos_token_id], len(prompt)))
-    return out
-
-
-def _batch(pairs, pad_id: int, answer_only: bool = True):
-    width = max(len(ids) for ids, _ in pairs)
-    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    labels = torch.full_like(ids, -100)
-    for i, (seq, k) in enumerate(pairs):
-        ids[i, : len(seq)] = torch.tensor(seq)
-        attn[i, : len(seq)] = 1
-        start = k if answer_only else 0
-        labels[i, start: len(seq)] = torch.tensor(seq[start:])
-    return ids, attn, labels
+def _lm_loss(model: nn.Module, batch) -> torch.Tensor:
+    ids, attn, labels = batch
+    return model(input_ids=ids, attention_mask=attn, labels=labels).loss
 
 
 class LoRAFinetuneEvaluator:
@@ -826,8 +805,8 @@ class LoRAFinetuneEvaluator:
         self.layers = tuple(groups)
         self.pad_id = tokenizer.pad_token_id
         self._tok = tokenizer
-        self.train = _encode_pairs(tokenizer, train_rows)
-        self.calib = _encode_pairs(tokenizer, calib_rows)
+        self.train = encode_answer_pairs(tokenizer, train_rows)
+        self.calib = encode_answer_pairs(tokenizer, calib_rows)
         if not self.train or not self.calib:
             raise ValueError("train_rows and calib_rows must not be empty")
         self.steps = dict(steps or {"low": 8, "high": 24})
@@ -871,37 +850,17 @@ class LoRAFinetuneEvaluator:
         return model
 
     def finetune(self, model: nn.Module, steps: int) -> nn.Module:
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+        """``steps`` AdamW steps at the constant rate ``lr`` on the answer tokens of the training rows (batches in
+        a seeded order that carries a pass's leftover rows into the next batch); ``model`` in eval mode after."""
         gen = torch.Generator().manual_seed(self.seed)
-        order: list[int] = []
-        model.train()
-        for _ in range(steps):
-            if len(order) < self.batch_size:
-                order += torch.randperm(len(self.train), generator=gen).tolist()
-            idx, order = order[: self.batch_size], order[self.batch_size:]
-            ids, attn, labels = _batch([self.train[i] for i in idx], self.pad_id)
-            loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
+        batches = (answer_batch([self.train[i] for i in idx], self.pad_id)
+                   for idx in index_batches(len(self.train), self.batch_size, gen, steps=steps, leftover="carry"))
+        fit(model, batches, _lm_loss, make_optimizer(model, self.lr))
         return model
 
-    @torch.no_grad()
     def loss(self, model: nn.Module, answer_only: bool = True, pairs=None) -> float:
         """Mean next-token loss on the calibration set: the answer tokens (default) or every token."""
-        model.eval()
-        pairs = self.calib if pairs is None else pairs
-        tot, n = 0.0, 0
-        for i in range(0, len(pairs), 128):
-            ids, attn, labels = _batch(pairs[i: i + 128], self.pad_id, answer_only)
-            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
-            tgt = labels[:, 1:]
-            sel = tgt != -100
-            tot += nn.functional.cross_entropy(logits[sel].float(), tgt[sel], reduction="sum").item()
-            n += int(sel.sum())
-        return tot / n
+        return answer_loss(model, self.calib if pairs is None else pairs, self.pad_id, 128, answer_only)
 
     @torch.no_grad()
     def row_losses(self, model: nn.Module, answer_only: bool = True, pairs=None) -> list[float]:
@@ -911,7 +870,7 @@ class LoRAFinetuneEvaluator:
         pairs = self.calib if pairs is None else pairs
         out: list[float] = []
         for i in range(0, len(pairs), 128):
-            ids, attn, labels = _batch(pairs[i: i + 128], self.pad_id, answer_only)
+            ids, attn, labels = answer_batch(pairs[i: i + 128], self.pad_id, answer_only)
             logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
             tgt = labels[:, 1:]
             nll = nn.functional.cross_entropy(logits.float().transpose(1, 2), tgt, reduction="none")  # (rows, T)
