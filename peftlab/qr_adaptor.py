@@ -71,13 +71,21 @@ import torch
 from torch import nn
 
 from peftlab import argcheck
-from peftlab.targets import LLAMA_LINEARS
-from peftlab.train import answer_batch, answer_loss, encode_answer_pairs, fit, index_batches, make_optimizer
 from peftlab.quant import (
     dequantize_4bit,
     dequantize_absmax,
     quantize_4bit,
     quantize_absmax,
+)
+from peftlab.targets import LLAMA_LINEARS
+from peftlab.train import (
+    answer_batch,
+    answer_loss,
+    encode_answer_pairs,
+    fit,
+    index_batches,
+    labels_loss,
+    make_optimizer,
 )
 
 __all__ = [
@@ -780,11 +788,6 @@ def qr_adaptor_search(evaluate: Evaluate, space: SearchSpace, memory: MemoryMode
 
 
 # ============================================================================================ evaluation
-def _lm_loss(model: nn.Module, batch) -> torch.Tensor:
-    ids, attn, labels = batch
-    return model(input_ids=ids, attention_mask=attn, labels=labels).loss
-
-
 class LoRAFinetuneEvaluator:
     """``evaluate(config, fidelity)`` for a causal LM: quantize each unit's Linears to its bit-width, put LoRA of
     its rank on them (α = 2r, the authors' code; ranks reach LoRA through ``rank_pattern``/``alpha_pattern``),
@@ -855,7 +858,7 @@ class LoRAFinetuneEvaluator:
         gen = torch.Generator().manual_seed(self.seed)
         batches = (answer_batch([self.train[i] for i in idx], self.pad_id)
                    for idx in index_batches(len(self.train), self.batch_size, gen, steps=steps, leftover="carry"))
-        fit(model, batches, _lm_loss, make_optimizer(model, self.lr))
+        fit(model, batches, labels_loss, make_optimizer(model, self.lr))
         return model
 
     def loss(self, model: nn.Module, answer_only: bool = True, pairs=None) -> float:

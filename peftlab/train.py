@@ -34,7 +34,7 @@ from peftlab import argcheck
 from peftlab.device import pick_device, pick_dtype
 
 __all__ = ["EncodedSplit", "TrainResult", "answer_batch", "answer_loss", "encode", "encode_answer_pairs",
-           "evaluate_accuracy", "fit", "index_batches", "linear_probe", "make_optimizer", "mean_pooled_features",
+           "evaluate_accuracy", "fit", "index_batches", "labels_loss", "linear_probe", "make_optimizer", "mean_pooled_features",
            "per_example_correct", "predict_logits", "train_classifier", "warmup_decay", "warmup_steps"]
 
 
@@ -230,6 +230,14 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0,
             groups.setdefault(float(rate), []).append(p)
     return torch.optim.AdamW([{"params": ps, "lr": rate} for rate, ps in groups.items()], lr=lr,
                              weight_decay=weight_decay)
+
+
+def labels_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The loss a Hugging Face model computes itself from ``labels``, for a batch ``(input_ids,
+    attention_mask, labels)`` (an :func:`answer_batch`, or class labels for a classifier): a ``loss_fn`` of
+    :func:`fit`."""
+    ids, attn, labels = batch
+    return model(input_ids=ids, attention_mask=attn, labels=labels).loss
 
 
 def _to(batch, device: torch.device):

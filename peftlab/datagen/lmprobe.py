@@ -1,5 +1,6 @@
-"""The causal LM's behaviour table, measured after every build with independent code (plain torch
-loops and Hugging Face ``peft``; nothing of peftlab's own training or adapter code).
+"""The causal LM's behaviour table, measured after every build with Hugging Face ``peft``'s LoRA (none of
+peftlab's adapter code), trained by the package's one training loop (:func:`peftlab.train.fit`, its warm-up/decay
+schedule and its answer-only batches).
 
 Per seed:
 
@@ -31,6 +32,16 @@ import torch
 from torch import nn
 
 from peftlab.targets import LLAMA_LINEARS
+from peftlab.train import (
+    answer_batch,
+    encode_answer_pairs,
+    fit,
+    index_batches,
+    labels_loss,
+    make_optimizer,
+    warmup_steps,
+)
+from peftlab.train import answer_loss as shared_answer_loss
 
 #: Instruction tuning recipe (LoRA via peft).
 LM_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
@@ -113,45 +124,13 @@ def block_linears(model: nn.Module) -> dict[str, nn.Linear]:
 
 
 # ---- data ---------------------------------------------------------------------------------------------
-def encode_pairs(tokenizer, rows: list[dict]) -> list[tuple[list[int], int]]:
-    """(token ids of prompt + answer + [EOS], number of prompt tokens) for each row."""
-    from peftlab.data import format_instruction
-
-    out = []
-    for r in rows:
-        prompt = tokenizer(format_instruction(r["instruction"]))["input_ids"]
-        full = tokenizer(format_instruction(r["instruction"], r["output"]))["input_ids"]
-        if full[: len(prompt)] != prompt:
-            raise ValueError(f"instruction={r['instruction']!r}: prompt tokens are not a prefix of the full text")
-        out.append((full + [tokenizer.eos_token_id], len(prompt)))
-    return out
+#: (token ids of prompt + answer + [EOS], number of prompt tokens) for each row: the package's answer-only encoder
+encode_pairs = encode_answer_pairs
 
 
-def _batch(pairs, pad_id: int):
-    width = max(len(ids) for ids, _ in pairs)
-    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    labels = torch.full_like(ids, -100)
-    for i, (seq, k) in enumerate(pairs):  # right padding: positions are 0..n-1 as in pretraining
-        ids[i, : len(seq)] = torch.tensor(seq)
-        attn[i, : len(seq)] = 1
-        labels[i, k: len(seq)] = torch.tensor(seq[k:])
-    return ids, attn, labels
-
-
-@torch.no_grad()
 def answer_loss(model: nn.Module, pairs, pad_id: int, batch: int = 64) -> float:
-    """Mean cross-entropy (nats) per answer token, [EOS] included."""
-    model.eval()
-    tot, n = 0.0, 0
-    for i in range(0, len(pairs), batch):
-        ids, attn, labels = _batch(pairs[i: i + batch], pad_id)
-        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
-        tgt = labels[:, 1:]
-        sel = tgt != -100
-        tot += nn.functional.cross_entropy(logits[sel].float(), tgt[sel], reduction="sum").item()
-        n += sel.sum().item()
-    return tot / n
+    """Mean cross-entropy (nats) per answer token, [EOS] included (:func:`peftlab.train.answer_loss`)."""
+    return shared_answer_loss(model, pairs, pad_id, batch)
 
 
 @torch.no_grad()
@@ -206,26 +185,14 @@ def lora_tune(model: nn.Module, pairs, pad_id: int, seed: int, recipe: dict | No
     cfg = LoraConfig(r=rc["r"], lora_alpha=rc["lora_alpha"], lora_dropout=rc["lora_dropout"],
                      target_modules=list(rc["target_modules"]), task_type="CAUSAL_LM")
     model = get_peft_model(model, cfg)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=rc["lr"], weight_decay=rc["weight_decay"])
     bs = rc["batch_size"]
     steps = rc["epochs"] * ((len(pairs) + bs - 1) // bs)
-    warm = max(1, int(rc["warmup_ratio"] * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
     gen = torch.Generator().manual_seed(seed)
+    batches = (answer_batch([pairs[j] for j in idx], pad_id)
+               for idx in index_batches(len(pairs), bs, gen, epochs=rc["epochs"]))
     t0 = time.perf_counter()
-    model.train()
-    for _ in range(rc["epochs"]):
-        order = torch.randperm(len(pairs), generator=gen).tolist()
-        for i in range(0, len(order), bs):
-            ids, attn, labels = _batch([pairs[j] for j in order[i: i + bs]], pad_id)
-            loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
+    fit(model, batches, labels_loss, make_optimizer(model, rc["lr"], rc["weight_decay"]), total_steps=steps,
+        warmup=warmup_steps(steps, rc["warmup_ratio"], at_least=1))
     return model, round(time.perf_counter() - t0, 1)
 
 
