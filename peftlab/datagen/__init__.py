@@ -7,8 +7,9 @@
 * :mod:`.instructions` — one-word instruction/answer pairs for causal-LM fine-tuning
 * :mod:`.tokenizer`, :mod:`.pretrain` — tokenizer, pretraining loops (encoder: masked LM + verdict
   objectives; causal LM: next token)
-* :mod:`.probe`, :mod:`.lmprobe`, :mod:`.targets` — the two behaviour tables, measured with plain
-  torch and peft after every build, and the targets a build must meet
+* :mod:`.probe`, :mod:`.lmprobe`, :mod:`.targets` — the two behaviour tables, measured with peft's LoRA
+  and the package's training loop (:func:`peftlab.train.fit`) after every build, and the targets a build
+  must meet
 * :mod:`.build`, :mod:`.readme` — the pipeline, ``MANIFEST.json`` and ``README.md``
 """
 

@@ -1,5 +1,6 @@
-"""The encoder's behaviour table, measured after every build with independent code (plain torch loops
-and Hugging Face ``peft``; nothing of peftlab's own training or adapter code).
+"""The encoder's behaviour table, measured after every build with Hugging Face ``peft``'s LoRA (none of
+peftlab's adapter code), trained by the package's one training loop (:func:`peftlab.train.fit` and its
+warm-up/decay schedule).
 
 Per seed, trained on the reviews given (the build passes the first ``BuildConfig.probe_train_size`` of the
 train split, a few-label subset), on the sentiment test split and on the held-out-lexicon split (reviews
@@ -22,6 +23,8 @@ import time
 
 import torch
 from torch import nn
+
+from peftlab.train import fit, index_batches, labels_loss, make_optimizer, warmup_steps
 
 from .pretrain import _pad
 
@@ -53,23 +56,12 @@ def finetune_classifier(model: nn.Module, tokenizer, train: list[tuple[str, int]
     gen = torch.Generator().manual_seed(seed)
     enc = tokenizer([t for t, _ in train], truncation=True, max_length=max_length)["input_ids"]
     y = torch.tensor([lab for _, lab in train])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     steps = epochs * ((len(enc) + batch_size - 1) // batch_size)
-    warm = max(1, int(warmup_ratio * steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    batches = ((*_pad([enc[j] for j in idx], tokenizer.pad_token_id), y[idx])
+               for idx in index_batches(len(enc), batch_size, gen, epochs=epochs))
     t0 = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(enc), generator=gen).tolist()
-        for i in range(0, len(order), batch_size):
-            idx = order[i: i + batch_size]
-            ids, attn = _pad([enc[j] for j in idx], tokenizer.pad_token_id)
-            loss = model(input_ids=ids, attention_mask=attn, labels=y[idx]).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    fit(model, batches, labels_loss, make_optimizer(model, lr, weight_decay), total_steps=steps,
+        warmup=warmup_steps(steps, warmup_ratio, at_least=1))
     train_s = time.perf_counter() - t0
     out = {"accuracy": accuracy(model, tokenizer, test, max_length), "train_seconds": round(train_s, 1)}
     for name, rows in (extra_tests or {}).items():
