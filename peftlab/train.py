@@ -22,6 +22,7 @@ else fp16 with a GradScaler).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -408,6 +409,11 @@ def mean_pooled_features(model: nn.Module, split: EncodedSplit, batch_size: int 
     return torch.cat(out)
 
 
+def _logistic_loss(probe: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch
+    return F.cross_entropy(probe(x), y)
+
+
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                  steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3, seed: int = 0,
                  per_example: bool = False) -> float | torch.Tensor:
@@ -425,13 +431,9 @@ def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Ten
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     torch.manual_seed(seed)
     probe = nn.Linear(xtr.shape[1], n_classes)
-    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
-    with torch.enable_grad():
-        for _ in range(steps):
-            loss = F.cross_entropy(probe(xtr), train_y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    with torch.enable_grad():  # full batch: the same (features, labels) every step
+        fit(probe, itertools.repeat((xtr, train_y), steps), _logistic_loss,
+            make_optimizer(probe, lr, weight_decay))
     with torch.no_grad():
         correct = (probe(xte).argmax(-1) == test_y).float()
     return correct if per_example else correct.mean().item()

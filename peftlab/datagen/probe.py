@@ -19,6 +19,7 @@ The same recipe is the one the Week 01 notebook should use on this encoder.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import torch
@@ -104,12 +105,8 @@ def linear_probe(encoder: nn.Module, tokenizer, train, tests: dict, *, seed: int
     y = torch.tensor([lab for _, lab in train])
     torch.manual_seed(seed)
     head = nn.Linear(x.shape[1], 2)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(epochs):
-        loss = nn.functional.cross_entropy(head(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    fit(head, itertools.repeat((x, y), epochs), lambda head, b: nn.functional.cross_entropy(head(b[0]), b[1]),
+        make_optimizer(head, lr, weight_decay))
     out = {}
     with torch.no_grad():
         for name, rows in tests.items():
