@@ -23,6 +23,7 @@ else fp16 with a GradScaler).
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -81,13 +82,24 @@ def warmup_steps(total: int, ratio: float, at_least: int = 0) -> int:
     return max(at_least, int(ratio * total))
 
 
-def warmup_decay(step: int, total: int, warmup: int) -> float:
+DECAYS = ("linear", "cosine")
+
+
+def warmup_decay(step: int, total: int, warmup: int, decay: str = "linear") -> float:
     """Learning-rate factor at optimizer step ``step`` (0-based) of ``total``: ``(step + 1) / warmup`` while
-    warming up (``step < warmup``), then ``(total − step) / (total − warmup)``, linearly down to 0, never below.
+    warming up (``step < warmup``), then down to 0 at ``total``, never below: ``decay="linear"``,
+    ``(total − step) / (total − warmup)``; ``decay="cosine"``, ``½ (1 + cos(π (step − warmup) / (total −
+    warmup)))`` (the data build's pretraining).
 
     With ``warmup = 0`` the first step already takes the full rate and the decay runs over all ``total``
     steps. It is ``torch.optim.lr_scheduler.LambdaLR``'s factor: the rate of step ``step`` is ``lr · factor``."""
-    return min((step + 1) / max(warmup, 1), max(0.0, (total - step) / max(total - warmup, 1)))
+    if decay == "linear":
+        return min((step + 1) / max(warmup, 1), max(0.0, (total - step) / max(total - warmup, 1)))
+    if decay == "cosine":
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+    raise ValueError(f"decay={decay!r} is not allowed: expected one of {DECAYS}")
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -252,9 +264,9 @@ def _to(batch, device: torch.device):
 
 
 def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer: torch.optim.Optimizer, *,
-        total_steps: int | None = None, warmup: int = 0, device: torch.device | str | None = None,
-        amp_dtype: torch.dtype | None = None, before_step: Callable | None = None,
-        after_step: Callable | None = None) -> list[float]:
+        total_steps: int | None = None, warmup: int = 0, decay: str = "linear", clip_grad_norm: float | None = None,
+        device: torch.device | str | None = None, amp_dtype: torch.dtype | None = None,
+        before_step: Callable | None = None, after_step: Callable | None = None) -> list[float]:
     """Train ``model`` on ``batches``: the package's one training loop. Returns the loss of every step.
 
     For each batch (moved to ``device`` first when one is given: tensors, and tensors inside dicts, tuples and
@@ -263,7 +275,10 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer: torch
     at the end. Seeds are the caller's: this function draws no random number itself.
 
     * ``total_steps`` — the schedule :func:`warmup_decay` over ``total_steps`` steps with ``warmup`` warm-up
-      steps (:func:`warmup_steps`); ``None``: the optimizer's learning rate throughout (no scheduler).
+      steps (:func:`warmup_steps`) and ``decay``; ``None``: the optimizer's learning rate throughout (no
+      scheduler: ``peftlab.qr_adaptor``'s evaluator).
+    * ``clip_grad_norm`` — rescale the gradients of the optimizer's parameters to this total norm at most
+      before each optimizer step (the data build's pretraining: 1.0); ``None``: no clipping.
     * ``amp_dtype`` — run ``loss_fn`` under ``torch.autocast`` with this dtype (on ``device``'s type); with
       ``torch.float16`` the loss is scaled by a ``GradScaler``. ``None``: no autocast.
     * ``before_step(step, batch)`` — called before the forward of each step (``peftlab.compare`` measures one
@@ -274,9 +289,13 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer: torch
         argcheck.positive_int("total_steps", total_steps)
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup={warmup!r} is not allowed: expected an int ≥ 0 (warm-up steps)")
+    argcheck.one_of("decay", decay, DECAYS)
+    if clip_grad_norm is not None:
+        argcheck.number("clip_grad_norm", clip_grad_norm, allowed="a gradient norm > 0, or None", above=0.0)
+    clipped = [p for group in optimizer.param_groups for p in group["params"]]
     device = torch.device(device) if device is not None else None
     scheduler = None if total_steps is None else torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_decay(step, total_steps, warmup))
+        optimizer, lambda step: warmup_decay(step, total_steps, warmup, decay))
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     device_type = None if amp_dtype is None else (device or next(model.parameters()).device).type
     losses: list[float] = []
@@ -294,10 +313,15 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer: torch
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
+            if clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(clipped, clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
         else:
             loss.backward()
+            if clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(clipped, clip_grad_norm)
             optimizer.step()
         if scheduler is not None:
             scheduler.step()

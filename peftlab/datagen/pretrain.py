@@ -1,7 +1,8 @@
 """Pretraining loops for the two tiny base models (masked LM encoder, causal LM decoder).
 
-Plain PyTorch loops on pre-tokenised tensors: deterministic for a given seed and thread count,
-and fast enough for a 2-core CPU.
+Each runs the package's one training loop (:func:`peftlab.train.fit`: AdamW, linear warm-up over a twentieth
+of the steps, cosine decay, gradients clipped to norm 1.0) on pre-tokenised tensors: deterministic for a given
+seed and thread count, and fast enough for a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 
 import torch
 from torch import nn
+
+from peftlab.train import fit, index_batches, labels_loss
 
 
 def _pad(seqs: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,13 +30,18 @@ def _pad(seqs: list[list[int]], pad_id: int, side: str = "right") -> tuple[torch
     return ids, mask
 
 
-def _schedule(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+def _warmup(steps: int) -> int:
+    """Warm-up steps of a pretraining run: a twentieth of it, at least one."""
+    return max(1, steps // 20)
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, f)
+
+def _progress(log, steps: int, t0: float, tag: str):
+    """:func:`peftlab.train.fit`'s ``after_step``: a log line every tenth of the run."""
+    def after_step(step: int, loss: float) -> None:
+        if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
+            log(f"  {tag} step {step:5d}/{steps}  loss {loss:.3f}  {time.perf_counter() - t0:6.1f}s")
+
+    return after_step
 
 
 # ---- masked LM ------------------------------------------------------------------------------------
@@ -71,17 +79,6 @@ def evaluate_mlm(model: nn.Module, tokenizer, lines: list[str], seed: int = 0, b
     return {"loss": round(tot_loss / tot_n, 4), "accuracy": round(correct / tot_n, 4)}
 
 
-def _update(model, loss, opt, sched, step: int, steps: int, t0: float, log, tag: str) -> None:
-    """One optimizer step with gradient clipping at 1.0, and a log line every tenth of the run."""
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    sched.step()
-    if log and (step % max(1, steps // 10) == 0 or step == steps - 1):
-        log(f"  {tag} step {step:5d}/{steps}  loss {loss.item():.3f}  {time.perf_counter() - t0:6.1f}s")
-
-
 def pretrain_mlm(model: nn.Module, tokenizer, lines: list[str], *, steps: int, batch_size: int, lr: float,
                  seed: int, mask_prob: float = 0.15, log=print) -> dict:
     """Masked-LM pretraining with AdamW, linear warm-up and cosine decay."""
@@ -89,20 +86,16 @@ def pretrain_mlm(model: nn.Module, tokenizer, lines: list[str], *, steps: int, b
     gen = torch.Generator().manual_seed(seed)
     enc = tokenizer(lines, truncation=True, max_length=64)["input_ids"]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    sched = _schedule(opt, steps, max(1, steps // 20))
-    model.train()
+
+    def batches():
+        for idx in index_batches(len(enc), batch_size, gen, steps=steps):
+            ids, attn = _pad([enc[j] for j in idx], tokenizer.pad_token_id)
+            inputs, labels = mask_tokens(ids, attn, tokenizer, gen, mask_prob)
+            yield inputs, attn, labels
+
     t0 = time.perf_counter()
-    order = torch.randperm(len(enc), generator=gen).tolist()
-    pos = 0
-    for step in range(steps):
-        if pos + batch_size > len(order):
-            order, pos = torch.randperm(len(enc), generator=gen).tolist(), 0
-        ids, attn = _pad([enc[j] for j in order[pos: pos + batch_size]], tokenizer.pad_token_id)
-        pos += batch_size
-        inputs, labels = mask_tokens(ids, attn, tokenizer, gen, mask_prob)
-        loss = model(input_ids=inputs, attention_mask=attn, labels=labels).loss
-        _update(model, loss, opt, sched, step, steps, t0, log, "mlm")
-    model.eval()
+    fit(model, batches(), labels_loss, opt, total_steps=steps, warmup=_warmup(steps), decay="cosine",
+        clip_grad_norm=1.0, after_step=_progress(log, steps, t0, "mlm"))
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -137,19 +130,10 @@ def pretrain_clm(model: nn.Module, blocks: torch.Tensor, *, steps: int, batch_si
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    sched = _schedule(opt, steps, max(1, steps // 20))
-    model.train()
+    batches = (blocks[idx] for idx in index_batches(len(blocks), batch_size, gen, steps=steps))
     t0 = time.perf_counter()
-    order = torch.randperm(len(blocks), generator=gen)
-    pos = 0
-    for step in range(steps):
-        if pos + batch_size > len(order):
-            order, pos = torch.randperm(len(blocks), generator=gen), 0
-        x = blocks[order[pos: pos + batch_size]]
-        pos += batch_size
-        loss = model(input_ids=x, labels=x).loss
-        _update(model, loss, opt, sched, step, steps, t0, log, "clm")
-    model.eval()
+    fit(model, batches, lambda model, x: model(input_ids=x, labels=x).loss, opt, total_steps=steps,
+        warmup=_warmup(steps), decay="cosine", clip_grad_norm=1.0, after_step=_progress(log, steps, t0, "clm"))
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -209,48 +193,53 @@ def pretrain_encoder(model: nn.Module, tokenizer, lines: list[str], verdicts: li
     family_head = nn.Linear(model.config.hidden_size, 2)
     opt = torch.optim.AdamW([*model.parameters(), *family_head.parameters()], lr=lr, weight_decay=0.01,
                             betas=(0.9, 0.98))
-    sched = _schedule(opt, steps, max(1, steps // 20))
     special = torch.tensor(tokenizer.all_special_ids)
-    model.train()
-    t0 = time.perf_counter()
+
+    def batches():
+        for _ in range(steps):
+            firsts, seconds, is_random, v_len, family = [], [], [], [], []
+            for _ in range(batch_size):
+                j = rng.randrange(len(words))
+                v = closing[j]
+                a, b = split_pair(words[j], len(v.split()) if v else 0, rng)
+                random_b = rng.random() < 0.5
+                if random_b:
+                    o = rng.randrange(len(words))
+                    v = closing[o]
+                    b = split_pair(words[o], len(v.split()) if v else 0, rng)[1]
+                firsts.append(a)
+                seconds.append(b)
+                is_random.append(int(random_b))
+                v_len.append(len(v_ids[v]) if v and b.endswith(v) else 0)
+                family.append(family_of[v] if v and not random_b else -100)
+            enc = tokenizer(firsts, seconds, truncation=True, max_length=64, padding=True, return_tensors="pt")
+            ids, attn, types = enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")
+            last_sep = attn.sum(1) - 1
+            verdict_pos = torch.zeros_like(attn, dtype=torch.bool)
+            for i, n in enumerate(v_len):
+                if n:
+                    verdict_pos[i, last_sep[i] - n: last_sep[i]] = True
+            can = attn.bool() & ~torch.isin(ids, special)
+            chosen = ((torch.rand(ids.shape, generator=gen) < mask_prob) & can) | verdict_pos
+            labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+            uu = torch.rand(ids.shape, generator=gen)
+            inputs = ids.clone()
+            inputs[chosen & ((uu < 0.8) | verdict_pos)] = tokenizer.mask_token_id
+            rand = chosen & ~verdict_pos & (uu >= 0.8) & (uu < 0.9)
+            inputs[rand] = torch.randint(len(special), len(tokenizer), ids.shape, generator=gen)[rand]
+            yield inputs, attn, types, labels, torch.tensor(is_random), torch.tensor(family), verdict_pos
+
     stats = {"mlm": 0.0, "continuation": 0.0, "family": 0.0, "n": 0}
-    for step in range(steps):
-        firsts, seconds, is_random, v_len, family = [], [], [], [], []
-        for _ in range(batch_size):
-            j = rng.randrange(len(words))
-            v = closing[j]
-            a, b = split_pair(words[j], len(v.split()) if v else 0, rng)
-            random_b = rng.random() < 0.5
-            if random_b:
-                o = rng.randrange(len(words))
-                v = closing[o]
-                b = split_pair(words[o], len(v.split()) if v else 0, rng)[1]
-            firsts.append(a)
-            seconds.append(b)
-            is_random.append(int(random_b))
-            v_len.append(len(v_ids[v]) if v and b.endswith(v) else 0)
-            family.append(family_of[v] if v and not random_b else -100)
-        enc = tokenizer(firsts, seconds, truncation=True, max_length=64, padding=True, return_tensors="pt")
-        ids, attn, types = enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids")
-        last_sep = attn.sum(1) - 1
-        verdict_pos = torch.zeros_like(attn, dtype=torch.bool)
-        for i, n in enumerate(v_len):
-            if n:
-                verdict_pos[i, last_sep[i] - n: last_sep[i]] = True
-        can = attn.bool() & ~torch.isin(ids, special)
-        chosen = ((torch.rand(ids.shape, generator=gen) < mask_prob) & can) | verdict_pos
-        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-        uu = torch.rand(ids.shape, generator=gen)
-        inputs = ids.clone()
-        inputs[chosen & ((uu < 0.8) | verdict_pos)] = tokenizer.mask_token_id
-        rand = chosen & ~verdict_pos & (uu >= 0.8) & (uu < 0.9)
-        inputs[rand] = torch.randint(len(special), len(tokenizer), ids.shape, generator=gen)[rand]
+    step = 0
+
+    def loss_fn(model, batch):
+        nonlocal stats, step
+        inputs, attn, types, labels, is_random, fam, verdict_pos = batch
         seq = model.bert(input_ids=inputs, attention_mask=attn, token_type_ids=types)[0]
         sel = labels != -100
         mlm = nn.functional.cross_entropy(model.cls.predictions(seq[sel]), labels[sel])
-        cont = nn.functional.cross_entropy(model.cls.seq_relationship(model.bert.pooler(seq)), torch.tensor(is_random))
+        cont = nn.functional.cross_entropy(model.cls.seq_relationship(model.bert.pooler(seq)), is_random)
         loss = mlm + cont
-        fam = torch.tensor(family)
         rows = fam != -100
         if rows.any():
             text_mask = (attn.bool() & ~verdict_pos)[rows].unsqueeze(-1).to(seq.dtype)
@@ -266,12 +255,11 @@ def pretrain_encoder(model: nn.Module, tokenizer, lines: list[str], verdicts: li
             log(f"  encoder step {step:5d}/{steps}  mlm {stats['mlm'] / n:.3f}  continuation "
                 f"{stats['continuation'] / n:.3f}  family {stats['family'] / n:.3f}  {time.perf_counter() - t0:6.1f}s")
             stats = {"mlm": 0.0, "continuation": 0.0, "family": 0.0, "n": 0}
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([*model.parameters(), *family_head.parameters()], 1.0)
-        opt.step()
-        sched.step()
-    model.eval()
+        step += 1
+        return loss
+
+    t0 = time.perf_counter()
+    fit(model, batches(), loss_fn, opt, total_steps=steps, warmup=_warmup(steps), decay="cosine", clip_grad_norm=1.0)
     return {"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}
 
 
