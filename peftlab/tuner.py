@@ -18,7 +18,8 @@
   :func:`set_adapter`, :func:`merge_adapter`, :func:`unmerge_adapter`, :func:`merge_and_unload`,
   :func:`unload`, :func:`disable_adapter` (a context manager), :func:`delete_adapter`, and
   :func:`count_parameters`. They work on every registered method because they only use the
-  ``AdapterLayer`` interface.
+  ``AdapterLayer`` interface (and, on a model-level method's wrapper, its ``base_model``, ``adapter_name`` and
+  ``disable_adapter()``).
 * **Shared state.** :func:`shared_parameter` keeps one tensor per model that several layers use (VB-LoRA's
   vector bank): registered once under ``peftlab_shared`` on the model, referenced by each layer.
 * **Model-level methods.** Prompt tuning and prefix tuning add no layer: they wrap the whole model (their
