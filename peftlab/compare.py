@@ -232,11 +232,12 @@ def _canonical_keys(table: dict, where: str) -> dict:
     if not isinstance(table, dict):
         raise ValueError(f"{where}={table!r}: expected a mapping of method name to value")
     out: dict = {}
+    given: dict[str, str] = {}  # canonical name → the key it came from
     for k, v in table.items():
         name = canonical_method(k)
         if name in out:
-            raise ValueError(f"{where}: {k!r} and {name!r} name the same method ({_alias_note()}); give one")
-        out[name] = v
+            raise ValueError(f"{where}: {given[name]!r} and {k!r} name the same method ({_alias_note()}); give one")
+        out[name], given[name] = v, k
     return out
 
 
