@@ -214,3 +214,20 @@ def test_qlora_default_targets_are_the_llama_linears():
     assert inspect.signature(apply_qlora).parameters["target_modules"].default == LLAMA_LINEARS
     assert peftlab.QLoRAConfig().target_modules == list(LLAMA_LINEARS)
     assert torch.float32 == peftlab.QLoRAConfig().compute_dtype
+
+
+def test_register_method_checks_a_model_level_method():
+    from peftlab.methods.prompts import PromptTuningModel
+
+    before = registry()
+    spec = get_method("prompt_tuning")
+    with pytest.raises(ValueError, match="give its layers .* or wrapper= its wrapper class"):
+        register_method("prompt_tuning", PromptTuningConfig, ())
+    with pytest.raises(TypeError, match="wrapper of 'prompt_tuning' must be an nn.Module subclass"):
+        register_method("prompt_tuning", PromptTuningConfig, (), mergeable=False, wrapper=dict)
+    with pytest.raises(ValueError, match=r"has layers=\(\), examples=\(\) and mergeable=False; .*mergeable=True"):
+        register_method("prompt_tuning", PromptTuningConfig, (), wrapper=PromptTuningModel)
+    with pytest.raises(ValueError, match=r"got layers=\(<class .*LoRALinear"):
+        register_method("prompt_tuning", PromptTuningConfig, get_method("lora").layers, mergeable=False,
+                        wrapper=PromptTuningModel)
+    assert registry() == before and get_method("prompt_tuning") is spec
