@@ -89,6 +89,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         LR_GRID,
         TUNE_SEEDS,
         CompareConfig,
+        canonical_method,
         format_summary,
         load_config_file,
         parse_methods,
@@ -120,8 +121,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 same = (old.get("task"), old.get("profile"), old.get("steps"), old.get("seeds"), old.get("train_size"),
                         old.get("batch_size", cfg.batch_size)) == (cfg.task, cfg.profile, cfg.steps, tune_seeds,
                                                                    cfg.train_size, cfg.batch_size)
-                if same:
-                    known = {m: v["scores"] for m, v in old.get("methods", {}).items()}
+                if same:  # a sweep written under the old names (compare.ALIASES) is read under the registry's
+                    old["methods"] = {canonical_method(m): v for m, v in old.get("methods", {}).items()}
+                    known = {m: v["scores"] for m, v in old["methods"].items()}
                     print(f"reusing the scores in {sweep_file} (--force measures them again)")
                 else:
                     old = {}
@@ -221,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_memory)
 
     s = sub.add_parser("compare", help="train every method on one task with one budget over seeds; tables and plots")
-    s.add_argument("--methods", default="all", help="comma-separated method names, or 'all' (default)")
+    s.add_argument("--methods", default="all",
+                   help="comma-separated method names (the registry's: lora, houlsby, prompt_tuning, …; the old names "
+                        "adapter, prompt, prefix are accepted), or 'all' (default)")
     s.add_argument("--seeds", default=None,
                    help="comma-separated seeds (default: 0,1,2; with --tune-lr the tuning seeds 100,101, kept apart from the test seeds)")
     s.add_argument("--out", required=True, help="output folder (results.csv, summary.csv, results.json, plots/)")

@@ -46,29 +46,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from peftlab.fileio import atomic_write
-from peftlab.targets import LLAMA_LINEARS
+from peftlab.recipe import ENCODER_TARGETS, LLAMA_TARGETS, TASKS, head, initial_seed, targets
 
-__all__ = ["CompareConfig", "METHODS", "LEARNING_RATES", "TASKS", "TUNE_SEEDS", "known_methods", "parse_methods",
+__all__ = ["ALIASES", "CompareConfig", "ENCODER_TARGETS", "LLAMA_TARGETS", "METHODS", "LEARNING_RATES", "TASKS",
+           "TUNE_SEEDS", "canonical_method", "known_methods", "methods_from_registry", "parse_methods",
            "per_example_scores", "run_comparison", "run_cell", "stored_comparison", "summarize", "sweep_name",
            "timing_noise", "tune_learning_rates"]
 
-TASKS = ("sentiment", "instructions")
-ENCODER_TARGETS = ("query", "key", "value", "dense")
-LLAMA_TARGETS = LLAMA_LINEARS
 LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
 #: seeds of the learning-rate sweeps: disjoint from the test seeds (0, 1, 2) of every stored comparison
 TUNE_SEEDS = (100, 101)
 #: grid steps a learning-rate sweep may add beyond either edge of LR_GRID when the best rate is on that edge
 LR_MAX_EXTEND = 2
 
-
-def _targets(task: str) -> tuple[str, ...]:
-    return ENCODER_TARGETS if task == "sentiment" else LLAMA_TARGETS
-
-
-def _head(task: str) -> list[str]:
-    """The new task head trained beside every method (the causal LM keeps its pretrained LM head)."""
-    return ["classifier"] if task == "sentiment" else []
+_targets = targets  # the names this module used before the recipes moved beside the methods
+_head = head
+torch_initial_seed = initial_seed
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -88,99 +81,35 @@ def _full(model, task):
     return model
 
 
-def _lora(model, task, **kw):
-    from peftlab.methods.lora import apply_lora
+#: the comparison's own baseline, which is no registered method: every parameter trained
+FULL = Method("full", "full fine-tuning: every parameter", _full)
 
-    return apply_lora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task), **kw)
-
-
-def _dora(model, task):
-    from peftlab.methods.dora import apply_dora
-
-    return apply_dora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task))
+#: the names ``peftlab compare`` used before it took the registry's; still accepted by ``--methods``,
+#: ``CompareConfig.learning_rates`` and :func:`per_example_scores`, and mapped to the registry's name
+ALIASES = {"adapter": "houlsby", "prompt": "prompt_tuning", "prefix": "prefix_tuning"}
 
 
-def _waveft(model, task):
-    from peftlab.methods.waveft import apply_waveft
+def methods_from_registry() -> dict[str, Method]:
+    """The comparison's method table: :data:`FULL`, then every recipe the registered methods declare
+    (``register_method(..., recipe=..., variants=...)``, in the registry's order, a method's variants after it),
+    each under its registry name (a variant under its own: LoRA's ``"rslora"``)."""
+    from peftlab.tuner import registry
 
-    # a quarter of LoRA r=8's parameters on a square d×d layer (2·8·d → 4·d coefficients)
-    d = model.config.hidden_size
-    return apply_waveft(model, n_frequency=4 * d, target_modules=_targets(task), modules_to_save=_head(task))
-
-
-def _qlora(model, task):
-    from peftlab.methods.qlora import apply_qlora
-
-    return apply_qlora(model, r=8, alpha=16, target_modules=_targets(task), modules_to_save=_head(task))
-
-
-def _vblora(model, task):
-    import torch
-
-    from peftlab.methods.vblora import apply_vblora
-
-    # VB-LoRA cuts every A row and B column into pieces of vector_length: 64 divides the encoder's widths
-    # (128/256) and those of the usual Hub models; the tiny causal LM's hidden width 96 takes 32.
-    targets = _targets(task)
-    dims = [d for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)
-            and name.rsplit(".", 1)[-1] in targets for d in (mod.in_features, mod.out_features)]
-    length = 64 if all(d % 64 == 0 for d in dims) else 32
-    return apply_vblora(model, r=4, num_vectors=256, vector_length=length, topk=2, target_modules=targets,
-                        modules_to_save=_head(task))
+    table = {FULL.name: FULL}
+    for spec in registry().values():
+        for name, recipe in spec.recipes.items():
+            table[name] = Method(name, recipe.summary, recipe.build, recipe.tasks)
+    return table
 
 
-def _ia3(model, task):
-    from peftlab.methods.ia3 import apply_ia3
-
-    if task == "sentiment":  # peft's BERT mapping: keys, values, and the FFN's second linear (feed-forward: input side)
-        return apply_ia3(model, target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"],
-                         modules_to_save=_head(task))
-    return apply_ia3(model, target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"])
+#: name → :class:`Method`, derived from the registry when this module is imported (:func:`methods_from_registry`)
+METHODS: dict[str, Method] = methods_from_registry()
 
 
-def _prompt(model, task):
-    from peftlab.methods.prompts import apply_prompt_tuning
+def canonical_method(name: str) -> str:
+    """``name``, or the registry's name for an old alias (:data:`ALIASES`: ``"adapter"`` → ``"houlsby"``, …)."""
+    return ALIASES.get(name, name)
 
-    return apply_prompt_tuning(model, num_virtual_tokens=16, init="sample_vocab", modules_to_save=_head(task),
-                               seed=int(torch_initial_seed()))
-
-
-def _prefix(model, task):
-    from peftlab.methods.prompts import apply_prefix_tuning
-
-    return apply_prefix_tuning(model, num_virtual_tokens=16, modules_to_save=_head(task),
-                               seed=int(torch_initial_seed()))
-
-
-def _adapter(model, task):
-    from peftlab.methods.adapters import apply_houlsby_adapter
-
-    if task == "sentiment":  # after the attention output and the FFN output projections (BERT's *.output.dense)
-        return apply_houlsby_adapter(model, bottleneck_size=16, target_modules=["output.dense"],
-                                     modules_to_save=["LayerNorm", "classifier"])
-    return apply_houlsby_adapter(model, bottleneck_size=16, target_modules=["o_proj", "down_proj"],
-                                 modules_to_save=["input_layernorm", "post_attention_layernorm"])
-
-
-def torch_initial_seed() -> int:
-    import torch
-
-    return torch.initial_seed() % (2**31)
-
-
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("full", "full fine-tuning: every parameter", _full),
-    Method("lora", "LoRA r=8, alpha=16 on every attention and MLP Linear", _lora),
-    Method("rslora", "rsLoRA: LoRA with alpha/sqrt(r) scaling", lambda m, t: _lora(m, t, use_rslora=True)),
-    Method("dora", "DoRA r=8, alpha=16 (LoRA's targets)", _dora),
-    Method("waveft", "WaveFT, n_frequency = 4·hidden per target, db1", _waveft),
-    Method("qlora", "QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _qlora),
-    Method("vblora", "VB-LoRA r=4, bank of 256 vectors of length 64 (32 for a width of 96), top-2", _vblora),
-    Method("ia3", "IA3: scaling vectors on keys, values and the FFN input", _ia3),
-    Method("prompt", "prompt tuning: 16 virtual tokens, vocabulary-sampled init", _prompt),
-    Method("prefix", "prefix tuning: 16 key/value prefixes per layer", _prefix),
-    Method("adapter", "Houlsby adapters, bottleneck 16, after attention and FFN outputs; LayerNorms trained", _adapter),
-)}
 
 def sweep_name(task: str, train_size: int | None) -> str:
     """Name of the learning-rate sweep for ``task`` trained on ``train_size`` examples (None: all):
@@ -209,18 +138,23 @@ def known_methods() -> list[str]:
     return list(METHODS)
 
 
+def _alias_note() -> str:
+    return ", ".join(f"{old} → {new}" for old, new in ALIASES.items())
+
+
 def parse_methods(text: str | Sequence[str]) -> list[str]:
-    """``"all"`` or a comma-separated list of known method names (order kept, duplicates dropped)."""
+    """``"all"`` or a comma-separated list of known method names (order kept, duplicates dropped). The old names
+    of :data:`ALIASES` are accepted and become the registry's (``"adapter"`` → ``"houlsby"``, …)."""
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     if names == ["all"]:
         return known_methods()
     if not names:
         raise ValueError(f"--methods is empty; known methods: {', '.join(known_methods())} (or 'all')")
-    unknown = [n for n in names if n not in METHODS]
+    unknown = [n for n in names if canonical_method(n) not in METHODS]
     if unknown:
         raise ValueError(f"--methods: unknown method(s) {', '.join(unknown)}; known methods: "
-                         f"{', '.join(known_methods())} (or 'all')")
-    return list(dict.fromkeys(names))
+                         f"{', '.join(known_methods())} (or 'all'; old names accepted: {_alias_note()})")
+    return list(dict.fromkeys(canonical_method(n) for n in names))
 
 
 def parse_seeds(text: str | Sequence[int]) -> list[int]:
@@ -260,6 +194,7 @@ class CompareConfig:
                 raise ValueError(f"{name}={v!r}: expected a positive integer")
         if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size <= 0):
             raise ValueError(f"train_size={self.train_size!r}: expected a positive integer or null")
+        self.learning_rates = _canonical_keys(self.learning_rates, "learning_rates")
         for k, v in self.learning_rates.items():
             if k not in METHODS:
                 raise ValueError(f"learning_rates: unknown method {k!r}; known methods: {', '.join(METHODS)}")
@@ -289,6 +224,21 @@ class CompareConfig:
             LEARNING_RATES.get(sweep_name(self.task, self.train_size), {}))
         d["learning_rates"] = {m: self.lr(m) for m in METHODS if m in known}
         return d
+
+
+def _canonical_keys(table: dict, where: str) -> dict:
+    """``table`` with the old method names of :data:`ALIASES` replaced by the registry's (order kept); an old and
+    a new name of the same method both present is refused."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}={table!r}: expected a mapping of method name to value")
+    out: dict = {}
+    given: dict[str, str] = {}  # canonical name → the key it came from
+    for k, v in table.items():
+        name = canonical_method(k)
+        if name in out:
+            raise ValueError(f"{where}: {given[name]!r} and {k!r} name the same method ({_alias_note()}); give one")
+        out[name], given[name] = v, k
+    return out
 
 
 def load_config_file(path: str | os.PathLike) -> dict:
@@ -564,6 +514,8 @@ def per_example_scores(records, method: str):
     Returns ``(seeds, array)``; raises ``ValueError`` when no finished cell of ``method`` records them."""
     import numpy as np
 
+    if not any(r.get("method") == method for r in records):  # an old name (ALIASES) for records of the new one
+        method = canonical_method(method)
     rows = sorted((r["seed"], r["per_example"]) for r in records
                   if r.get("method") == method and r.get("status", "ok") == "ok" and r.get("per_example"))
     if not rows:
@@ -590,6 +542,7 @@ def _pin(out: Path, cfg: CompareConfig, methods: Sequence[str]) -> None:
     pinned["learning_rates"] = {m: cfg.lr(m) for m in methods}
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
+        old["learning_rates"] = _canonical_keys(old.get("learning_rates", {}), f"{path}: learning_rates")
         diff = [f"{k}: {old.get(k)!r} → {pinned.get(k)!r}" for k in sorted(set(old) | set(pinned))
                 if k != "learning_rates" and old.get(k) != pinned.get(k)]
         old_lr = old.get("learning_rates", {})
@@ -761,13 +714,14 @@ def timing_noise(records: Sequence[dict]) -> float:
 
 
 def format_summary(rows: Sequence[dict]) -> str:
-    head = f"{'method':<8} {'cells':>5} {'metric':>17} {'trainable':>10} {'%':>8} {'adapter':>10} {'s/step':>8} {'peak mem':>9}"
-    lines = [head, "-" * len(head)]
+    w = max([8, *(len(str(r["method"])) for r in rows)])  # the method column fits the longest name
+    top = f"{'method':<{w}} {'cells':>5} {'metric':>17} {'trainable':>10} {'%':>8} {'adapter':>10} {'s/step':>8} {'peak mem':>9}"
+    lines = [top, "-" * len(top)]
     for r in rows:
         if not r.get("cells_ok"):
-            lines.append(f"{r['method']:<8} {0:>5}  (every cell failed: see results.csv)")
+            lines.append(f"{r['method']:<{w}} {0:>5}  (every cell failed: see results.csv)")
             continue
-        lines.append(f"{r['method']:<8} {r['cells_ok']:>5} {r['mean']:>9.4f} ± {r['std']:<5.4f} {r['trainable']:>10,} "
+        lines.append(f"{r['method']:<{w}} {r['cells_ok']:>5} {r['mean']:>9.4f} ± {r['std']:<5.4f} {r['trainable']:>10,} "
                      f"{r['trainable_pct']:>7.3f}% {_human(r['adapter_bytes']):>10} {r['seconds_per_step']:>8.4f} "
                      f"{_human(r['peak_memory_bytes']):>9}")
     return "\n".join(lines)

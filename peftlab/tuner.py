@@ -18,9 +18,20 @@
   :func:`set_adapter`, :func:`merge_adapter`, :func:`unmerge_adapter`, :func:`merge_and_unload`,
   :func:`unload`, :func:`disable_adapter` (a context manager), :func:`delete_adapter`, and
   :func:`count_parameters`. They work on every registered method because they only use the
-  ``AdapterLayer`` interface.
+  ``AdapterLayer`` interface (and, on a model-level method's wrapper, its ``base_model``, ``adapter_name`` and
+  ``disable_adapter()``).
 * **Shared state.** :func:`shared_parameter` keeps one tensor per model that several layers use (VB-LoRA's
   vector bank): registered once under ``peftlab_shared`` on the model, referenced by each layer.
+* **Model-level methods.** Prompt tuning and prefix tuning add no layer: they wrap the whole model (their
+  ``apply_*`` returns a wrapper module). They register with ``wrapper=`` (their wrapper class) and no layers;
+  :func:`inject` refuses their configs (naming the ``apply_*`` to use), and the model-level operations act on the
+  wrapper, which holds one adapter, ``"default"``: :func:`disable_adapter` runs the base model without the
+  virtual tokens, :func:`unload` returns the wrapped base model, :func:`active_adapters` / :func:`set_adapter`
+  know ``"default"``, and merging (:func:`merge_adapter`, :func:`merge_and_unload`) or deleting the one adapter is
+  refused — virtual tokens are no weight change (as in peft, where prompt learning cannot be merged).
+* **Comparison recipes.** A method may register how ``peftlab compare`` builds it (``recipe=``, a
+  :class:`peftlab.recipe.Recipe`, and ``variants=`` for named settings compared as methods of their own:
+  LoRA's ``"rslora"``); :mod:`peftlab.compare` derives its method table from the registry.
 
 The configs of the adapters on a model are kept as ``model.peftlab_config`` (adapter name → config).
 """
@@ -38,6 +49,7 @@ from torch import nn
 
 from peftlab.config import AdapterConfig
 from peftlab.layer import AdapterLayer, check_adapter_name
+from peftlab.recipe import Recipe
 from peftlab.targets import (
     ParameterCount,
     count_parameters,
@@ -60,6 +72,7 @@ __all__ = [
     "merge_adapter",
     "merge_and_unload",
     "method_for_config",
+    "model_level_method",
     "register_method",
     "registry",
     "set_adapter",
@@ -91,6 +104,16 @@ class MethodSpec:
 
     ``shared_trainable(config)`` is the closed-form count of the model-level shared tensors one adapter adds
     (VB-LoRA's vector bank: ``N·b``); the layers' ``num_trainable`` do not include them.
+
+    ``wrapper`` marks a *model-level* method (prompt and prefix tuning): instead of layers (``layers`` is
+    empty) its ``apply_*`` wraps the whole model in an instance of ``wrapper``, an ``nn.Module`` with
+    ``base_model`` (the frozen model inside), ``adapter_name`` (its one adapter, ``"default"``) and a
+    ``disable_adapter()`` context manager. It has no contract-test examples (the contract is the layers');
+    its own test file checks it.
+
+    ``recipe`` is how ``peftlab compare`` builds the method (:class:`peftlab.recipe.Recipe`); ``variants`` are
+    further recipes of the same method that the comparison runs under names of their own (LoRA's
+    ``"rslora"``). :attr:`recipes` is both, the method's own name first.
     """
 
     name: str
@@ -101,6 +124,20 @@ class MethodSpec:
     tolerances: dict[str, float] = field(default_factory=dict)
     mergeable: bool = True
     shared_trainable: Callable[[object], int] | None = None
+    wrapper: type[nn.Module] | None = None
+    recipe: Recipe | None = None
+    variants: dict[str, Recipe] = field(default_factory=dict)
+
+    @property
+    def model_level(self) -> bool:
+        """True for a method that wraps the model instead of adding layers (prompt and prefix tuning)."""
+        return self.wrapper is not None
+
+    @property
+    def recipes(self) -> dict[str, Recipe]:
+        """``peftlab compare``'s names for this method → their recipes: the method's own name first (if it has
+        a recipe), then its variants."""
+        return {**({self.name: self.recipe} if self.recipe is not None else {}), **self.variants}
 
     def reference_model(self, base: nn.Module, config) -> nn.Module:
         return base if self.reference is None else self.reference(base, config)
@@ -126,11 +163,16 @@ _REGISTRY: dict[str, MethodSpec] = {}
 def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLayer]],
                     examples: Sequence[dict] = (), reference: Callable | None = None,
                     tolerances: dict[str, float] | None = None, mergeable: bool = True,
-                    shared_trainable: Callable[[object], int] | None = None) -> MethodSpec:
+                    shared_trainable: Callable[[object], int] | None = None, *,
+                    wrapper: type[nn.Module] | None = None, recipe: Recipe | None = None,
+                    variants: dict[str, Recipe] | None = None) -> MethodSpec:
     """Register a method (called once, at the bottom of its file in ``peftlab/methods/``).
 
     ``config_cls`` is a subclass of :class:`peftlab.config.AdapterConfig` (never the base itself) whose class
-    attribute ``method`` is ``name``."""
+    attribute ``method`` is ``name``. A layer method gives its ``layers``; a model-level method gives
+    ``layers=()``, ``wrapper=`` its wrapper class and ``mergeable=False``. ``recipe`` / ``variants``: how
+    ``peftlab compare`` builds it (see :class:`MethodSpec`); a variant's name must be no other method's or
+    variant's. Everything is checked before the registry changes."""
     if not (isinstance(config_cls, type) and issubclass(config_cls, AdapterConfig)) or config_cls is AdapterConfig:
         raise TypeError(f"config_cls of {name!r} must be a subclass of peftlab.config.AdapterConfig (not the base "
                         f"itself), got {config_cls!r}")
@@ -142,9 +184,28 @@ def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLa
     for cls in layers:
         if not (isinstance(cls, type) and issubclass(cls, AdapterLayer)):
             raise TypeError(f"layers of {name!r} must be AdapterLayer subclasses, got {cls!r}")
+    if wrapper is None and not layers:
+        raise ValueError(f"method {name!r}: give its layers (AdapterLayer subclasses), or wrapper= its wrapper "
+                         f"class for a model-level method")
+    if wrapper is not None:
+        if not (isinstance(wrapper, type) and issubclass(wrapper, nn.Module)):
+            raise TypeError(f"wrapper of {name!r} must be an nn.Module subclass, got {wrapper!r}")
+        if layers or mergeable or examples:
+            raise ValueError(f"method {name!r}: a model-level method (wrapper=) has layers=(), examples=() and "
+                             f"mergeable=False; got layers={tuple(layers)!r}, {len(tuple(examples))} examples, "
+                             f"mergeable={mergeable!r}")
+    variants = dict(variants or {})
+    for key, value in [(name, recipe), *variants.items()]:
+        if value is not None and not isinstance(value, Recipe):
+            raise TypeError(f"recipe {key!r} of method {name!r} must be a peftlab.recipe.Recipe, got {value!r}")
+    taken = {n: spec.name for spec in _REGISTRY.values() if spec.name != name for n in (spec.name, *spec.variants)}
+    clash = sorted(n for n in [name, *variants] if n in taken)
+    if clash or name in variants:
+        raise ValueError(f"method {name!r}: the name(s) {clash or [name]} are taken (method or variant names "
+                         f"must be unique across the registry: {sorted(taken)})")
     spec = MethodSpec(name=name, config_cls=config_cls, layers=tuple(layers), examples=tuple(examples),
                       reference=reference, tolerances=dict(tolerances or {}), mergeable=bool(mergeable),
-                      shared_trainable=shared_trainable)
+                      shared_trainable=shared_trainable, wrapper=wrapper, recipe=recipe, variants=variants)
     _REGISTRY[name] = spec
     return spec
 
@@ -225,6 +286,10 @@ def inject(model: nn.Module, config, adapter_name: str = "default") -> nn.Module
     The model stores a copy of ``config`` (``model.peftlab_config[adapter_name]``); ``config`` itself is not changed.
     """
     spec = method_for_config(config)
+    if spec.model_level:
+        raise TypeError(f"config: {type(config).__name__} is the config of {spec.name!r}, a model-level method that "
+                        f"wraps the whole model instead of adding layers, so inject (which adds layers in place) "
+                        f"cannot apply it; use peftlab.apply_{spec.name}(model, ...), which returns the wrapper")
     check_adapter_name(adapter_name)
     config = copy.deepcopy(config)  # the model keeps its own copy: binding it to the targets never touches the caller's
     configs = _configs(model)
@@ -341,6 +406,31 @@ def shared_parameter(model: nn.Module, key: str, create: Callable[[], torch.Tens
 
 
 # ---------------------------------------------------------------------- model-level operations
+def model_level_method(model: nn.Module) -> MethodSpec | None:
+    """The model-level method (prompt or prefix tuning) whose wrapper ``model`` is, or None for any other model."""
+    for spec in _REGISTRY.values():
+        if spec.wrapper is not None and isinstance(model, spec.wrapper):
+            return spec
+    return None
+
+
+def _wrapper_names(model: nn.Module, names: str | Sequence[str], arg: str) -> list[str]:
+    """``names`` checked against a wrapper's one adapter (``model.adapter_name``, ``"default"``)."""
+    names = [names] if isinstance(names, str) else list(names)
+    bad = [n for n in names if n != model.adapter_name]
+    if bad or not names:
+        raise ValueError(f"{arg}: unknown adapter(s) {bad}; the {type(model).__name__} has one adapter, "
+                         f"[{model.adapter_name!r}]")
+    return names
+
+
+def _no_merge(model: nn.Module, spec: MethodSpec, operation: str) -> ValueError:
+    return ValueError(f"model: {operation} is not possible on a {type(model).__name__} ({spec.name}): its virtual "
+                      f"tokens are inputs, not a weight change, so there is nothing to merge (as in peft, prompt "
+                      f"learning cannot be merged); unload(model) returns the base model, and "
+                      f"disable_adapter(model) runs it without the virtual tokens")
+
+
 def _layers_or_raise(model: nn.Module) -> dict[str, AdapterLayer]:
     layers = adapter_layers(model)
     if not layers:
@@ -366,7 +456,9 @@ def _check_names(model: nn.Module, names: str | Sequence[str], arg: str) -> list
 
 
 def active_adapters(model: nn.Module) -> list[str]:
-    """Names active in at least one layer, in first-seen order."""
+    """Names active in at least one layer, in first-seen order (a prompt/prefix wrapper: ``["default"]``)."""
+    if model_level_method(model) is not None:
+        return [model.adapter_name]
     out: list[str] = []
     for layer in adapter_layers(model).values():
         out += [n for n in layer.active_adapters if n not in out]
@@ -377,7 +469,11 @@ def set_adapter(model: nn.Module, names: str | Sequence[str]) -> nn.Module:
     """Activate exactly ``names`` (one or several: their contributions add up) in every layer that has them.
 
     Only active adapters stay trainable. A merged model is unmerged first (with a warning), as in peft.
+    A prompt/prefix wrapper holds one adapter, ``"default"``: setting it changes nothing, any other name is refused.
     """
+    if model_level_method(model) is not None:
+        _wrapper_names(model, names, "names")
+        return model
     names = _check_names(model, names, "names")
     layers = adapter_layers(model)
     if any(layer.merged for layer in layers.values()):
@@ -395,7 +491,11 @@ def merge_adapter(model: nn.Module, adapter_names: str | Sequence[str] | None = 
 
     Each layer merges only the adapters it has (a layer without them is left alone) and skips those
     already merged. With ``safe_merge`` a NaN/Inf anywhere stops the merge and undoes what this call merged.
+    A prompt/prefix wrapper cannot be merged (``ValueError``).
     """
+    spec = model_level_method(model)
+    if spec is not None:
+        raise _no_merge(model, spec, "merge_adapter")
     layers = _layers_or_raise(model)
     wanted = None if adapter_names is None else _check_names(model, adapter_names, "adapter_names")
     done: list[tuple[AdapterLayer, int]] = []
@@ -418,7 +518,10 @@ def merge_adapter(model: nn.Module, adapter_names: str | Sequence[str] | None = 
 
 
 def unmerge_adapter(model: nn.Module) -> nn.Module:
-    """Undo every merge, in place: each layer subtracts exactly what it merged, newest first."""
+    """Undo every merge, in place: each layer subtracts exactly what it merged, newest first. A prompt/prefix
+    wrapper is never merged: nothing to undo."""
+    if model_level_method(model) is not None:
+        return model
     for layer in _layers_or_raise(model).values():
         layer.unmerge()
     return model
@@ -447,19 +550,32 @@ def merge_and_unload(model: nn.Module, safe_merge: bool = False,
 
     What is left is the original architecture (``nn.Linear`` / ``nn.Embedding``) with merged weights:
     inference costs exactly what the base model costs. ``modules_to_save`` keep their trained values.
+    A prompt/prefix wrapper cannot be merged (``ValueError``; :func:`unload` returns its base model).
     """
+    spec = model_level_method(model)
+    if spec is not None:
+        raise _no_merge(model, spec, "merge_and_unload")
     return _unwrap(model, True, safe_merge, adapter_names)
 
 
 def unload(model: nn.Module) -> nn.Module:
-    """Remove every adapter without merging: the base model with its original weights."""
+    """Remove every adapter without merging: the base model with its original weights.
+
+    A prompt/prefix wrapper returns the model it wraps (``model.base_model``, its ``modules_to_save`` with their
+    trained values); the wrapper itself is left as it was."""
+    if model_level_method(model) is not None:
+        return model.base_model
     return _unwrap(model, False, False, None)
 
 
 @contextmanager
 def disable_adapter(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block the model computes the base model's output (merged adapters are unmerged first
-    and merged again afterwards)."""
+    and merged again afterwards). A prompt/prefix wrapper runs its base model without the virtual tokens."""
+    if model_level_method(model) is not None:
+        with model.disable_adapter():
+            yield model
+        return
     layers = list(_layers_or_raise(model).values())
     remerge = {id(layer): list(layer.merged_adapters) for layer in layers}
     for layer in layers:
@@ -476,7 +592,15 @@ def disable_adapter(model: nn.Module) -> Iterator[nn.Module]:
 
 def delete_adapter(model: nn.Module, adapter_name: str) -> nn.Module:
     """Remove ``adapter_name`` from every layer and from ``model.peftlab_config``. A merged adapter must be
-    unmerged first. Layers left with no adapter keep wrapping their base layer (they compute it unchanged)."""
+    unmerged first. Layers left with no adapter keep wrapping their base layer (they compute it unchanged).
+
+    A prompt/prefix wrapper holds exactly one adapter, which cannot be deleted (``ValueError``; :func:`unload`
+    returns the base model)."""
+    spec = model_level_method(model)
+    if spec is not None:
+        _wrapper_names(model, adapter_name, "adapter_name")
+        raise ValueError(f"adapter_name={adapter_name!r}: a {type(model).__name__} ({spec.name}) holds exactly one "
+                         f"adapter, which cannot be deleted; unload(model) returns the base model without it")
     _check_names(model, adapter_name, "adapter_name")
     layers = adapter_layers(model)
     merged = [name for name, layer in layers.items() if adapter_name in layer.merged_adapters]

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+import peftlab
 from peftlab import compare as C
 
 pytestmark = pytest.mark.slow
@@ -359,3 +361,81 @@ def test_per_example_scores_bad_input():
         {"method": "lora", "seed": 0, "status": "ok", "per_example": "1111"},
         {"method": "lora", "seed": 2, "status": "error", "per_example": ""}], "lora")
     assert seeds == [0, 1] and scores.tolist() == [[1, 1, 1, 1], [0, 1, 1, 0]]
+
+
+# --- the method table: the registry's recipes, the registry's names, the old names as aliases --------------------
+def test_method_table_is_derived_from_the_registry(monkeypatch):
+    from peftlab import tuner
+    from peftlab.recipe import Recipe
+
+    expected = ["full"] + [n for spec in tuner.registry().values() for n in spec.recipes]
+    assert list(C.METHODS) == expected == list(C.methods_from_registry())
+    assert expected == ["full", "lora", "rslora", "dora", "waveft", "qlora", "vblora", "ia3", "prompt_tuning",
+                        "prefix_tuning", "houlsby"]  # the course's order, which the stored runs keep
+    for name, method in C.METHODS.items():
+        if name != "full":
+            owner = next(spec for spec in tuner.registry().values() if name in spec.recipes)
+            assert method.build is owner.recipes[name].build and method.summary == owner.recipes[name].summary
+    assert set(C.METHODS) - {"full", "rslora"} == set(tuner.registry())  # every registered method is compared
+
+    # a method registered with a recipe joins the table (its own file is all it needs)
+    @dataclass
+    class NewConfig(peftlab.LoRAConfig):
+        method = "new_method"
+
+    monkeypatch.setattr(tuner, "_REGISTRY", dict(tuner._REGISTRY))
+    build = C.METHODS["lora"].build
+    tuner.register_method("new_method", NewConfig, tuner.get_method("lora").layers,
+                          examples=tuner.get_method("lora").examples, recipe=Recipe("a new one", build))
+    table = C.methods_from_registry()
+    assert list(table)[-1] == "new_method" and table["new_method"].summary == "a new one"
+    with pytest.raises(ValueError, match=r"the name\(s\) \['rslora'\] are taken"):
+        tuner.register_method("rslora", type("RsConfig", (NewConfig,), {"method": "rslora"}),
+                              tuner.get_method("lora").layers, recipe=Recipe("x", build))
+    with pytest.raises(TypeError, match="must be a peftlab.recipe.Recipe"):
+        tuner.register_method("new_method", NewConfig, tuner.get_method("lora").layers, recipe=build)
+    assert "rslora" not in tuner._REGISTRY and tuner._REGISTRY["new_method"].recipe.summary == "a new one"
+
+
+def test_old_method_names_are_accepted_as_aliases(tmp_path, monkeypatch, capsys):
+    assert C.ALIASES == {"adapter": "houlsby", "prompt": "prompt_tuning", "prefix": "prefix_tuning"}
+    assert C.parse_methods("adapter,prompt,prefix,houlsby") == ["houlsby", "prompt_tuning", "prefix_tuning"]
+    assert not set(C.ALIASES) & set(C.parse_methods("all"))
+    assert C.CompareConfig(learning_rates={"prompt": 0.1, "lora": 0.01}).learning_rates == {"prompt_tuning": 0.1,
+                                                                                          "lora": 0.01}
+    with pytest.raises(ValueError, match="'prefix' and 'prefix_tuning' name the same method"):
+        C.CompareConfig(learning_rates={"prefix": 0.1, "prefix_tuning": 0.1})
+    with pytest.raises(ValueError, match=r"unknown method\(s\) prompts; .*old names accepted: adapter → houlsby"):
+        C.parse_methods("prompts")
+    records = [{"method": "houlsby", "seed": 0, "status": "ok", "per_example": "01"}]
+    assert C.per_example_scores(records, "adapter")[1].tolist() == [[0, 1]]
+    # an old command line runs the renamed methods
+    from peftlab.cli import main
+
+    seen = []
+    monkeypatch.setattr(C, "run_comparison", lambda methods, *a, **k: seen.append(methods) or [])
+    assert main(["compare", "--methods", "lora,adapter,prompt,prefix", "--out", str(tmp_path / "o")]) == 0
+    assert seen == [["lora", "houlsby", "prompt_tuning", "prefix_tuning"]]
+    capsys.readouterr()
+
+
+def test_a_folder_pinned_under_the_old_names_resumes_under_the_new(tmp_path):
+    out = tmp_path / "old"
+    out.mkdir()
+    cfg = C.CompareConfig(steps=2, learning_rates={"houlsby": 0.01})
+    pinned = {**cfg.pinned(), "learning_rates": {"adapter": 0.01}}
+    (out / "config.json").write_text(json.dumps(pinned))
+    C._pin(out, cfg, ["houlsby"])
+    assert json.loads((out / "config.json").read_text())["learning_rates"] == {"houlsby": 0.01}
+    (out / "config.json").write_text(json.dumps({**pinned, "learning_rates": {"adapter": 0.03}}))
+    with pytest.raises(ValueError, match=r"learning rate of houlsby: 0\.03 → 0\.01"):
+        C._pin(out, cfg, ["houlsby"])
+
+
+def test_format_summary_fits_the_longest_name():
+    rows = [{"method": m, "cells_ok": 1, "mean": 0.5, "std": 0.0, "trainable": 10, "trainable_pct": 1.0,
+             "adapter_bytes": 100, "seconds_per_step": 0.01, "peak_memory_bytes": 1000}
+            for m in ("lora", "prompt_tuning")]
+    lines = C.format_summary(rows).splitlines()
+    starts = {line.index(" 1 ") for line in lines[2:]}
+    assert len(starts) == 1 and lines[3].startswith("prompt_tuning ")

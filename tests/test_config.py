@@ -24,6 +24,8 @@ from peftlab.methods.prompts import PrefixTuningConfig, PromptTuningConfig
 from peftlab.tuner import get_method, method_for_config, register_method, registry
 
 METHODS = sorted(registry())
+#: the methods that add layers (the model-level ones, prompt and prefix tuning, wrap the model and take no targets)
+LAYERED = sorted(name for name, spec in registry().items() if not spec.model_level)
 LAYER_METHODS = ("__init__", "check", "create", "param_shapes", "num_trainable")
 #: ``apply_*`` arguments whose default is ``None`` for "empty" (the config's field is an empty list or dict)
 EMPTY_AS_NONE = ("modules_to_save", "rank_pattern", "alpha_pattern", "n_frequency_pattern")
@@ -84,7 +86,7 @@ def test_a_config_of_an_unregistered_method_is_refused():
 
     with pytest.raises(TypeError, match="UnregisteredConfig \\(method 'not_registered'\\) is not a registered"):
         peftlab.inject(_model(), UnregisteredConfig())
-    with pytest.raises(TypeError, match="method configs"):
+    with pytest.raises(TypeError, match=r"'prompt_tuning', a model-level method.*peftlab\.apply_prompt_tuning"):
         peftlab.inject(_model(), PromptTuningConfig())  # a wrapper, applied by apply_prompt_tuning
 
 
@@ -109,7 +111,13 @@ def test_register_method_refuses_the_base_and_a_mismatched_name():
     assert registry().keys() == before.keys()
 
 
-@pytest.mark.parametrize("name", METHODS)
+def test_the_prompt_methods_are_registered_model_level_methods():
+    assert {"prompt_tuning", "prefix_tuning"} <= set(METHODS) and not {"prompt_tuning", "prefix_tuning"} & set(LAYERED)
+    assert method_for_config(PromptTuningConfig()).name == "prompt_tuning"
+    assert method_for_config(PrefixTuningConfig()).name == "prefix_tuning"
+
+
+@pytest.mark.parametrize("name", LAYERED)
 def test_the_base_checks_the_target_fields(name):
     config_cls = get_method(name).config_cls
     with pytest.raises(TypeError, match="target_modules must be a list of names or one regex string"):
@@ -159,7 +167,7 @@ def _field_defaults(config_cls) -> dict:
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", LAYERED)
 def test_layer_and_apply_defaults_are_the_configs(name):
     spec = get_method(name)
     defaults = _field_defaults(spec.config_cls)
@@ -206,3 +214,20 @@ def test_qlora_default_targets_are_the_llama_linears():
     assert inspect.signature(apply_qlora).parameters["target_modules"].default == LLAMA_LINEARS
     assert peftlab.QLoRAConfig().target_modules == list(LLAMA_LINEARS)
     assert torch.float32 == peftlab.QLoRAConfig().compute_dtype
+
+
+def test_register_method_checks_a_model_level_method():
+    from peftlab.methods.prompts import PromptTuningModel
+
+    before = registry()
+    spec = get_method("prompt_tuning")
+    with pytest.raises(ValueError, match="give its layers .* or wrapper= its wrapper class"):
+        register_method("prompt_tuning", PromptTuningConfig, ())
+    with pytest.raises(TypeError, match="wrapper of 'prompt_tuning' must be an nn.Module subclass"):
+        register_method("prompt_tuning", PromptTuningConfig, (), mergeable=False, wrapper=dict)
+    with pytest.raises(ValueError, match=r"has layers=\(\), examples=\(\) and mergeable=False; .*mergeable=True"):
+        register_method("prompt_tuning", PromptTuningConfig, (), wrapper=PromptTuningModel)
+    with pytest.raises(ValueError, match=r"got layers=\(<class .*LoRALinear"):
+        register_method("prompt_tuning", PromptTuningConfig, get_method("lora").layers, mergeable=False,
+                        wrapper=PromptTuningModel)
+    assert registry() == before and get_method("prompt_tuning") is spec

@@ -76,6 +76,11 @@ def test_manifest_used_the_current_recipes(manifest):
     assert held["lines"] == manifest["config"]["heldout_lines"]
     assert held["bootstrap"] == BOOTSTRAP
     assert m["causal_lm"]["qr_headroom"]["setup"] == as_json(QR_SETUP)
+    qr = m["causal_lm"]["qr_headroom"]
+    for search in (qr["search"], qr["search_joint"]):  # both allocations fit the budget of uniform 3-bit
+        assert search["chosen_bytes"] <= search["budget_bytes"] == qr["uniform"]["3"]["bytes"]
+        assert len(search["chosen"]) == len(qr["units"]) and all(len(c) == 2 for c in search["chosen"])
+    assert qr["chosen_search"] in ("bits", "joint")
     cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in BuildConfig().__dict__.items()}
     assert manifest["config"] == cfg
     # the encoder table is trained on the few-label subset: the first probe_train_size training reviews
@@ -175,6 +180,7 @@ def test_lm_targets_read_the_heldout_and_qr_tables():
     rows = {r["target"]: r for r in check(None, {"heldout": held, "qr_headroom": qr, "runs": []})}
     assert rows["lm.heldout_nf4"]["ok"] and rows["lm.heldout_bits"]["ok"] and rows["lm.heldout_nf4_fp4"]["ok"]
     assert not rows["lm.heldout_nf4_int4"]["ok"] and rows["lm.qr_3bit_gap"]["ok"] and not rows["lm.qr_mixed_gain"]["ok"]
+    assert rows["lm.qr_mixed_gain"]["enforced"]  # a build whose searches cannot beat uniform 3-bit fails
     held["quantizers"]["nf4"] = {"increase_pct": 5.5, "ci95": [5.2, 5.8]}
     assert not {r["target"]: r for r in check(None, {"heldout": held})}["lm.heldout_nf4"]["ok"]
 

@@ -280,3 +280,79 @@ def test_disable_adapter_gives_the_base_model():
             assert torch.equal(ours(input_ids=ids, attention_mask=mask).logits,
                                base(input_ids=ids, attention_mask=mask).logits)
         assert ours(input_ids=ids, attention_mask=mask).logits.shape[1] == (10 if kind == "llama" else 2)
+
+
+# ---------------------------------------------------------------------- the registry and the model-level operations
+WRAPPERS = {"prompt_tuning": ("llama", apply_prompt_tuning, PromptTuningModel, PromptTuningConfig),
+            "prefix_tuning": ("bert", apply_prefix_tuning, PrefixTuningModel, PrefixTuningConfig)}
+
+
+def _wrapped(name: str):
+    kind, apply, _, _ = WRAPPERS[name]
+    base = MODELS[kind][0]()
+    return base, apply(copy.deepcopy(base), num_virtual_tokens=3, seed=0), kind
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_registered_as_a_model_level_method_under_peft_names(name):
+    from peft import PeftType
+
+    from peftlab.tuner import get_method, method_for_config, model_level_method, registry
+
+    _, _, wrapper_cls, config_cls = WRAPPERS[name]
+    spec = get_method(name)
+    assert name in registry() and spec.model_level and spec.layers == () and not spec.mergeable
+    assert spec.wrapper is wrapper_cls and spec.config_cls is config_cls and config_cls.method == name
+    assert PeftType(name.upper()).value.lower() == name  # peft's PROMPT_TUNING / PREFIX_TUNING
+    assert method_for_config(config_cls()) is spec
+    _, wrapper, _ = _wrapped(name)
+    assert model_level_method(wrapper) is spec and model_level_method(wrapper.base_model) is None
+    with pytest.raises(TypeError, match=rf"model-level method.*peftlab\.apply_{name}\(model"):
+        peftlab.inject(tiny_bert(), config_cls())
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_peftlab_disable_adapter_runs_the_base_model(name):
+    base, wrapper, kind = _wrapped(name)
+    ids, mask, _ = _batch(kind)
+    with_tokens = wrapper(input_ids=ids, attention_mask=mask).logits
+    with peftlab.disable_adapter(wrapper) as inside:
+        assert inside is wrapper
+        assert torch.equal(wrapper(input_ids=ids, attention_mask=mask).logits,
+                           base(input_ids=ids, attention_mask=mask).logits)
+    assert torch.equal(wrapper(input_ids=ids, attention_mask=mask).logits, with_tokens)  # the tokens are back
+    with pytest.raises(RuntimeError, match="inside"), peftlab.disable_adapter(wrapper):
+        raise RuntimeError("inside")
+    assert wrapper.adapters_enabled  # back on after an error in the block too
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_active_and_set_adapter_know_the_one_adapter(name):
+    _, wrapper, _ = _wrapped(name)
+    flags = [p.requires_grad for p in wrapper.parameters()]
+    assert peftlab.active_adapters(wrapper) == ["default"]
+    assert peftlab.set_adapter(wrapper, "default") is wrapper and peftlab.set_adapter(wrapper, ["default"]) is wrapper
+    with pytest.raises(ValueError, match=r"names: unknown adapter\(s\) \['other'\]; .* has one adapter, \['default'\]"):
+        peftlab.set_adapter(wrapper, ["default", "other"])
+    assert flags == [p.requires_grad for p in wrapper.parameters()]
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_merging_and_deleting_are_refused_and_unload_returns_the_base(name):
+    base, wrapper, kind = _wrapped(name)
+    state = {k: v.clone() for k, v in wrapper.state_dict().items()}
+    for op in (peftlab.merge_adapter, peftlab.merge_and_unload):
+        with pytest.raises(ValueError, match=rf"model: {op.__name__} is not possible on a {type(wrapper).__name__} "
+                                             rf"\({name}\).*cannot be merged.*unload\(model\) returns the base model"):
+            op(wrapper)
+    with pytest.raises(ValueError, match=r"adapter_name='default': .* holds exactly one adapter, which cannot be "
+                                         r"deleted; unload\(model\)"):
+        peftlab.delete_adapter(wrapper, "default")
+    with pytest.raises(ValueError, match=r"adapter_name: unknown adapter\(s\) \['x'\]"):
+        peftlab.delete_adapter(wrapper, "x")
+    assert peftlab.unmerge_adapter(wrapper) is wrapper  # never merged: nothing to undo
+    assert all(torch.equal(v, state[k]) for k, v in wrapper.state_dict().items())  # the refusals changed nothing
+    plain = peftlab.unload(wrapper)
+    assert plain is wrapper.base_model and not isinstance(plain, type(wrapper))
+    ids, mask, _ = _batch(kind)
+    assert torch.equal(plain(input_ids=ids, attention_mask=mask).logits, base(input_ids=ids, attention_mask=mask).logits)

@@ -360,14 +360,23 @@ def heldout_quantization(model: nn.Module, tokenizer, lines: list[str], *, boot:
 #: 48 test / 400 training lines; LoRA r=4 (α=8) on every block Linear, 12 AdamW steps, lr 2e-3, batch 8, seed 0.
 #: The verdicts read ``test_lines`` further knowledge lines outside that sample (48 lines are too few for a
 #: paired SE of a few thousandths of a nat).
-QR_SETUP = {"rank": 4, "steps": 12, "lr": 2e-3, "batch_size": 8, "seed": 0, "train_lines": 400, "test_lines": 600}
+QR_SETUP = {"rank": 4, "steps": 12, "lr": 2e-3, "batch_size": 8, "seed": 0, "train_lines": 400, "calib_lines": 192,
+            "test_lines": 1200}
+#: the ladders of the joint search (QR-Adaptor's per-layer choices; the authors' bit set, Week 05's ranks)
+QR_BITS, QR_RANKS = (2, 3, 4, 8), (2, 4, 8)
 
 
 def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=print) -> dict:
-    """Loss after Week 05's short LoRA fine-tune on the quantized base, for uniform 2/3/4/8/16-bit bases and for
-    the allocation a greedy search finds at the bytes of uniform 3-bit (start uniform 3-bit; each step tries every
-    move of one decoder layer up the ladder 2 → 3 → 4 → 8 paid by another layer down it, keeps the one with the
-    lowest calibration loss, and stops when none improves it). Paired SEs over test lines."""
+    """Loss after Week 05's short LoRA fine-tune on the quantized base, for uniform 2/3/4/8/16-bit bases (rank
+    ``setup["rank"]``) and for two greedy searches at the bytes of uniform 3-bit (that rank), both choosing by the
+    mean loss on calibration lines and judged on test lines they never saw (paired SEs over test lines):
+
+    * bits only, by decoder layer: start at uniform 3-bit; each step tries every move of one layer up the bit
+      ladder 2 → 3 → 4 → 8 paid by another layer down it, keeps the best, stops when none improves;
+    * bits and ranks together (QR-Adaptor's space), top down: start at uniform 4-bit (over the budget); each step
+      lowers one layer one rung of its bits or of its rank, the move that costs the least calibration loss per
+      byte saved, until the configuration fits the budget.
+    """
     import itertools
     import random
 
@@ -378,9 +387,9 @@ def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=p
     su = dict(QR_SETUP, **(setup or {}))
     t0 = time.perf_counter()
     lm, tok = AutoModelForCausalLM.from_pretrained(lm_dir), AutoTokenizer.from_pretrained(lm_dir)
-    n_train = su["train_lines"]
-    sample = random.Random(0).sample(world_lines, min(len(world_lines), 48 * 3 + n_train))
-    calib, train = sample[48:96], sample[144:]
+    n_train, n_calib = su["train_lines"], su["calib_lines"]
+    sample = random.Random(0).sample(world_lines, min(len(world_lines), 48 * 2 + n_calib + n_train))
+    calib, train = sample[48:48 + n_calib], sample[96 + n_calib:]
     taken = set(sample)
     rest = [x for x in world_lines if x not in taken]
     test = random.Random(1).sample(rest, min(len(rest), su["test_lines"]))
@@ -390,24 +399,17 @@ def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=p
     ev = qa.LoRAFinetuneEvaluator(lm, tok, groups, train, calib, steps={"high": su["steps"]}, lr=su["lr"],
                                   batch_size=su["batch_size"], seed=su["seed"])
     seqs = {"calib": encode_lines(tok, calib), "test": encode_lines(tok, test)}
+    cache: dict = {}
 
-    def scorer(evaluator, default_split: str):
-        """(cache, losses, mean) for one evaluator: per-line losses of each fine-tuned bit configuration, cached."""
-        store: dict = {}
+    def losses(cfg: tuple) -> dict:  # cfg: one (bits, rank) per layer; per-line losses of its fine-tune, cached
+        if cfg not in cache:
+            model = ev.finetune(ev.build(cfg), su["steps"])
+            cache[cfg] = {k: line_losses(model, sq, tok.pad_token_id) for k, sq in seqs.items()}
+        return cache[cfg]
 
-        def losses_of(cfg: tuple) -> dict:
-            if cfg not in store:
-                model = evaluator.finetune(evaluator.build(tuple((b, su["rank"]) for b in cfg)), su["steps"])
-                store[cfg] = {k: line_losses(model, sq, tok.pad_token_id) for k, sq in seqs.items()}
-            return store[cfg]
-
-        def mean_of(cfg, split=default_split) -> float:
-            sm, c = losses_of(cfg)[split]
-            return sm.sum().item() / c.sum().item()
-
-        return store, losses_of, mean_of
-
-    cache, losses, mean = scorer(ev, "test")
+    def mean(cfg, split="calib") -> float:
+        sm, c = losses(cfg)[split]
+        return sm.sum().item() / c.sum().item()
 
     def paired(a, b) -> dict:  # mean loss of a − mean loss of b on the test lines, and its paired SE
         (sa, c), (sb, _) = losses(a)["test"], losses(b)["test"]
@@ -415,82 +417,65 @@ def qr_headroom(lm_dir, world_lines: list[str], setup: dict | None = None, log=p
         diff, se = d.sum().item() / c.sum().item(), len(d) ** 0.5 * d.std().item() / c.sum().item()
         return {"diff": round(diff, 5), "se": round(se, 5), "z": round(diff / se, 2) if se > 0 else 0.0}
 
-    def nbytes(cfg) -> int:
-        return memory.bytes(tuple((b, su["rank"]) for b in cfg))
+    def uniform(bits: int, rank: int = su["rank"]) -> tuple:
+        return tuple((bits, rank) for _ in units)
 
-    uniform = {b: (b,) * len(units) for b in (2, 3, 4, 8, 16)}
+    def report(cfg) -> dict:
+        return {"chosen": [list(c) for c in cfg], "chosen_bytes": memory.bytes(cfg),
+                "calib_loss": round(mean(cfg), 5), "test_loss": round(mean(cfg, "test"), 5)}
+
     out = {"setup": su, "units": list(units), "uniform": {}}
-    for b, cfg in uniform.items():
-        out["uniform"][str(b)] = {"bytes": nbytes(cfg), "calib_loss": round(mean(cfg, "calib"), 5),
-                                  "test_loss": round(mean(cfg), 5)}
-    budget, cur = nbytes(uniform[3]), uniform[3]
-    path = [list(cur)]
-    ladder = (2, 3, 4, 8)
+    for b in (2, 3, 4, 8, 16):
+        out["uniform"][str(b)] = {"bytes": memory.bytes(uniform(b)), "calib_loss": round(mean(uniform(b)), 5),
+                                  "test_loss": round(mean(uniform(b), "test"), 5)}
+    budget = memory.bytes(uniform(3))
+    # bits only, by layer, from uniform 3-bit
+    cur, path = uniform(3), [[b for b, _ in uniform(3)]]
     while True:
         moves = set()
         for i, j in itertools.permutations(range(len(units)), 2):
-            for up, down in itertools.product(ladder, ladder):
-                if up > cur[i] and down < cur[j]:
+            for up, down in itertools.product(QR_BITS, QR_BITS):
+                if up > cur[i][0] and down < cur[j][0]:
                     cand = list(cur)
-                    cand[i], cand[j] = up, down
-                    if nbytes(tuple(cand)) <= budget:
+                    cand[i], cand[j] = (up, su["rank"]), (down, su["rank"])
+                    if memory.bytes(tuple(cand)) <= budget:
                         moves.add(tuple(cand))
-        if not moves:
-            break
-        best = min(sorted(moves), key=lambda c: mean(c, "calib"))
-        if mean(best, "calib") >= mean(cur, "calib"):
+        best = min(sorted(moves), key=mean) if moves else None
+        if best is None or mean(best) >= mean(cur):
             break
         cur = best
-        path.append(list(cur))
-    out["search"] = {"budget_bytes": budget, "path": path, "chosen": list(cur), "chosen_bytes": nbytes(cur),
-                     "calib_loss": round(mean(cur, "calib"), 5), "test_loss": round(mean(cur), 5)}
-    # per Linear: the k Linears least hurt by 2-bit alone (base model, Week 05's sensitivity lines) go to 2-bit, the
-    # freed bytes lift the most hurt ones to 4-bit; k = 1, 2, … while the calibration loss keeps improving
-    lin_groups = qa.layer_groups(lm, by="linear")
-    lin_units = tuple(lin_groups)
-    lin_mem = qa.MemoryModel.from_model(lm, lin_groups)
-    lin_ev = qa.LoRAFinetuneEvaluator(lm, tok, lin_groups, train, calib, steps={"high": su["steps"]}, lr=su["lr"],
-                                      batch_size=su["batch_size"], seed=su["seed"])
-    sens = lin_ev.quant_sensitivity(bits=2, texts=sample[:48])
-    order = sorted(range(len(lin_units)), key=lambda i: sens[i])
-    lin_budget = lin_mem.bytes(tuple((3, su["rank"]) for _ in lin_units))
-    lin_cache, lin_losses, lin_mean = scorer(lin_ev, "calib")
-
-    lin_best, lin_best_loss, lin_path = (3,) * len(lin_units), None, []
-    for k in range(1, len(lin_units) // 2 + 1):
-        cfg = [3] * len(lin_units)
-        for i in order[:k]:
-            cfg[i] = 2
-        for i in reversed(order[k:]):
-            cfg[i] = 4
-            if lin_mem.bytes(tuple((b, su["rank"]) for b in cfg)) > lin_budget:
-                cfg[i] = 3
-                break
-        cfg = tuple(cfg)
-        loss = lin_mean(cfg)
-        lin_path.append({"k": k, "calib_loss": round(loss, 5), "int4": cfg.count(4)})
-        if lin_best_loss is not None and loss >= lin_best_loss:
+        path.append([b for b, _ in cur])
+    out["search"] = {"budget_bytes": budget, "path": path, **report(cur)}
+    bits_only = cur
+    # bits and ranks together, top down from uniform 4-bit
+    cur, path = uniform(4), [[list(c) for c in uniform(4)]]
+    while memory.bytes(cur) > budget:
+        steps = []
+        for i, (b, r) in enumerate(cur):
+            lower = ([(QR_BITS[QR_BITS.index(b) - 1], r)] if QR_BITS.index(b) > 0 else []) + \
+                    ([(b, QR_RANKS[QR_RANKS.index(r) - 1])] if r in QR_RANKS and QR_RANKS.index(r) > 0 else [])
+            for choice in lower:
+                cand = cur[:i] + (choice,) + cur[i + 1:]
+                steps.append(((mean(cand) - mean(cur)) / (memory.bytes(cur) - memory.bytes(cand)), cand))
+        if not steps:
             break
-        lin_best, lin_best_loss = cfg, loss
-    out["search_linear"] = {"budget_bytes": lin_budget, "sensitivity_2bit": dict(zip(lin_units, (round(v, 5) for v in sens), strict=True)),
-                            "path": lin_path, "chosen": dict(zip(lin_units, lin_best, strict=True)),
-                            "chosen_bytes": lin_mem.bytes(tuple((b, su["rank"]) for b in lin_best)),
-                            "calib_loss": round(lin_mean(lin_best), 5), "test_loss": round(lin_mean(lin_best, "test"), 5)}
-    out["evaluations"] = len(cache) + len(lin_cache)
-    if lin_mean(lin_best) < mean(cur, "calib"):  # the better of the two searches, by calibration loss
-        cache[("linear",)] = lin_losses(lin_best)
-        cur = ("linear",)
-    out["chosen_search"] = "linear" if cur == ("linear",) else "layer"
-    out["int3_minus_int16"] = paired(uniform[3], uniform[16])
-    out["int3_minus_chosen"] = paired(uniform[3], cur)
-    out["int4_minus_int16"] = paired(uniform[4], uniform[16])
+        cur = min(steps)[1]
+        path.append([list(c) for c in cur])
+    joint = cur if memory.bytes(cur) <= budget else uniform(3)
+    out["search_joint"] = {"budget_bytes": budget, "path": path, **report(joint)}
+    cur = joint if mean(joint) < mean(bits_only) else bits_only  # the better of the two searches, by calibration loss
+    out["chosen_search"] = "joint" if cur == joint else "bits"
+    out["evaluations"] = len(cache)
+    out["int3_minus_int16"] = paired(uniform(3), uniform(16))
+    out["int3_minus_chosen"] = paired(uniform(3), cur)
+    out["int4_minus_int16"] = paired(uniform(4), uniform(16))
     out["seconds"] = round(time.perf_counter() - t0, 1)
     u = out["uniform"]
     log(f"  QR headroom (Week 05 fine-tune, {len(test)} test lines): uniform 2/3/4/8/16-bit "
         + " / ".join(f"{u[str(b)]['test_loss']:.4f}" for b in (2, 3, 4, 8, 16))
-        + f"; 3-bit − 16-bit {out['int3_minus_int16']['diff']:+.4f} ({out['int3_minus_int16']['z']:.1f} SE); greedy by "
-        f"layer {tuple(out['search']['chosen'])} {out['search']['test_loss']:.4f}, by Linear (path {out['search_linear']['path']}) "
-        f"{out['search_linear']['test_loss']:.4f}; 3-bit − chosen ({out['chosen_search']}) "
-        f"{out['int3_minus_chosen']['diff']:+.4f} ({out['int3_minus_chosen']['z']:.1f} SE); {out['evaluations']} fine-tunes, "
-        f"{out['seconds']} s")
+        + f"; 3-bit − 16-bit {out['int3_minus_int16']['diff']:+.4f} ({out['int3_minus_int16']['z']:.1f} SE); bits only "
+        f"{[c[0] for c in out['search']['chosen']]} {out['search']['test_loss']:.4f}, bits and ranks "
+        f"{[tuple(c) for c in out['search_joint']['chosen']]} {out['search_joint']['test_loss']:.4f}; 3-bit − chosen "
+        f"({out['chosen_search']}) {out['int3_minus_chosen']['diff']:+.4f} ({out['int3_minus_chosen']['z']:.1f} SE); "
+        f"{out['evaluations']} fine-tunes, {out['seconds']} s")
     return out

@@ -109,16 +109,19 @@ def _heldout_table(t: dict) -> str:
     text += "\nPaired differences (points): " + "; ".join(
         f"{k} {v['points']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]" for k, v in h["differences"].items()) + ".\n"
     if qr:
-        u, s = qr["uniform"], qr["search"]
-        text += (f"\n**Room for a per-layer bit search** (Week 05's fine-tune: LoRA r={qr['setup']['rank']}, "
-                 f"{qr['setup']['steps']} steps; loss on {qr['setup']['test_lines']} knowledge lines): uniform 2/3/4/8/16-bit "
+        u, su = qr["uniform"], qr["setup"]
+        bits, joint = qr["search"], qr["search_joint"]
+        text += (f"\n**Room for a per-layer search** (Week 05's fine-tune: LoRA r={su['rank']}, {su['steps']} steps; searches "
+                 f"choose by the loss on {su.get('calib_lines', 48)} calibration lines, every loss below is on "
+                 f"{su['test_lines']} other knowledge lines): uniform 2/3/4/8/16-bit "
                  + " / ".join(f"{u[b]['test_loss']:.4f}" for b in ("2", "3", "4", "8", "16"))
-                 + f"; uniform 3-bit − 16-bit {qr['int3_minus_int16']['diff']:+.4f} ({qr['int3_minus_int16']['z']:.1f} SE); "
-                 f"greedy allocations at the bytes of uniform 3-bit: by decoder layer `{tuple(s['chosen'])}` {s['test_loss']:.4f}, "
-                 f"by Linear ({sum(b == 4 for b in qr['search_linear']['chosen'].values())} Linears at 4-bit, "
-                 f"{sum(b == 2 for b in qr['search_linear']['chosen'].values())} at 2-bit) {qr['search_linear']['test_loss']:.4f}; "
-                 f"uniform 3-bit − the better by calibration loss ({qr['chosen_search']}) {qr['int3_minus_chosen']['diff']:+.4f} "
-                 f"({qr['int3_minus_chosen']['z']:.1f} SE), {qr['evaluations']} fine-tunes.\n")
+                 + f"; uniform 3-bit − 16-bit {qr['int3_minus_int16']['diff']:+.4f} ({qr['int3_minus_int16']['z']:.1f} SE). "
+                 f"Greedy allocations at the bytes of uniform 3-bit (r={su['rank']}, {bits['budget_bytes']:,} B): bits only, "
+                 f"by decoder layer, `{tuple(c[0] for c in bits['chosen'])}` {bits['test_loss']:.4f}; bits and ranks "
+                 f"together (QR-Adaptor's space, top down from uniform 4-bit) `{tuple(tuple(c) for c in joint['chosen'])}` "
+                 f"({joint['chosen_bytes']:,} B) {joint['test_loss']:.4f}; uniform 3-bit − the better by calibration loss "
+                 f"({qr['chosen_search']}) {qr['int3_minus_chosen']['diff']:+.4f} ({qr['int3_minus_chosen']['z']:.1f} SE), "
+                 f"{qr['evaluations']} fine-tunes.\n")
     return text + "\n"
 
 

@@ -62,10 +62,6 @@ NOT_ENFORCED: dict[str, str] = {
         "the upper bound (not saturated) holds on seeds 1 and 2 (0.883, 0.902); seed 0 answers 300 of 326 test "
         "items (0.9202), one item above 0.92, with the recipe that makes the held-out quantization table resolve "
         "(corpus read twice, 2,700 steps); the lower bound 0.50 holds on every seed"),
-    "lm.qr_mixed_gain": (
-        "no allocation at the bytes of uniform 3-bit beats it: the only cheaper rung is ternary 2-bit, and even the "
-        "Linear least hurt by it alone costs more after the fine-tune than lifting the most hurt ones to 4-bit "
-        "gains (uniform 3 → 4-bit recovers only ~0.005–0.01 nats over all 28 Linears)"),
 }
 
 

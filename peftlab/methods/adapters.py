@@ -45,6 +45,7 @@ from torch import nn
 from peftlab import argcheck
 from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
+from peftlab.recipe import Recipe
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["HoulsbyConfig", "HoulsbyLinear", "apply_houlsby_adapter", "houlsby_layers"]
@@ -178,6 +179,15 @@ def apply_houlsby_adapter(
     return inject(model, config, adapter_name)
 
 
+def _compare_houlsby(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``: bottleneck 16 after the attention and the FFN output projections, LayerNorms trained."""
+    if task == "sentiment":  # after the attention output and the FFN output projections (BERT's *.output.dense)
+        return apply_houlsby_adapter(model, bottleneck_size=16, target_modules=["output.dense"],
+                                     modules_to_save=["LayerNorm", "classifier"])
+    return apply_houlsby_adapter(model, bottleneck_size=16, target_modules=["o_proj", "down_proj"],
+                                 modules_to_save=["input_layernorm", "post_attention_layernorm"])
+
+
 register_method(
     "houlsby", HoulsbyConfig, (HoulsbyLinear,),
     examples=(
@@ -188,4 +198,6 @@ register_method(
                                      "modules_to_save": ["LayerNorm", "classifier"]}},
     ),
     mergeable=False,
+    recipe=Recipe("Houlsby adapters, bottleneck 16, after attention and FFN outputs; LayerNorms trained",
+                  _compare_houlsby),
 )

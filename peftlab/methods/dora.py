@@ -75,6 +75,7 @@ from peftlab.methods.lora import (
     lora_to_peft,
 )
 from peftlab.peft_format import Codec, register_codec
+from peftlab.recipe import Recipe, head, targets
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "dora_layers"]
@@ -306,6 +307,11 @@ def apply_dora(
     return inject(model, config, adapter_name)
 
 
+def _compare_dora(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``: LoRA's recipe (r = 8, α = 16, the same targets) with DoRA's magnitude vector."""
+    return apply_dora(model, r=8, alpha=16, target_modules=targets(task), modules_to_save=head(task))
+
+
 register_method(
     "dora", DoRAConfig, (DoRALinear, DoRAEmbedding),
     examples=(
@@ -316,6 +322,7 @@ register_method(
                                                                               "dense"],
                                      "modules_to_save": ["classifier"]}},
     ),
+    recipe=Recipe("DoRA r=8, alpha=16 (LoRA's targets)", _compare_dora),
 )
 
 

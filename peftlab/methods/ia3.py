@@ -47,6 +47,7 @@ from peftlab import argcheck
 from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
+from peftlab.recipe import Recipe, head
 from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["IA3Config", "IA3Linear", "apply_ia3", "ia3_layers", "is_feedforward"]
@@ -236,6 +237,15 @@ def apply_ia3(
     return inject(model, config, adapter_name)
 
 
+def _compare_ia3(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``: peft's default IA³ targets for BERT / LLaMA (keys, values, the FFN's second linear,
+    scaled on its input side)."""
+    if task == "sentiment":  # peft's BERT mapping: keys, values, and the FFN's second linear (feed-forward: input side)
+        return apply_ia3(model, target_modules=["key", "value", "output.dense"], feedforward_modules=["output.dense"],
+                         modules_to_save=head(task))
+    return apply_ia3(model, target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"])
+
+
 register_method(
     "ia3", IA3Config, (IA3Linear,),
     examples=(
@@ -247,6 +257,7 @@ register_method(
         {"model": "bert", "config": {"target_modules": r".*\.(query|intermediate\.dense|pooler\.dense)",
                                      "feedforward_modules": r".*\.intermediate\.dense"}},
     ),
+    recipe=Recipe("IA3: scaling vectors on keys, values and the FFN input", _compare_ia3),
 )
 
 

@@ -43,6 +43,7 @@ from peftlab import argcheck
 from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
+from peftlab.recipe import Recipe, head, targets
 from peftlab.targets import pattern_key
 from peftlab.tuner import (
     adapter_layers,
@@ -315,6 +316,17 @@ def apply_lora(
     return inject(model, config, adapter_name)
 
 
+# ---------------------------------------------------------------------- how peftlab compare builds it
+def _compare_lora(model: nn.Module, task: str, **kw) -> nn.Module:
+    """``peftlab compare``: r = 8, α = 16 on every attention and MLP linear of the task's model, head trained."""
+    return apply_lora(model, r=8, alpha=16, target_modules=targets(task), modules_to_save=head(task), **kw)
+
+
+def _compare_rslora(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``'s "rslora": LoRA's recipe with α/√r scaling (``use_rslora=True``)."""
+    return _compare_lora(model, task, use_rslora=True)
+
+
 register_method(
     "lora", LoRAConfig, (LoRALinear, LoRAEmbedding),
     examples=(
@@ -324,6 +336,9 @@ register_method(
         {"model": "bert", "config": {"r": 4, "alpha": 8, "target_modules": ["word_embeddings", "query", "value"],
                                      "modules_to_save": ["classifier"]}},
     ),
+    recipe=Recipe("LoRA r=8, alpha=16 on every attention and MLP Linear", _compare_lora),
+    # rsLoRA is LoRA with another scaling (a LoRAConfig flag, the same layers and file), compared under its own name
+    variants={"rslora": Recipe("rsLoRA: LoRA with alpha/sqrt(r) scaling", _compare_rslora)},
 )
 
 

@@ -39,6 +39,13 @@ projection; ``T·d_kv + (d_kv·h + h) + (h·2L·d_kv + 2L·d_kv)`` with it (afte
 Both are wrappers (:class:`PromptTuningModel`, :class:`PrefixTuningModel`) around the unchanged model,
 which is frozen except ``modules_to_save`` (a classifier head). ``peftlab.save_peft_adapter`` /
 ``peftlab.load_peft_adapter`` exchange prompt-tuning adapters with peft (``PROMPT_TUNING``).
+
+Both are registered (at the bottom of this file) as *model-level* methods under peft's names (``PeftType``
+``PROMPT_TUNING`` / ``PREFIX_TUNING``, lower-cased): ``"prompt_tuning"`` and ``"prefix_tuning"``, with their
+wrapper class and no layers. So ``peftlab.tuner.method_for_config`` knows their configs, and the model-level
+operations act on a wrapper: ``peftlab.disable_adapter(wrapper)`` runs the base model without the virtual
+tokens, ``peftlab.unload(wrapper)`` returns the base model, and merging is refused (virtual tokens are no
+weight change). A wrapper holds one adapter, named ``"default"``.
 """
 
 from __future__ import annotations
@@ -54,7 +61,9 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.config import AdapterConfig, names_field
+from peftlab.recipe import Recipe, head, initial_seed
 from peftlab.targets import modules_matching
+from peftlab.tuner import register_method
 
 __all__ = [
     "PrefixTuningConfig",
@@ -170,6 +179,9 @@ class _VirtualTokenModel(nn.Module):
         for name in saved:
             for param in model.get_submodule(name).parameters():
                 param.requires_grad_(True)
+
+    #: the one adapter a wrapper holds (the name peft gives it, and the only one ``save_peft_adapter`` accepts)
+    adapter_name = "default"
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -409,3 +421,22 @@ def apply_prefix_tuning(model: nn.Module, num_virtual_tokens: int = _PREFIX.num_
                                 modules_to_save=list(modules_to_save or []))
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     return PrefixTuningModel(model, config, generator=generator)
+
+
+# ---------------------------------------------------------------------- registry and comparison recipes
+def _compare_prompt_tuning(model: nn.Module, task: str) -> PromptTuningModel:
+    """``peftlab compare``: 16 virtual tokens initialised from vocabulary rows drawn with the cell's seed."""
+    return apply_prompt_tuning(model, num_virtual_tokens=16, init="sample_vocab", modules_to_save=head(task),
+                               seed=int(initial_seed()))
+
+
+def _compare_prefix_tuning(model: nn.Module, task: str) -> PrefixTuningModel:
+    """``peftlab compare``: 16 key/value prefixes per layer, N(0, 1) from the cell's seed, no projection."""
+    return apply_prefix_tuning(model, num_virtual_tokens=16, modules_to_save=head(task), seed=int(initial_seed()))
+
+
+# model-level methods: no layers, no contract-test examples (tests/test_prompts.py checks them), not mergeable
+register_method("prompt_tuning", PromptTuningConfig, (), mergeable=False, wrapper=PromptTuningModel,
+                recipe=Recipe("prompt tuning: 16 virtual tokens, vocabulary-sampled init", _compare_prompt_tuning))
+register_method("prefix_tuning", PrefixTuningConfig, (), mergeable=False, wrapper=PrefixTuningModel,
+                recipe=Recipe("prefix tuning: 16 key/value prefixes per layer", _compare_prefix_tuning))

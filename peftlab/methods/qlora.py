@@ -50,6 +50,7 @@ from peftlab.quant import (
     quantize_4bit,
     quantized_nbytes,
 )
+from peftlab.recipe import Recipe, head, targets
 from peftlab.targets import LLAMA_LINEARS, find_targets, get_submodule_parent
 from peftlab.tuner import inject, register_method
 
@@ -379,6 +380,11 @@ def dequantized_reference(model: nn.Module, config: QLoRAConfig) -> nn.Module:
     return ref
 
 
+def _compare_qlora(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``: LoRA's recipe (r = 8, α = 16) over an NF4 base (blocks of 64, double quantization)."""
+    return apply_qlora(model, r=8, alpha=16, target_modules=targets(task), modules_to_save=head(task))
+
+
 register_method(
     "qlora", QLoRAConfig, (QLoRALinear,),
     examples=(
@@ -393,6 +399,7 @@ register_method(
     # these examples' outputs: see tests/test_qlora.py::test_merge_requantizes_and_unmerge_is_exact.
     # max |merged − unmerged| measured 0.063 (NF4), 0.12 (FP4, blocksize 32), 0.002 (BERT) on outputs of size ≲ 0.8
     tolerances={"merged_output": 0.25},
+    recipe=Recipe("QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _compare_qlora),
 )
 
 

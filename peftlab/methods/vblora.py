@@ -69,6 +69,7 @@ from peftlab import argcheck
 from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
+from peftlab.recipe import Recipe, head, targets
 from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
 
 __all__ = [
@@ -399,6 +400,19 @@ def apply_vblora(
     return inject(model, config, adapter_name)
 
 
+def _compare_vblora(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``: r = 4, a bank of 256 vectors, top-2.
+
+    VB-LoRA cuts every A row and B column into pieces of vector_length: 64 divides the encoder's widths
+    (128/256) and those of the usual Hub models; the tiny causal LM's hidden width 96 takes 32."""
+    names = targets(task)
+    dims = [d for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)
+            and name.rsplit(".", 1)[-1] in names for d in (mod.in_features, mod.out_features)]
+    length = 64 if all(d % 64 == 0 for d in dims) else 32
+    return apply_vblora(model, r=4, num_vectors=256, vector_length=length, topk=2, target_modules=names,
+                        modules_to_save=head(task))
+
+
 register_method(
     "vblora", VBLoRAConfig, (VBLoRALinear,),
     examples=(
@@ -412,6 +426,7 @@ register_method(
     # The fresh adapter is not zero (random bank and logits, as in the paper and peft): |ΔW_ij| ≤ r·β².
     tolerances={"fresh_output": 1e-2},
     shared_trainable=shared_trainable,
+    recipe=Recipe("VB-LoRA r=4, bank of 256 vectors of length 64 (32 for a width of 96), top-2", _compare_vblora),
 )
 
 

@@ -72,6 +72,7 @@ from peftlab import argcheck
 from peftlab.config import AdapterConfig, names_field
 from peftlab.layer import AdapterLayer
 from peftlab.peft_format import Codec, register_codec
+from peftlab.recipe import Recipe, head, targets
 from peftlab.targets import pattern_key
 from peftlab.tuner import inject, register_method
 
@@ -423,6 +424,12 @@ def apply_waveft(
     return inject(model, config, adapter_name)
 
 
+def _compare_waveft(model: nn.Module, task: str) -> nn.Module:
+    """``peftlab compare``: a quarter of LoRA r=8's parameters on a square d×d layer (2·8·d → 4·d coefficients)."""
+    d = model.config.hidden_size
+    return apply_waveft(model, n_frequency=4 * d, target_modules=targets(task), modules_to_save=head(task))
+
+
 register_method(
     "waveft", WaveFTConfig, (WaveFTLinear,),
     examples=(
@@ -437,6 +444,7 @@ register_method(
                                      "target_modules": ["query", "value", "dense"],
                                      "modules_to_save": ["classifier"]}},
     ),
+    recipe=Recipe("WaveFT, n_frequency = 4·hidden per target, db1", _compare_waveft),
 )
 
 
