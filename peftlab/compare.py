@@ -345,40 +345,10 @@ class _InstructionTask:
 
     def evaluate(self, model) -> list[int]:
         """Exact match of greedy answers (up to 8 new tokens, stop at EOS or a newline): 1 or 0 per test row."""
-        import torch
+        from peftlab.train import greedy_answers
 
-        from peftlab.data import format_instruction
-
-        model.eval()
-        device = next(model.parameters()).device
-        tok, hits = self.tok, []
-        with torch.no_grad():
-            for start in range(0, len(self.eval_rows), 64):
-                chunk = self.eval_rows[start: start + 64]
-                seqs = [tok(format_instruction(r["instruction"]))["input_ids"] for r in chunk]
-                new: list[list[int]] = [[] for _ in seqs]
-                done = [False] * len(seqs)
-                for _ in range(8):
-                    width = max(len(s) for s in seqs)
-                    ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-                    mask = torch.zeros_like(ids)
-                    for j, s in enumerate(seqs):
-                        ids[j, : len(s)], mask[j, : len(s)] = torch.tensor(s), 1
-                    logits = _text_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits, ids)
-                    for j, s in enumerate(seqs):
-                        if done[j]:
-                            continue
-                        t = int(logits[j, len(s) - 1].argmax())
-                        if t == tok.eos_token_id:
-                            done[j] = True
-                        else:
-                            s.append(t)
-                            new[j].append(t)
-                    if all(done):
-                        break
-                for r, toks in zip(chunk, new, strict=True):
-                    hits.append(int(tok.decode(toks, skip_special_tokens=True).split("\n")[0].strip() == r["output"]))
-        return hits
+        answers = greedy_answers(model, self.tok, [r["instruction"] for r in self.eval_rows], batch_size=64)
+        return [int(a == r["output"]) for a, r in zip(answers, self.eval_rows, strict=True)]
 
 
 def _text_logits(logits, input_ids):

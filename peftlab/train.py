@@ -36,7 +36,7 @@ from peftlab import argcheck
 from peftlab.device import pick_device, pick_dtype
 
 __all__ = ["EncodedSplit", "TrainResult", "answer_batch", "answer_loss", "encode", "encode_answer_pairs",
-           "evaluate_accuracy", "fit", "index_batches", "labels_loss", "linear_probe", "make_optimizer", "mean_pooled_features",
+           "evaluate_accuracy", "fit", "greedy_answers", "index_batches", "labels_loss", "linear_probe", "make_optimizer", "mean_pooled_features",
            "per_example_correct", "predict_logits", "train_classifier", "warmup_decay", "warmup_steps"]
 
 
@@ -217,6 +217,43 @@ def answer_loss(model: nn.Module, pairs, pad_id: int, batch_size: int = 64, answ
         tot += F.cross_entropy(logits[sel].float(), tgt[sel], reduction="sum").item()
         n += int(sel.sum())
     return tot / n
+
+
+@torch.no_grad()
+def greedy_answers(model: nn.Module, tokenizer, instructions: Sequence[str], max_new_tokens: int = 8,
+                   batch_size: int = 64) -> list[str]:
+    """The answer a causal LM gives to each instruction's prompt ``질문: …\n답:``, greedily: at most
+    ``max_new_tokens`` new tokens, stopping at [EOS]; the first line of the decoded text, stripped. In eval mode,
+    without a KV cache (short prompts, right padding: every prompt starts at position 0). A model that puts
+    virtual positions before the text (prompt tuning, as peft) is read at the text's positions."""
+    from peftlab.data import format_instruction
+
+    argcheck.positive_int("max_new_tokens", max_new_tokens)
+    argcheck.positive_int("batch_size", batch_size)
+    model.eval()
+    device = next(model.parameters()).device
+    eos, out = tokenizer.eos_token_id, []
+    for start in range(0, len(instructions), batch_size):
+        seqs = [tokenizer(format_instruction(i))["input_ids"] for i in instructions[start: start + batch_size]]
+        new: list[list[int]] = [[] for _ in seqs]
+        done = [False] * len(seqs)
+        for _ in range(max_new_tokens):
+            ids, mask, _ = answer_batch([(s, len(s)) for s in seqs], tokenizer.pad_token_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            logits = logits[:, logits.shape[1] - ids.shape[1]:]
+            for j, s in enumerate(seqs):
+                if done[j]:
+                    continue
+                t = int(logits[j, len(s) - 1].argmax())
+                if t == eos:
+                    done[j] = True
+                else:
+                    s.append(t)
+                    new[j].append(t)
+            if all(done):
+                break
+        out += [tokenizer.decode(toks, skip_special_tokens=True).split("\n")[0].strip() for toks in new]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ the loop

@@ -117,6 +117,38 @@ def test_encode_answer_pairs_instruction_and_plain_text():
     assert labels[0][labels[0] != -100].tolist() == full[k:]
 
 
+class _Parrot(nn.Module):
+    """A stub causal LM: after any token but ``word`` it predicts ``word``, after ``word`` it predicts ``then``;
+    ``virtual`` extra positions before the text, as prompt tuning returns."""
+
+    def __init__(self, vocab: int, word: int, then: int, virtual: int = 0):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.vocab, self.word, self.then, self.virtual = vocab, word, then, virtual
+
+    def forward(self, input_ids, attention_mask):
+        nxt = torch.where(input_ids == self.word, self.then, self.word)
+        logits = nn.functional.one_hot(nxt, self.vocab).float()
+        pad = torch.zeros(input_ids.shape[0], self.virtual, self.vocab)
+        return type("Out", (), {"logits": torch.cat([pad, logits], 1)})()
+
+
+def test_greedy_answers_stop_at_eos_and_read_text_positions():
+    from peftlab.models import load_tokenizer
+
+    tok = load_tokenizer("causal_lm")
+    word = tok("파리")["input_ids"][-1]
+    text = tok.decode([word], skip_special_tokens=True).strip()
+    for virtual in (0, 3):
+        stops = _Parrot(len(tok), word, tok.eos_token_id, virtual)
+        assert T.greedy_answers(stops, tok, ["프랑스의 수도는?", "짧은 질문"], batch_size=1) == [text, text]
+    repeats = _Parrot(len(tok), word, word)  # never [EOS]: max_new_tokens tokens
+    assert T.greedy_answers(repeats, tok, ["질문"], max_new_tokens=3) == [
+        tok.decode([word] * 3, skip_special_tokens=True).split("\n")[0].strip()]
+    with pytest.raises(ValueError, match="max_new_tokens=0"):
+        T.greedy_answers(repeats, tok, ["질문"], max_new_tokens=0)
+
+
 # -------------------------------------------------------------------------------------------------- fit
 def _net(seed=0):
     torch.manual_seed(seed)

@@ -36,6 +36,7 @@ from peftlab.train import (
     answer_batch,
     encode_answer_pairs,
     fit,
+    greedy_answers,
     index_batches,
     labels_loss,
     make_optimizer,
@@ -133,42 +134,13 @@ def answer_loss(model: nn.Module, pairs, pad_id: int, batch: int = 64) -> float:
     return shared_answer_loss(model, pairs, pad_id, batch)
 
 
-@torch.no_grad()
 def exact_match(model: nn.Module, tokenizer, rows: list[dict], max_new_tokens: int = 8, batch: int = 50) -> dict:
-    """Greedy answers (stop at [EOS] or a newline), compared with the reference after ``strip``: overall,
-    per task (``by_task``) and the number of rows per task (``n_by_task``)."""
-    from peftlab.data import format_instruction
-
-    model.eval()
-    eos = tokenizer.eos_token_id
+    """Greedy answers (stop at [EOS] or a newline; :func:`peftlab.train.greedy_answers`), compared with the
+    reference after ``strip``: overall, per task (``by_task``) and the number of rows per task (``n_by_task``)."""
+    answers = greedy_answers(model, tokenizer, [r["instruction"] for r in rows], max_new_tokens, batch)
     hits: dict[str, list[int]] = {}
-    for i in range(0, len(rows), batch):
-        chunk = rows[i: i + batch]
-        seqs = [tokenizer(format_instruction(r["instruction"]))["input_ids"] for r in chunk]
-        done = [False] * len(seqs)
-        new: list[list[int]] = [[] for _ in seqs]
-        for _ in range(max_new_tokens):  # no KV cache: short prompts, and no padding-position subtleties
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
-            attn = torch.zeros_like(ids)
-            for j, s in enumerate(seqs):
-                ids[j, : len(s)] = torch.tensor(s)
-                attn[j, : len(s)] = 1
-            logits = model(input_ids=ids, attention_mask=attn).logits
-            for j, s in enumerate(seqs):
-                if done[j]:
-                    continue
-                t = int(logits[j, len(s) - 1].argmax())
-                if t == eos:
-                    done[j] = True
-                    continue
-                s.append(t)
-                new[j].append(t)
-            if all(done):
-                break
-        for r, toks in zip(chunk, new, strict=True):
-            text = tokenizer.decode(toks, skip_special_tokens=True).split("\n")[0].strip()
-            hits.setdefault(r["task"], []).append(int(text == r["output"]))
+    for r, text in zip(rows, answers, strict=True):
+        hits.setdefault(r["task"], []).append(int(text == r["output"]))
     total = sum(sum(v) for v in hits.values()) / len(rows)
     return {"exact_match": round(total, 4),
             "by_task": {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())},
