@@ -490,7 +490,8 @@ def main(argv=None) -> int:
           "  reference: peftlab's layers as written (peftlab/methods/<method>.py), goal ≤ 1.50 × peft\n"
           "  fast:      the same model after peftlab.methods.fast.use_fast (methods with a speed-tuned twin; "
           "– where none), goal ≤ 1.10 × peft")
-    print(f"{'row':<52} {'reference':>9} {'fast':>9} {'peft':>9} {'ref/peft':>8} {'fast/peft':>9} "
+    width = max(len(row.name) for row in ROWS)
+    print(f"{'row':<{width}} {'reference':>9} {'fast':>9} {'peft':>9} {'ref/peft':>8} {'fast/peft':>9} "
           f"{'act. MiB ref/fast/peft':>23} {'max|Δy|':>8}")
     worst = {"reference": 0.0, "fast": 0.0}
     for row in ROWS:
@@ -504,7 +505,7 @@ def main(argv=None) -> int:
         fast_s = f"{r['fast_s'] * 1e3:7.2f}ms" if row.fast else f"{'–':>9}"
         fast_ratio = f"{r['fast_ratio']:9.3f}" if row.fast else f"{'–':>9}"
         diff = max(r["max_abs_diff"], r.get("fast_diff", 0.0))
-        print(f"{r['row']:<52} {r['peftlab_s'] * 1e3:7.2f}ms {fast_s} {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:8.3f} "
+        print(f"{r['row']:<{width}} {r['peftlab_s'] * 1e3:7.2f}ms {fast_s} {r['peft_s'] * 1e3:7.2f}ms {r['ratio']:8.3f} "
               f"{fast_ratio} {mem:>23} {diff:8.1e}")
     print(f"worst median ratio peftlab/peft: reference {worst['reference']:.3f} (goal ≤ 1.50), "
           f"fast (the reference where a method has no twin) {worst['fast']:.3f} (goal ≤ 1.10)")
