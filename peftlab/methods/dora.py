@@ -122,7 +122,8 @@ def rescale_rows(W: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def merged_direction(W: torch.Tensor, delta: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """``W' = diag(m / n) · (W + ΔV)``: the adapted weight (out×in) from the direction's update ``ΔV = s·B A``."""
+    """The paper's ``W' = m · (W + ΔV) / ‖W + ΔV‖_c`` = ``diag(m / n) · (W + ΔV)`` (out×in), with the direction's
+    update ``ΔV = s·B A`` (out, in), ``m`` (out,) and ``n`` (out,) from :func:`direction_norm`."""
     return rescale_rows(W + delta, m / n)
 
 
