@@ -72,6 +72,8 @@ from torch import nn
 
 from peftlab import argcheck
 from peftlab.quant import (
+    BLOCKSIZE,
+    DOUBLE_QUANT_BLOCKSIZE,
     dequantize_4bit,
     dequantize_absmax,
     quantize_4bit,
@@ -127,8 +129,6 @@ SUPPORTED_BITS = (2, 3, 4, 8, 16)
 SEARCH_BITS = (2, 3, 4, 8)
 #: The default rank set (small: the tiny LM's layers are 96 wide).
 SEARCH_RANKS = (2, 4, 8)
-#: Weights per quantization block (one constant each), as NF4 in QLoRA.
-BLOCKSIZE = 64
 #: Bytes per LoRA parameter (adapters counted in 16 bits, as the paper does).
 LORA_BYTES = 2
 
@@ -317,7 +317,7 @@ def weight_nbytes(numel: int, bits: int, blocksize: int = BLOCKSIZE) -> int:
     if bits == 16:
         return 2 * numel
     if bits == 4:
-        return -(-numel // 2) + blocks + 4 + 4 * -(-blocks // 256)
+        return -(-numel // 2) + blocks + 4 + 4 * -(-blocks // DOUBLE_QUANT_BLOCKSIZE)
     return -(-numel * bits // 8) + 4 * blocks
 
 

@@ -55,7 +55,10 @@ import torch
 from peftlab import argcheck
 
 __all__ = [
+    "BLOCKSIZE",
+    "DOUBLE_QUANT_BLOCKSIZE",
     "NF4_OFFSET",
+    "QUANT_TYPE",
     "QUANT_TYPES",
     "QuantState",
     "bits_per_param",
@@ -71,6 +74,12 @@ __all__ = [
 
 QUANT_TYPES = ("nf4", "fp4", "int4")
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+#: the defaults of 4-bit quantization, defined here once (bitsandbytes' and the QLoRA paper's): NF4 codes, one
+#: constant per 64 weights, with double quantization one second-level constant per 256 first-level ones.
+#: quantize_4bit, QLoRAConfig (and through it QuantLinear, QLoRALinear, apply_qlora), peftlab.analysis.memory
+#: and peftlab.qr_adaptor read them.
+QUANT_TYPE = "nf4"
+BLOCKSIZE = 64
 DOUBLE_QUANT_BLOCKSIZE = 256
 
 #: The paper's δ = ½[(1 − 1/30) + (1 − 1/32)], rounded to seven decimals as bitsandbytes stores it: the NF4
@@ -296,7 +305,7 @@ def _decode(packed: torch.Tensor, code: torch.Tensor, n: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- 4-bit
-def quantize_4bit(w: torch.Tensor, blocksize: int = 64, quant_type: str = "nf4",
+def quantize_4bit(w: torch.Tensor, blocksize: int = BLOCKSIZE, quant_type: str = QUANT_TYPE,
                   double_quant: bool = False) -> tuple[torch.Tensor, QuantState]:
     """Quantize ``w`` blockwise to 4 bits; returns ``(packed, state)``.
 
@@ -367,7 +376,7 @@ def _quantize_dynamic(x: torch.Tensor, blocksize: int) -> tuple[torch.Tensor, to
 
 
 # ---------------------------------------------------------------------- uniform k-bit
-def quantize_absmax(w: torch.Tensor, bits: int = 4, blocksize: int = 64) -> tuple[torch.Tensor, QuantState]:
+def quantize_absmax(w: torch.Tensor, bits: int = 4, blocksize: int = BLOCKSIZE) -> tuple[torch.Tensor, QuantState]:
     """Symmetric uniform blockwise absmax quantization to ``bits`` ∈ {2, …, 8}; returns ``(q, state)``.
 
     ``L = 2^{bits−1} − 1`` levels each side of 0: ``q = round(W/c_b · L)`` as int8 in ``[−L, L]`` (one per

@@ -30,3 +30,27 @@ def test_bench_rows_agree_and_print_ratios(capsys):
     assert bench.main(["--quick", "--rows", "4096"]) == 0
     out = capsys.readouterr().out
     assert "worst median ratio peftlab/peft" in out
+
+
+def test_every_method_with_a_twin_is_timed_both_ways():
+    """Each method that has a speed-tuned twin has a benchmark row timing the reference and the twin side by side."""
+    from peftlab.methods.fast import TWINS
+    from peftlab.tuner import registry
+
+    bench = _load()
+    with_twin = {name for name, spec in registry().items() if any(cls in TWINS for cls in spec.layers)}
+    assert with_twin
+    timed_fast = {name for name in with_twin for row in bench.ROWS
+                  if row.fast and row.name.lower().replace("-", "").startswith(name)}
+    assert timed_fast == with_twin
+
+
+def test_the_table_prints_reference_and_fast_ratios(capsys):
+    bench = _load()
+    assert bench.main(["--quick", "--rows", "DoRA r=8, tiny encoder"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("row "))
+    assert "ref/peft" in header and "fast/peft" in header
+    row = next(line for line in lines if line.startswith("DoRA r=8, tiny encoder"))
+    # reference, fast and peft times, then both ratios: nothing in the row is a dash
+    assert row.count("ms") == 3 and "–" not in row

@@ -492,3 +492,15 @@ def test_safe_merge_refuses_a_non_finite_result():
     assert torch.equal(layer.base_weight(), w) and not layer.merged
     assert torch.allclose(dora_layers(ours)["0"].base_weight(), base[0].weight, atol=1e-6)
     assert not dora_layers(ours)["0"].merged and not dora_layers(ours)["0"].merge_norm
+
+
+def test_each_dora_layer_has_one_base_and_is_found_as_dora():
+    from peftlab.methods.lora import LoRAEmbedding, LoRALinear
+    from peftlab.tuner import method_of_layer, registered_layer_class
+
+    assert DoRALinear.__bases__ == (LoRALinear,) and DoRAEmbedding.__bases__ == (LoRAEmbedding,)
+    model = peftlab.apply_dora(tiny_bert(), r=2, target_modules=["word_embeddings", "query"])
+    layers = dora_layers(model)
+    assert {type(layer) for layer in layers.values()} == {DoRALinear, DoRAEmbedding}
+    for layer in layers.values():
+        assert registered_layer_class(layer) is type(layer) and method_of_layer(layer).name == "dora"

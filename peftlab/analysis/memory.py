@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from peftlab import argcheck
+from peftlab.methods.qlora import QLoRAConfig
+from peftlab.quant import DOUBLE_QUANT_BLOCKSIZE
 from peftlab.targets import LLAMA_LINEARS
 
 __all__ = [
@@ -56,6 +58,8 @@ GiB = 2**30
 #: shows as 15360 MiB). No room is left for the CUDA context (~0.5 GiB) or allocator fragmentation.
 GPUS = {"T4 16 GB": 15360 * 2**20, "A100 40 GB": 40960 * 2**20, "A100/H100 80 GB": 81920 * 2**20}
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
+#: QLoRA's quantization defaults (blocksize, double quantization), read from its config
+_QLORA = QLoRAConfig()
 
 #: LLaMA-1 shapes (Touvron et al., 2023), the models of the QLoRA paper
 LLAMA_PRESETS = {
@@ -127,12 +131,12 @@ def model_shape(config) -> ModelShape:
                       head_dim=head_dim)
 
 
-def quantized_weight_bytes(numel: int, blocksize: int = 64, double_quant: bool = True) -> int:
+def quantized_weight_bytes(numel: int, blocksize: int = _QLORA.blocksize, double_quant: bool = _QLORA.double_quant) -> int:
     """Bytes :func:`peftlab.quant.quantize_4bit` stores for ``numel`` weights (codes + constants)."""
     blocks = math.ceil(numel / blocksize)
     if not double_quant:
         return math.ceil(numel / 2) + 4 * blocks
-    return math.ceil(numel / 2) + blocks + 4 * math.ceil(blocks / 256) + 4
+    return math.ceil(numel / 2) + blocks + 4 * math.ceil(blocks / DOUBLE_QUANT_BLOCKSIZE) + 4
 
 
 @dataclass
@@ -160,7 +164,7 @@ class MemoryEstimate:
 
 def estimate_training_memory(config, method: str = "qlora", *, batch: int = 1, seq: int = 512, r: int = 16,
                              target_modules=LLAMA_LINEARS, dtype: str = "bf16", gradient_checkpointing: bool = False,
-                             blocksize: int = 64, double_quant: bool = True) -> MemoryEstimate:
+                             blocksize: int = _QLORA.blocksize, double_quant: bool = _QLORA.double_quant) -> MemoryEstimate:
     """Estimate one training step's memory (see the module docstring for what is counted and how).
 
     ``method``: "full", "lora" or "qlora". ``dtype``: the weights' and activations' dtype ("bf16", "fp16",

@@ -105,7 +105,7 @@ def _peft_dora(W0, b, A, B, m, alpha, r):
     return peft_linear(W0, b, A, B, alpha, r, magnitude=m)
 
 
-@checkpoint(WEEK, "E2", points=2, title="DoRA forward: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ), norm detached", reference=("peftlab.methods.dora:DoRALinear", "peftlab.methods.dora:DoRALayer"))
+@checkpoint(WEEK, "E2", points=2, title="DoRA forward: y = b + (m / ‖W0 + sBA‖_row) ⊙ (x (W0 + sBA)ᵀ), norm detached", reference=("peftlab.methods.dora:DoRALinear", "peftlab.methods.dora:DoRAEmbedding", "peftlab.methods.dora:direction_norm", "peftlab.methods.dora:merged_direction"))
 def dora_forward(fn, hidden: bool = False) -> None:
     """Compare the student's ``fn(x, W0, b, A, B, m, scaling)`` with peftlab's and peft's DoRA layer."""
     cases = [(8, 8, 2, 4.0, (4, 8), torch.float32), (6, 10, 3, 6.0, (4, 10), torch.float32)]

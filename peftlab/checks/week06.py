@@ -23,6 +23,7 @@ import torch
 
 from peftlab.checks._core import checkpoint, expect
 from peftlab.checks._core import number as _number
+from peftlab.quant import BLOCKSIZE, QUANT_TYPE
 
 WEEK = "06"
 
@@ -86,7 +87,7 @@ def nf4_code(fn, hidden: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 6.1
-def weight_rmse(weights, quant_type: str, blocksize: int = 64) -> float:
+def weight_rmse(weights, quant_type: str, blocksize: int = BLOCKSIZE) -> float:
     """RMSE of the round trip ``dequantize(quantize(W))`` over every element of ``weights`` (each matrix
     quantized on its own, blocks of ``blocksize``, no double quantization)."""
     from peftlab.quant import dequantize_4bit, quantize_4bit
@@ -168,7 +169,7 @@ def _savings(estimates) -> dict[str, float]:
             "double quant": (est["qlora_no_dq"].total - est["qlora"].total) / GiB}
 
 
-def model_bits(weights, double_quant: bool, quant_type: str = "nf4") -> float:
+def model_bits(weights, double_quant: bool, quant_type: str = QUANT_TYPE) -> float:
     """Bits per weight of ``weights`` quantized matrix by matrix (blocks of 64): every stored byte × 8 / every weight."""
     from peftlab.quant import bits_per_param, quantize_4bit
 

@@ -33,7 +33,7 @@ terms, and ``x_d W0ᵀ`` is recomputed instead of reusing ``y0`` (as peft does):
 
     y = y0 + (g − 1) ⊙ (x_d W0ᵀ) + g ⊙ s · (x_d Aᵀ) Bᵀ
 
-The forward forms ``W0 + s·B A`` to take its row norm, as peft does (:meth:`DoRALayer.weight_norm`).
+The forward forms ``W0 + s·B A`` to take its row norm, as peft does (:func:`direction_norm`).
 :mod:`peftlab.methods.fast.dora` computes the same norm without the out×in matrix,
 ``‖W0 + s·BA‖²_row = ‖W0‖²_row + 2s·rowsum((W0 Aᵀ) ⊙ B) + s²·rowsum((B A Aᵀ) ⊙ B)``; selected by
 ``peftlab.methods.fast.use_fast(model)``.
@@ -50,6 +50,12 @@ transposed table ``Eᵀ ∈ R^{d×V}`` with LoRA's embedding factors (``A ∈ R^
 ``B ∈ R^{d×r}``), so the magnitude ``m ∈ R^d`` holds one scalar per *embedding dimension*, the norm of a
 column of ``E + ΔE`` over the vocabulary, and the looked-up row is ``g ⊙ (E[x] + s·(Aᵀ[x]) Bᵀ)`` (no bias,
 no dropout; an embedding's output is rescaled as a whole). Trainable: ``r·(V + d) + d``.
+
+The file reads in that order: the formulas as functions of out×in tensors (:func:`direction_norm` for
+``n``, :func:`merged_direction` for ``W'``, :func:`rescale_rows` for ``diag(g)·``), then the two layers, each
+with one base: ``DoRALinear(LoRALinear)`` and ``DoRAEmbedding(LoRAEmbedding)`` add the magnitude to LoRA's
+layer, and their shared steps (the magnitude's initialisation, merging) are written once, as functions of the
+layer, below them. ``DoRALayer`` is the pair ``(DoRALinear, DoRAEmbedding)``, for ``isinstance``.
 
 Not built here: **QDoRA** (DoRA over a 4-bit base). The layers read the base weight only through
 ``self.base_weight()``, which a quantized base overrides to dequantize, so QDoRA needs that base layer,
@@ -68,7 +74,6 @@ from torch import nn
 from peftlab.methods.lora import (
     LoRAConfig,
     LoRAEmbedding,
-    LoRALayer,
     LoRALinear,
     lora_family_config,
     lora_from_peft,
@@ -78,7 +83,8 @@ from peftlab.peft_format import Codec, register_codec
 from peftlab.recipe import Recipe, head, targets
 from peftlab.tuner import adapter_layers, inject, register_method
 
-__all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "dora_layers"]
+__all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "direction_norm", "dora_layers",
+           "merged_direction", "rescale_rows", "unmerged_direction"]
 
 
 @dataclass
@@ -97,119 +103,39 @@ class DoRAConfig(LoRAConfig):
 _D = DoRAConfig()
 
 
-class DoRALayer(LoRALayer):
-    """What DoRA's layer kinds share: the magnitude, the detached norm, and merging by rescaling.
+# ---------------------------------------------------------------------- the paper's formulas
+# Every formula below is written for the weight *oriented* as out×in: a Linear's weight itself, an embedding
+# table's transpose ``Eᵀ`` (d×V). There ``A`` is (r, in), ``B`` (out, r), ``m`` and ``n`` (out,).
+def direction_norm(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float) -> torch.Tensor:
+    """``n = ‖W + s·B A‖_c``, shape (out,): for each output unit (row of the out×in ``W``) the 2-norm over the
+    input dimension, with no gradient (the paper's §4.3: the norm is a constant in the backward pass).
 
-    Every formula is written for the weight *oriented* as out×in (``oriented(W)``): the Linear weight itself,
-    the transposed table ``Eᵀ`` (d×V) of an embedding. There ``A`` is (r, in), ``B`` (out, r), ``m`` (out,).
+    ``W``: (out, in), ``A``: (r, in), ``B``: (out, r), ``scaling`` = s. Formed directly, as peft does.
     """
-
-    adapter_state_names = LoRALayer.adapter_state_names + ("merge_norm",)
-    #: the adapter's factors and the magnitude, by attribute name (set by each layer kind)
-    factor_names: tuple[str, str] = ("lora_A", "lora_B")
-
-    @classmethod
-    def oriented_dims(cls, base_layer: nn.Module) -> tuple[int, int]:
-        """``(in, out)`` of the oriented weight."""
-        return cls.dims(base_layer)
-
-    @staticmethod
-    def oriented(weight: torch.Tensor) -> torch.Tensor:
-        """The weight as out×in (a view)."""
-        return weight
-
-    @classmethod
-    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, **_) -> dict[str, tuple[int, ...]]:
-        n_in, n_out = cls.oriented_dims(base_layer)
-        name_A, name_B = cls.factor_names
-        return {name_A: (r, n_in), name_B: (n_out, r), "lora_magnitude_vector": (n_out,)}
-
-    @classmethod
-    def num_trainable(cls, base_layer: nn.Module, r: int = _D.r, **_) -> int:
-        """``r · (in + out) + out``: LoRA's A and B plus one magnitude per output unit."""
-        n_in, n_out = cls.oriented_dims(base_layer)
-        return r * (n_in + n_out) + n_out
-
-    def create(self, adapter_name: str, **hparams) -> None:
-        """LoRA's A and B, then ``m = ‖W0 + s·B A‖`` (= ``‖W0‖`` as B A = 0): the fresh adapter changes nothing.
-
-        ``m`` is computed exactly as the forward computes the norm, so a fresh layer returns the base output
-        bit for bit.
-        """
-        super().create(adapter_name, **hparams)
-        norm = self.forward_norm(adapter_name, self.base_weight())
-        self.lora_magnitude_vector[adapter_name] = nn.Parameter(norm.clone())
-
-    def factors(self, adapter_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(A, B)`` of the oriented weight: (r, in) and (out, r)."""
-        name_A, name_B = self.factor_names
-        return getattr(self, name_A)[adapter_name], getattr(self, name_B)[adapter_name]
-
-    # ------------------------------------------------------------------ the norm
-    def weight_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
-        """``‖W + s·B A‖`` per output unit (shape (out,)), no gradient: the paper's detached norm.
-
-        Formed directly, as peft does.
-        """
-        A, B = self.factors(adapter_name)
-        W = self.oriented(weight)
-        with torch.no_grad():
-            BA = (B @ A).to(W.dtype)
-            return torch.linalg.norm(W + self.scaling[adapter_name] * BA, dim=1).to(W.dtype)
-
-    def forward_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
-        """The norm the forward divides by: :meth:`weight_norm`. (:mod:`peftlab.methods.fast.dora` computes it
-        without forming the out×in matrix.)"""
-        return self.weight_norm(adapter_name, weight)
-
-    def unmerged_base_weight(self) -> torch.Tensor:
-        """``W0``: the base weight with every merged adapter taken out again (on a copy when any is merged)."""
-        weight = self.base_weight()
-        if not self.merged_adapters:
-            return weight
-        with torch.no_grad():
-            weight = weight.detach().clone()
-            for name in reversed(self.merged_adapters):
-                weight = self._unmerged(name, weight)
-        return weight
-
-    def _rescaled(self, weight: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-        """``diag(factor) · W`` on the oriented weight, returned in the base layout."""
-        return self.oriented(factor.view(-1, 1).to(weight.dtype) * self.oriented(weight))
-
-    def merged_weight(self, adapter_name: str = "default") -> torch.Tensor:
-        """``W' = diag(m/n) · (W0 + ΔW)`` (base layout): the weight this adapter alone makes of the unmerged base."""
-        weight = self.unmerged_base_weight()
-        with torch.no_grad():
-            factor = self.lora_magnitude_vector[adapter_name] / self.weight_norm(adapter_name, weight)
-            return self._rescaled(weight + self.delta_weight(adapter_name).to(weight.dtype), factor)
-
-    # ------------------------------------------------------------------ merging
-    def _unmerged(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
-        factor = self.lora_magnitude_vector[adapter_name] / self.merge_norm[adapter_name]
-        divided = self.oriented(self.oriented(weight) / factor.view(-1, 1).to(weight.dtype))
-        return divided - self.delta_weight(adapter_name).to(weight.dtype)
-
-    def merge_one(self, adapter_name: str, safe_merge: bool = False) -> None:
-        """``W ← diag(m/n) · (W + ΔW)`` with ``n = ‖W0 + ΔW‖`` from the unmerged ``W0``, cached for unmerge."""
-        weight = self.base_weight()
-        norm = self.weight_norm(adapter_name, self.unmerged_base_weight())
-        factor = self.lora_magnitude_vector[adapter_name] / norm
-        merged = self._rescaled(weight + self.delta_weight(adapter_name).to(weight.dtype), factor)
-        if safe_merge and not torch.isfinite(merged).all():
-            raise ValueError(f"merging adapter {adapter_name!r} would put NaN/Inf into the base weight; not merged")
-        self.merge_norm[adapter_name] = norm
-        self.set_base_weight(merged.to(weight.dtype))
-
-    def unmerge_one(self, adapter_name: str) -> None:
-        """``W ← W / (m/n) − ΔW`` with the ``n`` cached at merge time: exact up to rounding."""
-        weight = self.base_weight()
-        self.set_base_weight(self._unmerged(adapter_name, weight).to(weight.dtype))
-        self.merge_norm.pop(adapter_name)
+    with torch.no_grad():
+        BA = (B @ A).to(W.dtype)
+        return torch.linalg.norm(W + scaling * BA, dim=1).to(W.dtype)
 
 
-class DoRALinear(DoRALayer, LoRALinear):
-    r"""A frozen ``nn.Linear`` plus named DoRA adapters.
+def rescale_rows(W: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``diag(g) · W``: row j of the out×in ``W`` times ``g[j]`` (``g``: (out,))."""
+    return g.view(-1, 1).to(W.dtype) * W
+
+
+def merged_direction(W: torch.Tensor, delta: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """The paper's ``W' = m · (W + ΔV) / ‖W + ΔV‖_c`` = ``diag(m / n) · (W + ΔV)`` (out×in), with the direction's
+    update ``ΔV = s·B A`` (out, in), ``m`` (out,) and ``n`` (out,) from :func:`direction_norm`."""
+    return rescale_rows(W + delta, m / n)
+
+
+def unmerged_direction(W: torch.Tensor, delta: torch.Tensor, m: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`merged_direction` for the same ``n``: ``W'/(m/n) − ΔV``."""
+    return W / (m / n).view(-1, 1).to(W.dtype) - delta
+
+
+# ---------------------------------------------------------------------- layers
+class DoRALinear(LoRALinear):
+    r"""A frozen ``nn.Linear`` plus named DoRA adapters: LoRA's layer with a magnitude per output unit.
 
     ``y = b + g ⊙ (x (W0 + s·B A)ᵀ)`` with ``g = m / ‖W0 + s·B A‖_row`` (the norm detached), computed as
     ``base_layer(x) + (g − 1) ⊙ (base_layer(x) − b) + g ⊙ s·B A x``.
@@ -220,8 +146,61 @@ class DoRALinear(DoRALayer, LoRALinear):
     """
 
     adapter_param_names = ("lora_A", "lora_B", "lora_magnitude_vector")
-    factor_names = ("lora_A", "lora_B")
+    adapter_state_names = LoRALinear.adapter_state_names + ("merge_norm",)
+    #: the adapter's factors ``A``, ``B`` by attribute name
+    factor_names: tuple[str, str] = ("lora_A", "lora_B")
     base_types = (nn.Linear,)
+
+    @staticmethod
+    def oriented(weight: torch.Tensor) -> torch.Tensor:
+        """The weight as out×in: a Linear's weight is already."""
+        return weight
+
+    @classmethod
+    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, **_) -> dict[str, tuple[int, ...]]:
+        return {**super().param_shapes(base_layer, r), "lora_magnitude_vector": (cls.dims(base_layer)[1],)}
+
+    @classmethod
+    def num_trainable(cls, base_layer: nn.Module, r: int = _D.r, **_) -> int:
+        """``r · (in + out) + out``: LoRA's A and B plus one magnitude per output unit."""
+        return super().num_trainable(base_layer, r) + cls.dims(base_layer)[1]
+
+    def create(self, adapter_name: str, **hparams) -> None:
+        """LoRA's A and B, then ``m = ‖W0 + s·B A‖_row`` (= ``‖W0‖_row`` as B = 0): the fresh adapter changes
+        nothing. ``m`` is computed exactly as the forward computes the norm, so a fresh layer returns the base
+        output bit for bit."""
+        super().create(adapter_name, **hparams)
+        _create_magnitude(self, adapter_name)
+
+    def factors(self, adapter_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, B)``: (r, in) and (out, r)."""
+        return self.lora_A[adapter_name], self.lora_B[adapter_name]
+
+    def weight_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+        """``‖W + s·B A‖_row`` (out,), no gradient: :func:`direction_norm`."""
+        return _weight_norm(self, adapter_name, weight)
+
+    def forward_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+        """The norm the forward divides by: :meth:`weight_norm` (:mod:`peftlab.methods.fast.dora` computes it
+        without forming the out×in matrix)."""
+        return self.weight_norm(adapter_name, weight)
+
+    def unmerged_base_weight(self) -> torch.Tensor:
+        """``W0``: the base weight with every merged adapter taken out again (a copy when any is merged)."""
+        return _unmerged_base_weight(self)
+
+    def merged_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``W' = diag(m/n) · (W0 + s·B A)`` (out, in): the weight this adapter alone makes of the unmerged base."""
+        return _merged_weight(self, adapter_name)
+
+    def merge_one(self, adapter_name: str, safe_merge: bool = False) -> None:
+        """``W ← diag(m/n) · (W + s·B A)`` with ``n = ‖W0 + s·B A‖_row`` from the unmerged ``W0``, cached for
+        :meth:`unmerge_one`."""
+        _merge_one(self, adapter_name, safe_merge)
+
+    def unmerge_one(self, adapter_name: str) -> None:
+        """``W ← W / (m/n) − s·B A`` with the ``n`` cached at merge time: exact up to rounding."""
+        _unmerge_one(self, adapter_name)
 
     def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
         A, B = self.lora_A[adapter_name], self.lora_B[adapter_name]
@@ -243,7 +222,7 @@ class DoRALinear(DoRALayer, LoRALinear):
         return result + (g * (base + lora * scaling) - base).to(result.dtype)
 
 
-class DoRAEmbedding(DoRALayer, LoRAEmbedding):
+class DoRAEmbedding(LoRAEmbedding):
     r"""A frozen ``nn.Embedding`` (table ``E ∈ R^{V×d}``) plus named DoRA adapters, as peft does it.
 
     The oriented weight is ``Eᵀ ∈ R^{d×V}``: one magnitude per *embedding dimension* (``m ∈ R^d``), the
@@ -254,16 +233,58 @@ class DoRAEmbedding(DoRALayer, LoRAEmbedding):
     """
 
     adapter_param_names = ("lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
-    factor_names = ("lora_embedding_A", "lora_embedding_B")
+    adapter_state_names = LoRAEmbedding.adapter_state_names + ("merge_norm",)
+    #: the adapter's factors ``A``, ``B`` (of the oriented weight) by attribute name
+    factor_names: tuple[str, str] = ("lora_embedding_A", "lora_embedding_B")
     base_types = (nn.Embedding,)
-
-    @classmethod
-    def oriented_dims(cls, base_layer: nn.Module) -> tuple[int, int]:
-        return cls.dims(base_layer)  # (V, d): "in" is the vocabulary, "out" the embedding dimension
 
     @staticmethod
     def oriented(weight: torch.Tensor) -> torch.Tensor:
+        """The table as out×in, ``Eᵀ`` (d×V, a view): "out" is the embedding dimension, "in" the vocabulary."""
         return weight.T
+
+    @classmethod
+    def param_shapes(cls, base_layer: nn.Module, r: int = _D.r, **_) -> dict[str, tuple[int, ...]]:
+        return {**super().param_shapes(base_layer, r), "lora_magnitude_vector": (cls.dims(base_layer)[1],)}
+
+    @classmethod
+    def num_trainable(cls, base_layer: nn.Module, r: int = _D.r, **_) -> int:
+        """``r · (V + d) + d``: LoRA's A and B plus one magnitude per embedding dimension."""
+        return super().num_trainable(base_layer, r) + cls.dims(base_layer)[1]
+
+    def create(self, adapter_name: str, **hparams) -> None:
+        """LoRA's A and B, then ``m = ‖Eᵀ + s·B A‖_row`` (= ``‖Eᵀ‖_row`` as A = 0): the fresh adapter changes
+        nothing."""
+        super().create(adapter_name, **hparams)
+        _create_magnitude(self, adapter_name)
+
+    def factors(self, adapter_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, B)`` of the oriented weight: (r, V) and (d, r)."""
+        return self.lora_embedding_A[adapter_name], self.lora_embedding_B[adapter_name]
+
+    def weight_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+        """``‖Eᵀ + s·B A‖_row`` (d,), no gradient: :func:`direction_norm` of the oriented table."""
+        return _weight_norm(self, adapter_name, weight)
+
+    def forward_norm(self, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+        """The norm the forward divides by: :meth:`weight_norm` (the fast twin computes it factored)."""
+        return self.weight_norm(adapter_name, weight)
+
+    def unmerged_base_weight(self) -> torch.Tensor:
+        """``E``: the table with every merged adapter taken out again (a copy when any is merged)."""
+        return _unmerged_base_weight(self)
+
+    def merged_weight(self, adapter_name: str = "default") -> torch.Tensor:
+        """``E' = (E + ΔE) diag(m/n)`` (V, d): the table this adapter alone makes of the unmerged base."""
+        return _merged_weight(self, adapter_name)
+
+    def merge_one(self, adapter_name: str, safe_merge: bool = False) -> None:
+        """``Eᵀ ← diag(m/n) · (Eᵀ + s·B A)`` with ``n`` from the unmerged table, cached for :meth:`unmerge_one`."""
+        _merge_one(self, adapter_name, safe_merge)
+
+    def unmerge_one(self, adapter_name: str) -> None:
+        """``Eᵀ ← Eᵀ / (m/n) − s·B A`` with the ``n`` cached at merge time."""
+        _unmerge_one(self, adapter_name)
 
     def adapter_forward(self, adapter_name: str, x: torch.Tensor, result: torch.Tensor) -> torch.Tensor:
         A, B = self.lora_embedding_A[adapter_name], self.lora_embedding_B[adapter_name]
@@ -278,8 +299,71 @@ class DoRAEmbedding(DoRALayer, LoRAEmbedding):
         return (g * (result + (rows @ B.T) * self.scaling[adapter_name])).to(result.dtype)
 
 
+#: the DoRA layer classes (for ``isinstance``); their speed-tuned twins subclass them
+DoRALayer = (DoRALinear, DoRAEmbedding)
+
+
+# The two layer kinds' shared steps, written once on the oriented weight (``layer.oriented``); each class's
+# method of the same name calls them.
+def _create_magnitude(layer, adapter_name: str) -> None:
+    norm = layer.forward_norm(adapter_name, layer.base_weight())
+    layer.lora_magnitude_vector[adapter_name] = nn.Parameter(norm.clone())
+
+
+def _weight_norm(layer, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+    A, B = layer.factors(adapter_name)
+    return direction_norm(layer.oriented(weight), A, B, layer.scaling[adapter_name])
+
+
+def _unmerged_base_weight(layer) -> torch.Tensor:
+    weight = layer.base_weight()
+    if not layer.merged_adapters:
+        return weight
+    with torch.no_grad():
+        weight = weight.detach().clone()
+        for name in reversed(layer.merged_adapters):
+            weight = _unmerged(layer, name, weight)
+    return weight
+
+
+def _merged_weight(layer, adapter_name: str) -> torch.Tensor:
+    weight = layer.unmerged_base_weight()
+    with torch.no_grad():
+        norm = layer.weight_norm(adapter_name, weight)
+        return _merged(layer, adapter_name, weight, norm)
+
+
+def _merged(layer, adapter_name: str, weight: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """``diag(m/n) · (W + ΔV)`` on the oriented weight, returned in the base layout."""
+    delta = layer.oriented(layer.delta_weight(adapter_name).to(weight.dtype))
+    return layer.oriented(merged_direction(layer.oriented(weight), delta, layer.lora_magnitude_vector[adapter_name],
+                                           norm))
+
+
+def _unmerged(layer, adapter_name: str, weight: torch.Tensor) -> torch.Tensor:
+    delta = layer.oriented(layer.delta_weight(adapter_name).to(weight.dtype))
+    return layer.oriented(unmerged_direction(layer.oriented(weight), delta, layer.lora_magnitude_vector[adapter_name],
+                                             layer.merge_norm[adapter_name]))
+
+
+def _merge_one(layer, adapter_name: str, safe_merge: bool) -> None:
+    weight = layer.base_weight()
+    norm = layer.weight_norm(adapter_name, layer.unmerged_base_weight())
+    merged = _merged(layer, adapter_name, weight, norm)
+    if safe_merge and not torch.isfinite(merged).all():
+        raise ValueError(f"merging adapter {adapter_name!r} would put NaN/Inf into the base weight; not merged")
+    layer.merge_norm[adapter_name] = norm
+    layer.set_base_weight(merged.to(weight.dtype))
+
+
+def _unmerge_one(layer, adapter_name: str) -> None:
+    weight = layer.base_weight()
+    layer.set_base_weight(_unmerged(layer, adapter_name, weight).to(weight.dtype))
+    layer.merge_norm.pop(adapter_name)
+
+
 # ---------------------------------------------------------------------- model level
-def dora_layers(model: nn.Module) -> dict[str, DoRALayer]:
+def dora_layers(model: nn.Module) -> dict[str, DoRALinear | DoRAEmbedding]:
     """Every DoRA layer of ``model`` (:class:`DoRALinear` and :class:`DoRAEmbedding`) by module name."""
     return adapter_layers(model, DoRALayer)
 

@@ -41,7 +41,10 @@ from peftlab import argcheck
 from peftlab.methods.lora import LoRAConfig, LoRALinear, lora_family_config
 from peftlab.peft_format import register_same_file
 from peftlab.quant import (
+    BLOCKSIZE,
+    DOUBLE_QUANT_BLOCKSIZE,
     FLOAT_DTYPES,
+    QUANT_TYPE,
     QuantState,
     _check_blocksize,
     _check_quant_type,
@@ -64,6 +67,39 @@ def _check_quant_args(quant_type, blocksize, double_quant, compute_dtype) -> Non
     _check_blocksize(blocksize)
     argcheck.flag("double_quant", double_quant)
     argcheck.one_of("compute_dtype", compute_dtype, FLOAT_DTYPES)
+
+
+# ---------------------------------------------------------------------- config
+@dataclass
+class QLoRAConfig(LoRAConfig):
+    """LoRA's settings (see :class:`peftlab.LoRAConfig`) plus how the targeted base layers are quantized.
+
+    ``quant_type`` ("nf4", "fp4" or "int4"; peft/transformers: ``bnb_4bit_quant_type``), ``blocksize``
+    (a power of two; bitsandbytes uses 64), ``double_quant`` (``bnb_4bit_use_double_quant``),
+    ``compute_dtype`` (``bnb_4bit_compute_dtype``: the dtype ``Ŵ`` is dequantized into).
+    """
+
+    target_modules: list[str] | str = None  # type: ignore[assignment]
+    quant_type: str = QUANT_TYPE
+    blocksize: int = BLOCKSIZE
+    double_quant: bool = True
+    compute_dtype: torch.dtype = torch.float32
+
+    method = "qlora"
+
+    def __post_init__(self) -> None:
+        if self.target_modules is None:
+            self.target_modules = list(LLAMA_LINEARS)
+        super().__post_init__()
+        _check_quant_args(self.quant_type, self.blocksize, self.double_quant, self.compute_dtype)
+
+    def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
+        return {**super().layer_hparams(module_name, base_layer), "quant_type": self.quant_type,
+                "blocksize": self.blocksize, "double_quant": self.double_quant, "compute_dtype": self.compute_dtype}
+
+
+#: the defaults, read by every signature below (QuantLinear's, the layer's and ``apply_qlora``'s)
+_D = QLoRAConfig()
 
 
 # ---------------------------------------------------------------------- the 4-bit base layer
@@ -99,7 +135,7 @@ class QuantLinear(nn.Module):
     """
 
     def __init__(self, packed: torch.Tensor, state: QuantState, bias: torch.Tensor | None = None,
-                 compute_dtype: torch.dtype = torch.float32):
+                 compute_dtype: torch.dtype = _D.compute_dtype):
         super().__init__()
         if len(state.shape) != 2:
             raise ValueError(f"QuantLinear needs a 2-D (out, in) weight, got shape {tuple(state.shape)}")
@@ -111,8 +147,8 @@ class QuantLinear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, quant_type: str = "nf4", blocksize: int = 64,
-                    double_quant: bool = True, compute_dtype: torch.dtype = torch.float32) -> QuantLinear:
+    def from_linear(cls, linear: nn.Linear, quant_type: str = _D.quant_type, blocksize: int = _D.blocksize,
+                    double_quant: bool = _D.double_quant, compute_dtype: torch.dtype = _D.compute_dtype) -> QuantLinear:
         """Quantize ``linear``'s weight (``linear`` itself is left as it was)."""
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
@@ -132,8 +168,8 @@ class QuantLinear(nn.Module):
                            quant_type=qs.quant_type, code=qs.code.float(),
                            offset=qs.offset if nested else None, absmax2=qs.state2.absmax if nested else None,
                            code2=qs.state2.code if nested else None,
-                           blocksize2=qs.state2.blocksize if nested else 256)
-        compute = compute_dtype or getattr(module, "compute_dtype", None) or torch.float32
+                           blocksize2=qs.state2.blocksize if nested else DOUBLE_QUANT_BLOCKSIZE)
+        compute = compute_dtype or getattr(module, "compute_dtype", None) or _D.compute_dtype
         return cls(weight.data.view(torch.uint8).reshape(-1, 1).clone(), state, module.bias, compute_dtype=compute)
 
     # -------------------------------------------------------------- state
@@ -215,39 +251,6 @@ class QuantLinear(nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"quant_type={self.quant_type}, blocksize={self.blocksize}, double_quant={self.double_quant}, "
                 f"compute_dtype={self.compute_dtype}")
-
-
-# ---------------------------------------------------------------------- config
-@dataclass
-class QLoRAConfig(LoRAConfig):
-    """LoRA's settings (see :class:`peftlab.LoRAConfig`) plus how the targeted base layers are quantized.
-
-    ``quant_type`` ("nf4", "fp4" or "int4"; peft/transformers: ``bnb_4bit_quant_type``), ``blocksize``
-    (a power of two; bitsandbytes uses 64), ``double_quant`` (``bnb_4bit_use_double_quant``),
-    ``compute_dtype`` (``bnb_4bit_compute_dtype``: the dtype ``Ŵ`` is dequantized into).
-    """
-
-    target_modules: list[str] | str = None  # type: ignore[assignment]
-    quant_type: str = "nf4"
-    blocksize: int = 64
-    double_quant: bool = True
-    compute_dtype: torch.dtype = torch.float32
-
-    method = "qlora"
-
-    def __post_init__(self) -> None:
-        if self.target_modules is None:
-            self.target_modules = list(LLAMA_LINEARS)
-        super().__post_init__()
-        _check_quant_args(self.quant_type, self.blocksize, self.double_quant, self.compute_dtype)
-
-    def layer_hparams(self, module_name: str, base_layer: nn.Module) -> dict:
-        return {**super().layer_hparams(module_name, base_layer), "quant_type": self.quant_type,
-                "blocksize": self.blocksize, "double_quant": self.double_quant, "compute_dtype": self.compute_dtype}
-
-
-#: the defaults, read by every signature below (the layer's and ``apply_qlora``'s)
-_D = QLoRAConfig()
 
 
 # ---------------------------------------------------------------------- the LoRA layer over it

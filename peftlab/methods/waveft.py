@@ -176,13 +176,21 @@ def synthesis_matrix(n: int, family: str, dtype: torch.dtype = torch.float64,
     return torch.from_numpy(_synthesis_np(n, family).copy()).to(dtype=dtype, device=device)
 
 
+@lru_cache(maxsize=32)
+def _shared_synthesis_matrix(n: int, family: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`synthesis_matrix` on ``(dtype, device)``, built once and shared by every layer of that size (read,
+    never written: :func:`idwt2` only multiplies by it)."""
+    return synthesis_matrix(n, family, dtype, device)
+
+
 def idwt2(Q: torch.Tensor, family: str) -> torch.Tensor:
     """One level of the inverse 2-D DWT of ``Q = [[cA, cV], [cH, cD]]`` (pywt's sub-band names) as two
     matrix products, ``R_H Q R_Wᵀ``: equal to ``pywt.waverec2([cA, (cH, cV, cD)], family, mode="zero")``
-    and to peft's ``waverec2d`` of the dense ``[[cA, cH], [cV, cD]]``."""
+    and to peft's ``waverec2d`` of the dense ``[[cA, cH], [cV, cD]]``. ``R_H`` and ``R_W`` are built once per
+    (size, family, dtype, device) and reused."""
     H, Wd = Q.shape[-2:]
-    R_H = synthesis_matrix(H, family, Q.dtype, Q.device)
-    R_W = synthesis_matrix(Wd, family, Q.dtype, Q.device)
+    R_H = _shared_synthesis_matrix(H, family, Q.dtype, Q.device)
+    R_W = _shared_synthesis_matrix(Wd, family, Q.dtype, Q.device)
     return R_H @ Q @ R_W.T
 
 

@@ -3,7 +3,7 @@ r"""DoRA, speed-tuned: the forward's row norm ``‖W0 + s·B A‖_row`` without 
 Row j of ``W + s·B A`` has squared norm ``w_j² + 2s·c_j + s²·d_j`` with ``w = ‖W‖_row``,
 ``c = rowsum((W Aᵀ) ⊙ B)`` and ``d = rowsum((B (A Aᵀ)) ⊙ B)``, so ``n = w · sqrt(1 + (2s·c + s²·d) / w²)``:
 O(out·in·r) work and O(out·r) memory instead of an out×in temporary (the reference,
-:meth:`peftlab.methods.dora.DoRALayer.weight_norm`, forms the matrix, as peft does). Everything else — the
+:func:`peftlab.methods.dora.direction_norm`, forms the matrix, as peft does). Everything else — the
 magnitude, the forward's formula, merging (which forms the matrix anyway) — is the reference layer's.
 Agreement with the reference (values and gradients) is ``tests/test_fast.py``'s.
 """
