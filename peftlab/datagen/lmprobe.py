@@ -31,6 +31,7 @@ import time
 import torch
 from torch import nn
 
+from peftlab.quant import BLOCKSIZE  # NF4's block (QLoRA, bitsandbytes): 64
 from peftlab.targets import LLAMA_LINEARS
 from peftlab.train import (
     answer_batch,
@@ -48,7 +49,6 @@ from peftlab.train import answer_loss as shared_answer_loss
 LM_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
            "target_modules": list(LLAMA_LINEARS),
            "epochs": 3, "lr": 2e-3, "batch_size": 8, "weight_decay": 0.0, "warmup_ratio": 0.06}
-BLOCKSIZE = 64  # NF4's block (QLoRA, bitsandbytes)
 
 # ---- blockwise quantizers (round trips) ------------------------------------------------------------------
 #: The NF4 code book of QLoRA / bitsandbytes (normal-float quantiles, exact zero, asymmetric ends).
