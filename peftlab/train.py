@@ -119,8 +119,11 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None = N
       the data build's probes).
     * ``steps=S`` — S batches of ``batch_size`` (all ``n`` when ``n < batch_size``) across passes. What is left
       at the end of a pass when it cannot fill a batch: ``leftover="reshuffle"`` drops it and starts a new
-      pass (``peftlab.compare``); ``leftover="carry"`` keeps it and fills the batch from the next pass
-      (``peftlab.qr_adaptor``'s evaluator).
+      pass (``peftlab.compare``, the data build's pretraining; the first pass is drawn before the first
+      batch); ``leftover="carry"`` keeps it and fills the batch from the next pass (``peftlab.qr_adaptor``'s
+      evaluator).
+
+    The arguments are checked when called; the permutations are drawn as the batches are taken.
     """
     argcheck.positive_int("n", n)
     argcheck.positive_int("batch_size", batch_size)
@@ -128,14 +131,19 @@ def index_batches(n: int, batch_size: int, generator: torch.Generator | None = N
         raise ValueError(f"give either epochs or steps, not both nor neither (epochs={epochs!r}, steps={steps!r})")
     if epochs is not None:
         argcheck.positive_int("epochs", epochs)
+    else:
+        argcheck.positive_int("steps", steps)
+        argcheck.one_of("leftover", leftover, LEFTOVERS)
+    return _index_batches(n, batch_size, generator, epochs, steps, leftover)  # checked now, drawn lazily
+
+
+def _index_batches(n, batch_size, generator, epochs, steps, leftover) -> Iterator[list[int]]:
+    if epochs is not None:
         for _ in range(epochs):
             order = _order(n, generator).tolist()
             for start in range(0, n, batch_size):
                 yield order[start: start + batch_size]
-        return
-    argcheck.positive_int("steps", steps)
-    argcheck.one_of("leftover", leftover, LEFTOVERS)
-    if leftover == "reshuffle":
+    elif leftover == "reshuffle":
         order, pos = _order(n, generator), 0
         for _ in range(steps):
             if pos + batch_size > n:

@@ -77,14 +77,14 @@ def test_index_batches_by_steps_reshuffle_and_carry():
 
 
 def test_index_batches_bad_input():
+    with pytest.raises(ValueError, match="either epochs or steps"):  # at the call, before any batch is taken
+        T.index_batches(10, 2, epochs=1, steps=3)
     with pytest.raises(ValueError, match="either epochs or steps"):
-        list(T.index_batches(10, 2, epochs=1, steps=3))
-    with pytest.raises(ValueError, match="either epochs or steps"):
-        list(T.index_batches(10, 2))
+        T.index_batches(10, 2)
     with pytest.raises(ValueError, match="leftover='drop'"):
-        list(T.index_batches(10, 2, steps=3, leftover="drop"))
+        T.index_batches(10, 2, steps=3, leftover="drop")
     with pytest.raises(ValueError, match="batch_size=0"):
-        list(T.index_batches(10, 0, epochs=1))
+        T.index_batches(10, 0, epochs=1)
 
 
 # ------------------------------------------------------------------------------------ answer-only batches
