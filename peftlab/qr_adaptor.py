@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from peftlab import argcheck
+from peftlab.core import argcheck
 from peftlab.quant import (
     BLOCKSIZE,
     DOUBLE_QUANT_BLOCKSIZE,

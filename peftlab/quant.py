@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
-from peftlab import argcheck
+from peftlab.core import argcheck
 
 __all__ = [
     "BLOCKSIZE",

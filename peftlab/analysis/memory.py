@@ -36,10 +36,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from peftlab import argcheck
+from peftlab.core import argcheck
+from peftlab.core.targets import LLAMA_LINEARS
 from peftlab.methods.qlora import QLoRAConfig
 from peftlab.quant import DOUBLE_QUANT_BLOCKSIZE
-from peftlab.targets import LLAMA_LINEARS
 
 __all__ = [
     "GPUS",

@@ -30,7 +30,7 @@ import time
 import torch
 from torch import nn
 
-from peftlab.targets import LLAMA_LINEARS
+from peftlab.core.targets import LLAMA_LINEARS
 
 #: Instruction tuning recipe (LoRA via peft).
 LM_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
