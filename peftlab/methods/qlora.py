@@ -43,7 +43,7 @@ from peftlab.core.recipe import Recipe, head, targets
 from peftlab.core.targets import LLAMA_LINEARS, find_targets, get_submodule_parent
 from peftlab.core.tuner import inject, register_method
 from peftlab.methods.lora import LoRAConfig, LoRALinear, lora_family_config
-from peftlab.quant import (
+from peftlab.quant.codes import (
     BLOCKSIZE,
     DOUBLE_QUANT_BLOCKSIZE,
     FLOAT_DTYPES,
