@@ -1,7 +1,7 @@
 """peftlab: from-scratch reference implementations of parameter-efficient fine-tuning methods.
 
-Each method lives in one file under :mod:`peftlab.methods`, on a shared core (:mod:`peftlab.layer`,
-:mod:`peftlab.tuner`), and is checked against Hugging Face ``peft``::
+Each method lives in one file under :mod:`peftlab.methods`, on a shared core (:mod:`peftlab.core.layer`,
+:mod:`peftlab.core.tuner`), and is checked against Hugging Face ``peft``::
 
     import peftlab
     model = peftlab.apply_lora(model, r=8, alpha=16, target_modules=["query", "value"])
@@ -11,12 +11,26 @@ Each method lives in one file under :mod:`peftlab.methods`, on a shared core (:m
 The model-level operations are named after peft's ``PeftModel`` methods.
 """
 
-from peftlab._quiet import quiet_third_party
+from peftlab.core._quiet import quiet_third_party
 
 quiet_third_party()  # before peft / bitsandbytes are imported anywhere
 
-from peftlab.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
-from peftlab.layer import AdapterLayer  # noqa: E402
+from peftlab.core.interop import copy_from_peft, load_adapter_state, load_peft_adapter, save_peft_adapter  # noqa: E402
+from peftlab.core.layer import AdapterLayer  # noqa: E402
+from peftlab.core.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
+from peftlab.core.tuner import (  # noqa: E402
+    active_adapters,
+    adapter_layers,
+    delete_adapter,
+    disable_adapter,
+    inject,
+    merge_adapter,
+    merge_and_unload,
+    registry,
+    set_adapter,
+    unload,
+    unmerge_adapter,
+)
 from peftlab.methods.adapters import HoulsbyConfig, HoulsbyLinear, apply_houlsby_adapter  # noqa: E402
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, apply_dora  # noqa: E402
 from peftlab.methods.ia3 import IA3Config, IA3Linear, apply_ia3  # noqa: E402
@@ -37,20 +51,6 @@ from peftlab.methods.prompts import (  # noqa: E402
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, apply_qlora  # noqa: E402
 from peftlab.methods.vblora import VBLoRAConfig, VBLoRALinear, apply_vblora  # noqa: E402
 from peftlab.methods.waveft import WaveFTConfig, WaveFTLinear, apply_waveft  # noqa: E402
-from peftlab.targets import ParameterCount, count_parameters, find_targets  # noqa: E402
-from peftlab.tuner import (  # noqa: E402
-    active_adapters,
-    adapter_layers,
-    delete_adapter,
-    disable_adapter,
-    inject,
-    merge_adapter,
-    merge_and_unload,
-    registry,
-    set_adapter,
-    unload,
-    unmerge_adapter,
-)
 
 __version__ = "0.1.0"
 

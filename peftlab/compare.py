@@ -45,8 +45,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from peftlab.fileio import atomic_write
-from peftlab.recipe import ENCODER_TARGETS, LLAMA_TARGETS, TASKS, head, initial_seed, targets
+from peftlab.core.fileio import atomic_write
+from peftlab.core.recipe import ENCODER_TARGETS, LLAMA_TARGETS, TASKS, head, initial_seed, targets
 
 __all__ = ["ALIASES", "CompareConfig", "ENCODER_TARGETS", "LLAMA_TARGETS", "METHODS", "LEARNING_RATES", "TASKS",
            "TUNE_SEEDS", "canonical_method", "known_methods", "methods_from_registry", "parse_methods",
@@ -93,7 +93,7 @@ def methods_from_registry() -> dict[str, Method]:
     """The comparison's method table: :data:`FULL`, then every recipe the registered methods declare
     (``register_method(..., recipe=..., variants=...)``, in the registry's order, a method's variants after it),
     each under its registry name (a variant under its own: LoRA's ``"rslora"``)."""
-    from peftlab.tuner import registry
+    from peftlab.core.tuner import registry
 
     table = {FULL.name: FULL}
     for spec in registry().values():
@@ -406,7 +406,7 @@ def _adapter_bytes(method: str, model, folder: Path, task: str) -> tuple[int, st
 
     folder.mkdir(parents=True, exist_ok=True)
     if method != "full":
-        from peftlab.interop import save_peft_adapter
+        from peftlab.core.interop import save_peft_adapter
 
         try:
             save_peft_adapter(model, folder, task_type="SEQ_CLS" if task == "sentiment" else "CAUSAL_LM")
@@ -425,9 +425,9 @@ def run_cell(cfg: CompareConfig, method: str, seed: int, out: Path | None = None
     """Train ``method`` with ``seed`` under ``cfg`` and measure it; returns the cell's record."""
     import torch
 
+    from peftlab.core.targets import count_parameters
     from peftlab.device import pick_device
     from peftlab.methods.fast import use_fast
-    from peftlab.targets import count_parameters
     from peftlab.train import fit, index_batches, make_optimizer, warmup_steps
 
     spec = METHODS[method]

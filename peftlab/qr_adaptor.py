@@ -70,16 +70,20 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.quant import (
-    BLOCKSIZE,
-    DOUBLE_QUANT_BLOCKSIZE,
-    dequantize_4bit,
-    dequantize_absmax,
-    quantize_4bit,
-    quantize_absmax,
+from peftlab.core import argcheck
+from peftlab.core.targets import LLAMA_LINEARS
+from peftlab.quant import BLOCKSIZE
+from peftlab.quant.lowbit import (
+    SUPPORTED_BITS,
+    check_bits,
+    dequantize_weight,
+    pack_bits,
+    quantize_weight,
+    roundtrip,
+    stored_nbytes,
+    unpack_bits,
+    weight_nbytes,
 )
-from peftlab.targets import LLAMA_LINEARS
 from peftlab.train import (
     answer_batch,
     answer_loss,
@@ -123,8 +127,6 @@ __all__ = [
     "weight_nbytes",
 ]
 
-#: Bit-widths a layer may get: 2/3 = blockwise absmax integers, 4 = NF4 (double-quantized), 8 = INT8, 16 = bf16.
-SUPPORTED_BITS = (2, 3, 4, 8, 16)
 #: The default search set (the authors' released code: {2, 3, 4, 8}).
 SEARCH_BITS = (2, 3, 4, 8)
 #: The default rank set (small: the tiny LM's layers are 96 wide).
@@ -224,103 +226,7 @@ def layer_groups(model: nn.Module, by: str = "layer",
     return out
 
 
-# ============================================================================================ storage
-def pack_bits(codes: torch.Tensor, bits: int) -> torch.Tensor:
-    """Pack unsigned ``bits``-bit codes (values in ``[0, 2^bits)``) into a dense uint8 bit stream, most
-    significant bit first: ``⌈n·bits/8⌉`` bytes."""
-    if bits not in range(1, 9):
-        raise ValueError(f"bits={bits!r} is not allowed: expected 1 … 8")
-    flat = codes.reshape(-1).to(torch.int64)
-    if flat.numel() and (flat.min() < 0 or flat.max() >= 2 ** bits):
-        raise ValueError(f"codes must lie in [0, {2 ** bits}) for bits={bits}")
-    shifts = torch.arange(bits - 1, -1, -1, device=flat.device)
-    stream = ((flat[:, None] >> shifts) & 1).reshape(-1)
-    pad = (-stream.numel()) % 8
-    stream = torch.cat([stream, stream.new_zeros(pad)]).view(-1, 8)
-    return (stream << torch.arange(7, -1, -1, device=flat.device)).sum(1).to(torch.uint8)
-
-
-def unpack_bits(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
-    """Inverse of :func:`pack_bits`: the first ``n`` codes as int64."""
-    stream = ((packed.reshape(-1, 1).to(torch.int64) >> torch.arange(7, -1, -1, device=packed.device)) & 1).reshape(-1)
-    stream = stream[: n * bits].view(n, bits)
-    return (stream << torch.arange(bits - 1, -1, -1, device=packed.device)).sum(1)
-
-
-def _check_bits(bits) -> None:
-    if isinstance(bits, bool) or bits not in SUPPORTED_BITS:
-        raise ValueError(f"bits={bits!r} is not supported: expected one of {SUPPORTED_BITS}")
-
-
-def quantize_weight(w: torch.Tensor, bits: int, blocksize: int = BLOCKSIZE) -> dict[str, torch.Tensor]:
-    """The tensors a ``bits``-bit base weight is stored as (what :func:`weight_nbytes` counts).
-
-    2/3: ``codes`` (bit stream of ``q + L``) and ``absmax`` (fp32 per block); 4: NF4 ``packed``, ``absmax``
-    (uint8, double-quantized), ``offset``, ``absmax2`` (as ``apply_qlora``); 8: ``codes`` (int8) and ``absmax``;
-    16: ``weight`` (bf16).
-    """
-    _check_bits(bits)
-    if bits == 16:
-        return {"weight": w.detach().to(torch.bfloat16)}
-    if bits == 4:
-        packed, st = quantize_4bit(w, blocksize=blocksize, quant_type="nf4", double_quant=True)
-        return {"packed": packed, "absmax": st.absmax, "offset": st.offset.reshape(1), "absmax2": st.absmax2}
-    q, st = quantize_absmax(w, bits=bits, blocksize=blocksize)
-    if bits == 8:
-        return {"codes": q, "absmax": st.absmax}
-    levels = 2 ** (bits - 1) - 1
-    return {"codes": pack_bits(q.to(torch.int64) + levels, bits), "absmax": st.absmax}
-
-
-def dequantize_weight(stored: dict[str, torch.Tensor], bits: int, shape, dtype: torch.dtype = torch.float32,
-                      blocksize: int = BLOCKSIZE) -> torch.Tensor:
-    """``Ŵ`` from :func:`quantize_weight`'s tensors (fp32 arithmetic, cast to ``dtype``)."""
-    from peftlab.quant import QuantState, code_book, dynamic_map
-
-    _check_bits(bits)
-    shape = torch.Size(shape)
-    if bits == 16:
-        return stored["weight"].to(dtype).view(shape)
-    if bits == 4:
-        st = QuantState(absmax=stored["absmax"], shape=shape, dtype=dtype, blocksize=blocksize, quant_type="nf4",
-                        code=code_book("nf4"), offset=stored["offset"].reshape(()), absmax2=stored["absmax2"],
-                        code2=dynamic_map())
-        return dequantize_4bit(stored["packed"], st)
-    levels = 2 ** (bits - 1) - 1
-    code = torch.arange(-levels, levels + 1, dtype=torch.float32) / levels
-    st = QuantState(absmax=stored["absmax"], shape=shape, dtype=dtype, blocksize=blocksize,
-                    quant_type=f"int{bits}", code=code)
-    if bits == 8:
-        q = stored["codes"]
-    else:
-        q = (unpack_bits(stored["codes"], bits, math.prod(shape)) - levels).to(torch.int8).view(shape)
-    return dequantize_absmax(q, st)
-
-
-def roundtrip(w: torch.Tensor, bits: int, blocksize: int = BLOCKSIZE) -> torch.Tensor:
-    """``Ŵ = dequantize(quantize(W))`` at ``bits``, in ``w``'s dtype: what the layer computes with."""
-    return dequantize_weight(quantize_weight(w, bits, blocksize), bits, w.shape, w.dtype, blocksize)
-
-
-def stored_nbytes(tensors: Iterable[torch.Tensor] | dict[str, torch.Tensor]) -> int:
-    """Bytes the tensors occupy (``numel · element_size``), summed."""
-    values = tensors.values() if isinstance(tensors, dict) else tensors
-    return sum(t.numel() * t.element_size() for t in values)
-
-
 # ============================================================================================ memory model
-def weight_nbytes(numel: int, bits: int, blocksize: int = BLOCKSIZE) -> int:
-    """Closed-form bytes of one ``numel``-weight matrix stored at ``bits`` (see the module docstring)."""
-    _check_bits(bits)
-    argcheck.positive_int("numel", numel)
-    blocks = -(-numel // blocksize)
-    if bits == 16:
-        return 2 * numel
-    if bits == 4:
-        return -(-numel // 2) + blocks + 4 + 4 * -(-blocks // DOUBLE_QUANT_BLOCKSIZE)
-    return -(-numel * bits // 8) + 4 * blocks
-
-
 def lora_nbytes(in_features: int, out_features: int, rank: int) -> int:
     """Bytes of LoRA's ``A`` (r×in) and ``B`` (out×r) in 16 bits: ``2·r·(in + out)``."""
     return LORA_BYTES * rank * (in_features + out_features)
@@ -923,7 +829,7 @@ class LoRAFinetuneEvaluator:
         text, WikiText-2 there), no adapter, no training. ``steps=k``: the answer loss on the calibration
         rows after ``k`` fine-tuning steps with LoRA of ``rank`` on every unit (early-training loss, the
         quantity the search optimises)."""
-        _check_bits(bits)
+        check_bits(bits)
         if (steps is None) == (texts is None):
             raise ValueError("give either texts (base-model loss) or steps (early-training loss), not both")
         t0 = time.perf_counter()

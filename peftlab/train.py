@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab import argcheck
+from peftlab.core import argcheck
 from peftlab.device import pick_device, pick_dtype
 
 __all__ = ["EncodedSplit", "TrainResult", "answer_batch", "answer_loss", "encode", "encode_answer_pairs",

@@ -91,6 +91,29 @@ def test_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
+#: the layers below the experiments and the course: a method, its config, layers and file format, the 4-bit codes
+CORE = ("peftlab.core", "peftlab.methods", "peftlab.quant")
+
+
+def _is_core(module: str) -> bool:
+    return module == "peftlab" or any(module == c or module.startswith(c + ".") for c in CORE)
+
+
+def test_core_imports_nothing_above_it():
+    """``import peftlab`` and every core module load no experiment (train, compare, qr_adaptor), analysis or course
+    module (checks, instructor, datagen, cli, env, device, profile, data, models, standins)."""
+    graph = _graph()
+    core = [m for m in graph if _is_core(m)]
+    assert {"peftlab", "peftlab.core.tuner", "peftlab.methods.lora", "peftlab.quant"} <= set(core)
+    bad = {m: sorted(d for d in graph[m] if not _is_core(d)) for m in core}
+    assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_layer_rule_sees_a_violation():
+    graph = {"peftlab.core.tuner": {"peftlab.compare"}, "peftlab.compare": {"peftlab.core.tuner"}}
+    assert [d for m in graph if _is_core(m) for d in graph[m] if not _is_core(d)] == ["peftlab.compare"]
+
+
 def test_only_datagen_imports_datagen():
     graph = _graph()
     users = sorted(m for m, deps in graph.items()
@@ -118,19 +141,19 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 def test_peft_format_imports_no_method_and_not_interop():
     """The file format is core: the methods import it to register their codecs, never the other way round."""
-    reached = _reachable(_graph(), "peftlab.peft_format")
-    bad = sorted(m for m in reached if m.startswith("peftlab.methods") or m == "peftlab.interop")
-    assert bad == [], f"peftlab.peft_format imports (directly or through others) {bad}"
+    reached = _reachable(_graph(), "peftlab.core.peft_format")
+    bad = sorted(m for m in reached if m.startswith("peftlab.methods") or m == "peftlab.core.interop")
+    assert bad == [], f"peftlab.core.peft_format imports (directly or through others) {bad}"
 
 
 def test_interop_imports_no_method_module():
     """interop is the generic driver: it imports the methods package (so every codec is registered) and, for the
     model-level exception, prompt tuning; no codec and no other method class lives in it."""
     files = {_module_name(p) for p in ROOT.rglob("*.py")}
-    path = ROOT / "interop.py"
-    methods = sorted(m for m in _imports(path, "peftlab.interop", files) if m.startswith("peftlab.methods"))
+    path = ROOT / "core" / "interop.py"
+    methods = sorted(m for m in _imports(path, "peftlab.core.interop", files) if m.startswith("peftlab.methods"))
     assert methods == ["peftlab.methods", "peftlab.methods.prompts"]
-    from peftlab.tuner import registry
+    from peftlab.core.tuner import registry
 
     source = path.read_text(encoding="utf-8")
     for spec in registry().values():
@@ -141,8 +164,8 @@ def test_interop_imports_no_method_module():
 
 
 def test_every_peft_codec_is_registered_beside_its_method():
-    from peftlab.peft_format import codecs, same_file_methods
-    from peftlab.tuner import registry
+    from peftlab.core.peft_format import codecs, same_file_methods
+    from peftlab.core.tuner import registry
 
     methods = registry()
     shared = {s.method: s for method in codecs() for s in same_file_methods(method)}
@@ -161,15 +184,15 @@ def test_every_peft_codec_is_registered_beside_its_method():
 
 def test_compare_recipes_live_beside_their_methods():
     """``peftlab compare`` builds its table from the registry: it imports no method module, each recipe's build
-    function comes from its method's own file, and ``peftlab.recipe`` (which the methods import) imports neither
+    function comes from its method's own file, and ``peftlab.core.recipe`` (which the methods import) imports neither
     a method nor compare."""
-    from peftlab.tuner import registry
+    from peftlab.core.tuner import registry
 
     homes = {spec.config_cls.__module__ for spec in registry().values()}  # peftlab.methods.lora, …
     files = {_module_name(p) for p in ROOT.rglob("*.py")}
     compare = sorted(m for m in _imports(ROOT / "compare.py", "peftlab.compare", files) if m in homes)
     assert compare == [], f"compare.py imports {compare}"  # (peftlab.methods.fast's generic use_fast is fine)
-    reached = _reachable(_graph(), "peftlab.recipe")
+    reached = _reachable(_graph(), "peftlab.core.recipe")
     assert sorted(m for m in reached if m.startswith("peftlab.methods") or m == "peftlab.compare") == []
 
     for name, spec in registry().items():

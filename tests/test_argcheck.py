@@ -1,4 +1,4 @@
-"""peftlab.argcheck: the one place argument checks are worded, with bounds named by keyword."""
+"""peftlab.core.argcheck: the one place argument checks are worded, with bounds named by keyword."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import peftlab
-from peftlab import argcheck
+from peftlab.core import argcheck
 
 ROOT = Path(peftlab.__file__).resolve().parent
 
@@ -97,5 +97,5 @@ def test_no_module_words_these_checks_itself():
 
 
 def test_argcheck_is_a_leaf():
-    source = (ROOT / "argcheck.py").read_text(encoding="utf-8")
+    source = (ROOT / "core" / "argcheck.py").read_text(encoding="utf-8")
     assert not re.search(r"^\s*(from|import) peftlab", source, re.M)

@@ -34,8 +34,8 @@ def test_bench_rows_agree_and_print_ratios(capsys):
 
 def test_every_method_with_a_twin_is_timed_both_ways():
     """Each method that has a speed-tuned twin has a benchmark row timing the reference and the twin side by side."""
+    from peftlab.core.tuner import registry
     from peftlab.methods.fast import TWINS
-    from peftlab.tuner import registry
 
     bench = _load()
     with_twin = {name for name, spec in registry().items() if any(cls in TWINS for cls in spec.layers)}

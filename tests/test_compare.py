@@ -365,8 +365,8 @@ def test_per_example_scores_bad_input():
 
 # --- the method table: the registry's recipes, the registry's names, the old names as aliases --------------------
 def test_method_table_is_derived_from_the_registry(monkeypatch):
-    from peftlab import tuner
-    from peftlab.recipe import Recipe
+    from peftlab.core import tuner
+    from peftlab.core.recipe import Recipe
 
     expected = ["full"] + [n for spec in tuner.registry().values() for n in spec.recipes]
     assert list(C.METHODS) == expected == list(C.methods_from_registry())
@@ -392,7 +392,7 @@ def test_method_table_is_derived_from_the_registry(monkeypatch):
     with pytest.raises(ValueError, match=r"the name\(s\) \['rslora'\] are taken"):
         tuner.register_method("rslora", type("RsConfig", (NewConfig,), {"method": "rslora"}),
                               tuner.get_method("lora").layers, recipe=Recipe("x", build))
-    with pytest.raises(TypeError, match="must be a peftlab.recipe.Recipe"):
+    with pytest.raises(TypeError, match="must be a peftlab.core.recipe.Recipe"):
         tuner.register_method("new_method", NewConfig, tuner.get_method("lora").layers, recipe=build)
     assert "rslora" not in tuner._REGISTRY and tuner._REGISTRY["new_method"].recipe.summary == "a new one"
 

@@ -1,7 +1,7 @@
-"""The config base (:mod:`peftlab.config`) and the one-place defaults of every method.
+"""The config base (:mod:`peftlab.core.config`) and the one-place defaults of every method.
 
-* every method's config extends :class:`~peftlab.config.AdapterConfig` and names its method;
-* the base is never a method: :func:`peftlab.inject` and :func:`peftlab.tuner.register_method` refuse it, and a
+* every method's config extends :class:`~peftlab.core.config.AdapterConfig` and names its method;
+* the base is never a method: :func:`peftlab.inject` and :func:`peftlab.core.tuner.register_method` refuse it, and a
   config naming no registered method, with an error that says what is allowed;
 * every default of a method's ``apply_*`` and of its layers' ``__init__`` / ``check`` / ``create`` /
   ``param_shapes`` / ``num_trainable`` is its config's field default, so the two cannot drift apart.
@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 import peftlab
-from peftlab.config import AdapterConfig, names_field
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.tuner import get_method, method_for_config, register_method, registry
 from peftlab.methods.prompts import PrefixTuningConfig, PromptTuningConfig
-from peftlab.tuner import get_method, method_for_config, register_method, registry
 
 METHODS = sorted(registry())
 #: the methods that add layers (the model-level ones, prompt and prefix tuning, wrap the model and take no targets)
@@ -102,9 +102,9 @@ def test_a_user_subclass_of_a_method_config_is_that_method():
 def test_register_method_refuses_the_base_and_a_mismatched_name():
     before = registry()
     layers = get_method("lora").layers
-    with pytest.raises(TypeError, match="subclass of peftlab.config.AdapterConfig \\(not the base itself\\)"):
+    with pytest.raises(TypeError, match="subclass of peftlab.core.config.AdapterConfig \\(not the base itself\\)"):
         register_method("base", AdapterConfig, layers)
-    with pytest.raises(TypeError, match="subclass of peftlab.config.AdapterConfig"):
+    with pytest.raises(TypeError, match="subclass of peftlab.core.config.AdapterConfig"):
         register_method("plain", dict, layers)
     with pytest.raises(ValueError, match="LoRAConfig.method must be the method's name 'renamed', got 'lora'"):
         register_method("renamed", peftlab.LoRAConfig, layers)
@@ -208,8 +208,8 @@ def test_the_defaults_check_catches_a_drift():
 
 
 def test_qlora_default_targets_are_the_llama_linears():
+    from peftlab.core.targets import LLAMA_LINEARS
     from peftlab.methods.qlora import apply_qlora
-    from peftlab.targets import LLAMA_LINEARS
 
     assert inspect.signature(apply_qlora).parameters["target_modules"].default == LLAMA_LINEARS
     assert peftlab.QLoRAConfig().target_modules == list(LLAMA_LINEARS)

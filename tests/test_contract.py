@@ -22,9 +22,9 @@ from helpers import mlp, tiny_bert
 from torch import nn
 
 import peftlab
-from peftlab.interop import codecs
+from peftlab.core.interop import codecs
+from peftlab.core.tuner import adapter_layers, get_method, registry
 from peftlab.methods.fast import TWINS, use_fast
-from peftlab.tuner import adapter_layers, get_method, registry
 
 MODELS = {"mlp": mlp, "bert": tiny_bert}
 #: methods with speed-tuned layers (peftlab.methods.fast): their examples run on both the reference and the twin

@@ -17,11 +17,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import peftlab
-from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME, codecs
+from peftlab.core.interop import CONFIG_NAME, WEIGHTS_NAME, codecs
+from peftlab.core.tuner import adapter_layers
 from peftlab.methods.dora import DoRAConfig, DoRAEmbedding, DoRALinear, dora_layers
 from peftlab.methods.fast import use_fast
 from peftlab.methods.fast.dora import FactoredNorm, FastDoRALinear
-from peftlab.tuner import adapter_layers
 
 ATOL = 1e-5  # fp32; measured differences are ≤ 3e-7, see the asserts' messages
 BERT_TARGETS = ["word_embeddings", "query", "key", "value", "dense"]
@@ -495,8 +495,8 @@ def test_safe_merge_refuses_a_non_finite_result():
 
 
 def test_each_dora_layer_has_one_base_and_is_found_as_dora():
+    from peftlab.core.tuner import method_of_layer, registered_layer_class
     from peftlab.methods.lora import LoRAEmbedding, LoRALinear
-    from peftlab.tuner import method_of_layer, registered_layer_class
 
     assert DoRALinear.__bases__ == (LoRALinear,) and DoRAEmbedding.__bases__ == (LoRAEmbedding,)
     model = peftlab.apply_dora(tiny_bert(), r=2, target_modules=["word_embeddings", "query"])

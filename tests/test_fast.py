@@ -16,10 +16,10 @@ from helpers import mlp, tiny_bert
 from torch import nn
 
 import peftlab
+from peftlab.core.tuner import adapter_layers, registry
 from peftlab.methods.fast import TWINS, use_fast
 from peftlab.methods.fast.dora import FactoredNorm
 from peftlab.methods.fast.waveft import FastWaveFTLinear
-from peftlab.tuner import adapter_layers, registry
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 FAST = sorted(name for name, spec in registry().items() if any(cls in TWINS for cls in spec.layers))

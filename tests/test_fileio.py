@@ -1,4 +1,4 @@
-"""peftlab.fileio: one atomic write for every file the kit writes."""
+"""peftlab.core.fileio: one atomic write for every file the kit writes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from peftlab.fileio import atomic_write, atomic_write_with
+from peftlab.core.fileio import atomic_write, atomic_write_with
 
 
 def test_text_and_bytes_land_whole_and_readable(tmp_path):

@@ -18,7 +18,7 @@ from peft import PeftModel, TaskType, get_peft_model
 from torch import nn
 
 import peftlab
-from peftlab.interop import CONFIG_NAME
+from peftlab.core.interop import CONFIG_NAME
 from peftlab.methods.ia3 import IA3Config, IA3Linear, ia3_layers, is_feedforward
 
 ATOL = 1e-5

@@ -12,7 +12,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 
 import peftlab
-from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME
+from peftlab.core.interop import CONFIG_NAME, WEIGHTS_NAME
 from peftlab.methods.lora import lora_layers
 
 IDS = torch.randint(0, 64, (2, 7), generator=torch.Generator().manual_seed(0))
@@ -138,7 +138,7 @@ def test_unknown_peft_type_lists_supported(tmp_path):
 
 
 def test_codec_registry_refuses_a_second_codec_and_keeps_interop_names():
-    from peftlab import interop, peft_format
+    from peftlab.core import interop, peft_format
     from peftlab.methods.qlora import QLoRALinear
 
     assert interop.codecs() == peft_format.codecs() and interop.Codec is peft_format.Codec

@@ -12,8 +12,8 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 import peftlab
+from peftlab.core.tuner import disable_adapter, merge_adapter, set_adapter, unmerge_adapter
 from peftlab.methods.lora import LoRALinear, lora_layers
-from peftlab.tuner import disable_adapter, merge_adapter, set_adapter, unmerge_adapter
 
 ATOL = 1e-5
 

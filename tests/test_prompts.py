@@ -18,7 +18,7 @@ from peft import PrefixTuningConfig as PeftPrefixConfig
 from peft import PromptTuningConfig as PeftPromptConfig
 
 import peftlab
-from peftlab.interop import CONFIG_NAME, WEIGHTS_NAME
+from peftlab.core.interop import CONFIG_NAME, WEIGHTS_NAME
 from peftlab.methods.prompts import (
     PrefixTuningConfig,
     PrefixTuningModel,
@@ -297,7 +297,7 @@ def _wrapped(name: str):
 def test_registered_as_a_model_level_method_under_peft_names(name):
     from peft import PeftType
 
-    from peftlab.tuner import get_method, method_for_config, model_level_method, registry
+    from peftlab.core.tuner import get_method, method_for_config, model_level_method, registry
 
     _, _, wrapper_cls, config_cls = WRAPPERS[name]
     spec = get_method(name)

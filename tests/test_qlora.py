@@ -10,9 +10,9 @@ from helpers import mlp
 from torch import nn
 
 import peftlab
+from peftlab.core.targets import LLAMA_LINEARS
 from peftlab.methods.qlora import QLoRAConfig, QLoRALinear, QuantLinear, dequantized_reference
 from peftlab.quant import bits_per_param, dequantize_4bit, quantize_4bit
-from peftlab.targets import LLAMA_LINEARS
 
 bnb = pytest.importorskip("bitsandbytes")
 
@@ -348,7 +348,7 @@ def test_qlora_file_round_trip_second_adapter_and_bad_targets(tmp_path):
     ids = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(3))
     y = model(input_ids=ids).logits
     peftlab.save_peft_adapter(model, tmp_path / "a")
-    from peftlab.interop import adapter_state_dict
+    from peftlab.core.interop import adapter_state_dict
 
     state = adapter_state_dict(model)
     assert len(state) == 28 and all(k.endswith((".lora_A.weight", ".lora_B.weight")) for k in state)

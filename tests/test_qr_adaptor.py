@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from peftlab import qr_adaptor as qa
+from peftlab.core.targets import LLAMA_LINEARS
 from peftlab.methods.qlora import QuantLinear
 from peftlab.quant import dequantize_absmax, quantize_absmax
-from peftlab.targets import LLAMA_LINEARS
 
 LLAMA_TARGETS = list(LLAMA_LINEARS)
 

@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import peftlab
+from peftlab.core.tuner import adapter_layers
 from peftlab.methods.vblora import (
     VBLoRAConfig,
     VBLoRALinear,
@@ -24,7 +25,6 @@ from peftlab.methods.vblora import (
     vblora_layers,
     vector_bank,
 )
-from peftlab.tuner import adapter_layers
 
 
 def _peft(base, **kw):

@@ -16,6 +16,7 @@ from helpers import mlp, tiny_bert
 from torch import nn
 
 import peftlab
+from peftlab.core.tuner import adapter_layers
 from peftlab.methods.fast import use_fast
 from peftlab.methods.waveft import (
     FAMILIES,
@@ -28,7 +29,6 @@ from peftlab.methods.waveft import (
     padded_shape,
     synthesis_matrix,
 )
-from peftlab.tuner import adapter_layers
 
 pywt = pytest.importorskip("pywt")
 peft = pytest.importorskip("peft")
@@ -244,7 +244,7 @@ def test_fresh_adapter_is_zero_and_init_weights_false_matches_peft():
     torch.manual_seed(5)
     ours = peftlab.apply_waveft(copy.deepcopy(base), n_frequency=50, target_modules=["query"], init_weights=False)
     sd_t = peft.get_peft_model_state_dict(theirs)
-    sd_o = peftlab.interop.adapter_state_dict(ours)
+    sd_o = peftlab.core.interop.adapter_state_dict(ours)
     assert sd_t.keys() == sd_o.keys() and all(torch.equal(sd_t[k], sd_o[k]) for k in sd_t)
 
 

@@ -59,7 +59,7 @@ def adapted_weight(module: nn.Module, adapter_name: str = "default") -> torch.Te
 
     ``nn.Linear``: its weight; a LoRA layer: ``W0 + s·B A``; a DoRA layer: ``diag(m/n)(W0 + s·B A)``.
     """
-    from peftlab.layer import AdapterLayer
+    from peftlab.core.layer import AdapterLayer
     from peftlab.methods.dora import DoRALayer
 
     with torch.no_grad():

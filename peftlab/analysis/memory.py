@@ -32,14 +32,13 @@ not predicting a framework's peak to the megabyte.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from peftlab import argcheck
+from peftlab.core import argcheck
+from peftlab.core.targets import LLAMA_LINEARS
 from peftlab.methods.qlora import QLoRAConfig
-from peftlab.quant import DOUBLE_QUANT_BLOCKSIZE
-from peftlab.targets import LLAMA_LINEARS
+from peftlab.quant import nf4_nbytes
 
 __all__ = [
     "GPUS",
@@ -132,11 +131,9 @@ def model_shape(config) -> ModelShape:
 
 
 def quantized_weight_bytes(numel: int, blocksize: int = _QLORA.blocksize, double_quant: bool = _QLORA.double_quant) -> int:
-    """Bytes :func:`peftlab.quant.quantize_4bit` stores for ``numel`` weights (codes + constants)."""
-    blocks = math.ceil(numel / blocksize)
-    if not double_quant:
-        return math.ceil(numel / 2) + 4 * blocks
-    return math.ceil(numel / 2) + blocks + 4 * math.ceil(blocks / DOUBLE_QUANT_BLOCKSIZE) + 4
+    """Bytes :func:`peftlab.quant.quantize_4bit` stores for ``numel`` weights (codes + constants):
+    :func:`peftlab.quant.nf4_nbytes`."""
+    return nf4_nbytes(numel, blocksize, double_quant)
 
 
 @dataclass

@@ -31,8 +31,8 @@ import time
 import torch
 from torch import nn
 
+from peftlab.core.targets import LLAMA_LINEARS
 from peftlab.quant import BLOCKSIZE  # NF4's block (QLoRA, bitsandbytes): 64
-from peftlab.targets import LLAMA_LINEARS
 from peftlab.train import (
     answer_batch,
     encode_answer_pairs,

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from peftlab.fileio import atomic_write
+from peftlab.core.fileio import atomic_write
 from peftlab.instructor._grade_assemble import InvalidSubmission, WrongWeek, assemble, read_submission
 from peftlab.instructor._grade_run import GraderSetupError, Limits, run_graded, sandbox_plan, sweep_cgroups
 from peftlab.instructor.notebook import (

@@ -20,7 +20,7 @@ import nbformat
 import nbformat.reader
 from nbformat import NotebookNode
 
-from peftlab.fileio import atomic_write
+from peftlab.core.fileio import atomic_write
 
 __all__ = [
     "ANSWER",

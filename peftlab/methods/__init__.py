@@ -1,4 +1,4 @@
-"""One file per method; importing a file registers its method with :mod:`peftlab.tuner`.
+"""One file per method; importing a file registers its method with :mod:`peftlab.core.tuner`.
 
 ``lora.py`` — LoRA, and rsLoRA as a comparison variant (``LoRALinear``, ``LoRAEmbedding``); ``dora.py`` — DoRA
 (``DoRALinear``); ``waveft.py`` — WaveFT (``WaveFTLinear``); ``qlora.py`` — QLoRA (``QLoRALinear`` over a 4-bit

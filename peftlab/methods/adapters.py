@@ -42,11 +42,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.config import AdapterConfig, names_field
-from peftlab.layer import AdapterLayer
-from peftlab.recipe import Recipe
-from peftlab.tuner import adapter_layers, inject, register_method
+from peftlab.core import argcheck
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.layer import AdapterLayer
+from peftlab.core.recipe import Recipe
+from peftlab.core.tuner import adapter_layers, inject, register_method
 
 __all__ = ["HoulsbyConfig", "HoulsbyLinear", "apply_houlsby_adapter", "houlsby_layers"]
 

@@ -71,6 +71,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from peftlab.core.peft_format import Codec, register_codec
+from peftlab.core.recipe import Recipe, head, targets
+from peftlab.core.tuner import adapter_layers, inject, register_method
 from peftlab.methods.lora import (
     LoRAConfig,
     LoRAEmbedding,
@@ -79,9 +82,6 @@ from peftlab.methods.lora import (
     lora_from_peft,
     lora_to_peft,
 )
-from peftlab.peft_format import Codec, register_codec
-from peftlab.recipe import Recipe, head, targets
-from peftlab.tuner import adapter_layers, inject, register_method
 
 __all__ = ["DoRAConfig", "DoRAEmbedding", "DoRALayer", "DoRALinear", "apply_dora", "direction_norm", "dora_layers",
            "merged_direction", "rescale_rows", "unmerged_direction"]
@@ -410,7 +410,7 @@ register_method(
 )
 
 
-# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# ---------------------------------------------------------------------- peft's file (peftlab.core.peft_format)
 def _dora_to_peft(cfg: DoRAConfig) -> dict:
     return {**lora_to_peft(cfg), "use_dora": True}
 

@@ -43,12 +43,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.config import AdapterConfig, names_field
-from peftlab.layer import AdapterLayer
-from peftlab.peft_format import Codec, register_codec
-from peftlab.recipe import Recipe, head
-from peftlab.tuner import adapter_layers, inject, register_method
+from peftlab.core import argcheck
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.layer import AdapterLayer
+from peftlab.core.peft_format import Codec, register_codec
+from peftlab.core.recipe import Recipe, head
+from peftlab.core.tuner import adapter_layers, inject, register_method
 
 __all__ = ["IA3Config", "IA3Linear", "apply_ia3", "ia3_layers", "is_feedforward"]
 
@@ -261,7 +261,7 @@ register_method(
 )
 
 
-# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# ---------------------------------------------------------------------- peft's file (peftlab.core.peft_format)
 def _ia3_to_peft(cfg: IA3Config) -> dict:
     return {"feedforward_modules": cfg.feedforward_modules, "fan_in_fan_out": False,
             "init_ia3_weights": cfg.init_ia3_weights}

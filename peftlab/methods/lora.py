@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.config import AdapterConfig, names_field
-from peftlab.layer import AdapterLayer
-from peftlab.peft_format import Codec, register_codec
-from peftlab.recipe import Recipe, head, targets
-from peftlab.targets import pattern_key
-from peftlab.tuner import (
+from peftlab.core import argcheck
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.layer import AdapterLayer
+from peftlab.core.peft_format import Codec, register_codec
+from peftlab.core.recipe import Recipe, head, targets
+from peftlab.core.targets import pattern_key
+from peftlab.core.tuner import (
     adapter_layers,
     inject,
     register_method,
@@ -302,7 +302,7 @@ def apply_lora(
     """Wrap the target ``nn.Linear`` / ``nn.Embedding`` layers of ``model`` with LoRA, in place, and freeze
     everything else; the convenient form of ``peftlab.inject(model, LoRAConfig(...), adapter_name)``.
 
-    ``target_modules``: a list of name suffixes or one regex (see :mod:`peftlab.targets`).
+    ``target_modules``: a list of name suffixes or one regex (see :mod:`peftlab.core.targets`).
     ``modules_to_save``: modules that stay fully trainable and are saved with the adapter, e.g. a new
     ``classifier`` head. Calling it again with another ``adapter_name`` adds a second adapter. Nothing is
     changed if any argument is invalid. Returns ``model``.
@@ -342,7 +342,7 @@ register_method(
 )
 
 
-# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# ---------------------------------------------------------------------- peft's file (peftlab.core.peft_format)
 def lora_to_peft(cfg: LoRAConfig) -> dict:
     """peft's ``LoraConfig`` fields for ``cfg`` (DoRA's and QLoRA's files use them too)."""
     return {

@@ -42,7 +42,7 @@ which is frozen except ``modules_to_save`` (a classifier head). ``peftlab.save_p
 
 Both are registered (at the bottom of this file) as *model-level* methods under peft's names (``PeftType``
 ``PROMPT_TUNING`` / ``PREFIX_TUNING``, lower-cased): ``"prompt_tuning"`` and ``"prefix_tuning"``, with their
-wrapper class and no layers. So ``peftlab.tuner.method_for_config`` knows their configs, and the model-level
+wrapper class and no layers. So ``peftlab.core.tuner.method_for_config`` knows their configs, and the model-level
 operations act on a wrapper: ``peftlab.disable_adapter(wrapper)`` runs the base model without the virtual
 tokens, ``peftlab.unload(wrapper)`` returns the base model, and merging is refused (virtual tokens are no
 weight change). A wrapper holds one adapter, named ``"default"``.
@@ -59,11 +59,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.config import AdapterConfig, names_field
-from peftlab.recipe import Recipe, head, initial_seed
-from peftlab.targets import modules_matching
-from peftlab.tuner import register_method
+from peftlab.core import argcheck
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.recipe import Recipe, head, initial_seed
+from peftlab.core.targets import modules_matching
+from peftlab.core.tuner import register_method
 
 __all__ = [
     "PrefixTuningConfig",

@@ -37,10 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab import argcheck
+from peftlab.core import argcheck
+from peftlab.core.peft_format import register_same_file
+from peftlab.core.recipe import Recipe, head, targets
+from peftlab.core.targets import LLAMA_LINEARS, find_targets, get_submodule_parent
+from peftlab.core.tuner import inject, register_method
 from peftlab.methods.lora import LoRAConfig, LoRALinear, lora_family_config
-from peftlab.peft_format import register_same_file
-from peftlab.quant import (
+from peftlab.quant.codes import (
     BLOCKSIZE,
     DOUBLE_QUANT_BLOCKSIZE,
     FLOAT_DTYPES,
@@ -53,9 +56,6 @@ from peftlab.quant import (
     quantize_4bit,
     quantized_nbytes,
 )
-from peftlab.recipe import Recipe, head, targets
-from peftlab.targets import LLAMA_LINEARS, find_targets, get_submodule_parent
-from peftlab.tuner import inject, register_method
 
 __all__ = ["QLoRAConfig", "QLoRALinear", "QuantLinear", "apply_qlora", "dequantized_reference"]
 
@@ -406,7 +406,7 @@ register_method(
 )
 
 
-# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# ---------------------------------------------------------------------- peft's file (peftlab.core.peft_format)
 def _quantized_targets(model: nn.Module, names, where: str) -> dict | None:
     """QLoRA's quantization settings when every named module's base is 4-bit (:class:`QuantLinear`), ``None``
     when none is; a mix, or 4-bit layers quantized differently, is an error (nothing has changed yet)."""

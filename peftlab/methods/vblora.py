@@ -9,7 +9,7 @@ Notation as in :mod:`peftlab.methods.lora` (PyTorch's and peft's): a frozen ``nn
     V ∈ R^{N×b}          N = ``num_vectors`` (default 256), b = ``vector_length`` (default 256)
 
 initialised U(−β, β), β = ``init_vector_bank_bound`` (0.02). peftlab keeps it in the model's shared slot
-(:func:`peftlab.tuner.shared_parameter`): one ``nn.Parameter`` registered once, as
+(:func:`peftlab.core.tuner.shared_parameter`): one ``nn.Parameter`` registered once, as
 ``model.peftlab_shared.vblora_vector_bank_<adapter>``; each layer holds a reference to it (not registered
 again), so ``parameters()``, ``state_dict()`` and a saved file hold it once. peft keeps it as
 ``base_model.vblora_vector_bank.<adapter>``.
@@ -65,12 +65,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.config import AdapterConfig, names_field
-from peftlab.layer import AdapterLayer
-from peftlab.peft_format import Codec, register_codec
-from peftlab.recipe import Recipe, head, targets
-from peftlab.tuner import adapter_layers, inject, register_method, shared_parameter
+from peftlab.core import argcheck
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.layer import AdapterLayer
+from peftlab.core.peft_format import Codec, register_codec
+from peftlab.core.recipe import Recipe, head, targets
+from peftlab.core.tuner import adapter_layers, inject, register_method, shared_parameter
 
 __all__ = [
     "VBLORA_BANK_KEY",
@@ -430,7 +430,7 @@ register_method(
 )
 
 
-# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# ---------------------------------------------------------------------- peft's file (peftlab.core.peft_format)
 # VB-LoRA: the bank is one model-level tensor in peft's file ("base_model.vblora_vector_bank"); inside
 # peftlab's generic reader/writer every layer carries it as "<module>.vblora_vector_bank" (the same Parameter).
 VBLORA_BANK_KEY = "base_model.vblora_vector_bank"

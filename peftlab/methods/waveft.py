@@ -68,13 +68,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.config import AdapterConfig, names_field
-from peftlab.layer import AdapterLayer
-from peftlab.peft_format import Codec, register_codec
-from peftlab.recipe import Recipe, head, targets
-from peftlab.targets import pattern_key
-from peftlab.tuner import inject, register_method
+from peftlab.core import argcheck
+from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.layer import AdapterLayer
+from peftlab.core.peft_format import Codec, register_codec
+from peftlab.core.recipe import Recipe, head, targets
+from peftlab.core.targets import pattern_key
+from peftlab.core.tuner import inject, register_method
 
 __all__ = [
     "FAMILIES",
@@ -388,7 +388,7 @@ class WaveFTLinear(AdapterLayer):
     def delta_weight(self, adapter_name: str = "default") -> torch.Tensor:
         """``ΔW = s · crop(R_H Q R_Wᵀ)`` (:func:`idwt2`), or ``s · C0`` without the transform; shape (out, in).
 
-        The layer's forward is :class:`~peftlab.layer.AdapterLayer`'s: ``base_layer(x) + x ΔWᵀ``, as peft's.
+        The layer's forward is :class:`~peftlab.core.layer.AdapterLayer`'s: ``base_layer(x) + x ΔWᵀ``, as peft's.
         """
         Q = self.coefficients(adapter_name)
         if self.waveft_use_idwt[adapter_name]:
@@ -456,7 +456,7 @@ register_method(
 )
 
 
-# ---------------------------------------------------------------------- peft's file (peftlab.peft_format)
+# ---------------------------------------------------------------------- peft's file (peftlab.core.peft_format)
 # peft 0.21.2 ships its own filter table for WaveFT; two entries are not the named wavelet [measured]:
 # coif4's taps differ from pywt's by up to 1.2e-2 (Σh² = 1.0099, not orthonormal) and coif5 has 48 taps
 # instead of 30 (its ΔW comes out smaller than the layer, and the first forward fails). Used only where

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from peftlab import argcheck
-from peftlab.layer import AdapterLayer
+from peftlab.core import argcheck
+from peftlab.core.layer import AdapterLayer
 from peftlab.methods.dora import DoRAEmbedding, DoRALinear
 from peftlab.methods.fast.dora import FastDoRAEmbedding, FastDoRALinear
 from peftlab.methods.fast.vblora import FastVBLoRALinear

@@ -3,10 +3,10 @@
 A method's config is a dataclass that subclasses :class:`AdapterConfig` and inherits from it
 
 * the **method contract**: the class attribute ``method`` names the method, the name it registers under
-  (:func:`peftlab.tuner.register_method` refuses a config class whose ``method`` differs, and
-  :func:`peftlab.tuner.inject` refuses a config whose class no method registered — the base itself included);
+  (:func:`peftlab.core.tuner.register_method` refuses a config class whose ``method`` differs, and
+  :func:`peftlab.core.tuner.inject` refuses a config whose class no method registered — the base itself included);
 * the **shared fields' checks**: ``target_modules`` (a list of name suffixes, or one regex string) and
-  ``modules_to_save`` (a list of module names), checked by :func:`peftlab.targets.check_target_fields` and
+  ``modules_to_save`` (a list of module names), checked by :func:`peftlab.core.targets.check_target_fields` and
   returned as a fresh list / string. A config that wraps the whole model instead of target layers (prompt and
   prefix tuning) has no ``target_modules``; only its ``modules_to_save`` is checked;
 * :meth:`AdapterConfig.to_dict`: every field, plus ``"method"``.
@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from peftlab import argcheck
-from peftlab.targets import check_target_fields
+from peftlab.core import argcheck
+from peftlab.core.targets import check_target_fields
 
 __all__ = ["AdapterConfig", "names_field"]
 

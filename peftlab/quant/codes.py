@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import torch
 
-from peftlab import argcheck
+from peftlab.core import argcheck
 
 __all__ = [
     "BLOCKSIZE",
@@ -69,6 +69,7 @@ __all__ = [
     "nf4_code",
     "quantize_4bit",
     "quantize_absmax",
+    "nf4_nbytes",
     "quantized_nbytes",
 ]
 
@@ -203,6 +204,19 @@ class QuantState:
 def quantized_nbytes(packed: torch.Tensor, state: QuantState) -> int:
     """Bytes a quantized weight occupies: packed codes plus its constants (from the tensors themselves)."""
     return packed.numel() * packed.element_size() + state.nbytes
+
+
+def nf4_nbytes(numel: int, blocksize: int = BLOCKSIZE, double_quant: bool = True) -> int:
+    """Closed-form bytes :func:`quantize_4bit` stores for ``numel`` weights (what :func:`quantized_nbytes` counts on
+    the tensors): ``⌈n/2⌉`` bytes of 4-bit codes plus, per block of ``blocksize``, an fp32 absmax (``4·⌈n/b⌉``) or,
+    double-quantized, an 8-bit code of it (``⌈n/b⌉``) with one fp32 second-level absmax per
+    :data:`DOUBLE_QUANT_BLOCKSIZE` of those and their fp32 mean (``4·⌈⌈n/b⌉/256⌉ + 4``). The one formula of it:
+    :mod:`peftlab.quant.lowbit` (QR-Adaptor's memory model) and :mod:`peftlab.analysis.memory` use it."""
+    argcheck.positive_int("numel", numel)
+    blocks = -(-numel // blocksize)
+    if not double_quant:
+        return -(-numel // 2) + 4 * blocks
+    return -(-numel // 2) + blocks + 4 * -(-blocks // DOUBLE_QUANT_BLOCKSIZE) + 4
 
 
 def bits_per_param(packed: torch.Tensor, state: QuantState) -> float:

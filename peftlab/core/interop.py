@@ -3,7 +3,7 @@
 A peft adapter folder holds ``adapter_config.json`` (the config: ``peft_type``, ``r``, ``lora_alpha``,
 ``target_modules`` …) and ``adapter_model.safetensors`` (the tensors, named after the module path inside the
 peft wrapper, e.g. ``base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight``; modules kept
-fully trainable, such as a classification head, under their own names). :mod:`peftlab.peft_format` owns that
+fully trainable, such as a classification head, under their own names). :mod:`peftlab.core.peft_format` owns that
 format and the registry of codecs; each method's :class:`Codec` (which ``peft_type`` and flags it reads, how
 its config maps to peft's fields, how peft names each of its tensors) is defined and registered in the
 method's own file under :mod:`peftlab.methods`.
@@ -15,7 +15,7 @@ live peft model. Never pickle: safetensors + JSON only, written atomically.
 
 QLoRA has no format of its own: peft saves LoRA over a 4-bit base as a plain LoRA file, so a QLoRA model is
 saved through the LoRA codec, and a LoRA file loaded onto 4-bit targets becomes QLoRA layers
-(``methods/qlora.py`` registers this with :func:`peftlab.peft_format.register_same_file`).
+(``methods/qlora.py`` registers this with :func:`peftlab.core.peft_format.register_same_file`).
 
 Prompt tuning is the one model-level exception, kept here: it injects no layer (a :class:`PromptTuningModel`
 wraps the model), so it has no codec; ``save_peft_adapter`` / ``load_peft_adapter`` exchange its
@@ -33,12 +33,11 @@ import torch
 from torch import nn
 
 import peftlab.methods  # noqa: F401  (imports every method, so every codec is registered)
-from peftlab import peft_format
-from peftlab.layer import AdapterLayer, check_adapter_name
-from peftlab.methods.prompts import PromptTuningConfig, PromptTuningModel
-from peftlab.peft_format import CONFIG_NAME, PREFIX, WEIGHTS_NAME, Codec, codecs
-from peftlab.targets import modules_matching
-from peftlab.tuner import (
+from peftlab.core import peft_format
+from peftlab.core.layer import AdapterLayer, check_adapter_name
+from peftlab.core.peft_format import CONFIG_NAME, PREFIX, WEIGHTS_NAME, Codec, codecs
+from peftlab.core.targets import modules_matching
+from peftlab.core.tuner import (
     adapter_layers,
     bind_targets,
     get_method,
@@ -47,6 +46,7 @@ from peftlab.tuner import (
     method_of_layer,
     registered_layer_class,
 )
+from peftlab.methods.prompts import PromptTuningConfig, PromptTuningModel
 
 __all__ = [
     "CONFIG_NAME",

@@ -6,10 +6,10 @@
                                                               (suffix/regex)    (nothing changed yet)
 
 * **Registry.** A method registers once (:func:`register_method`): its name, its config class and its
-  layer classes (:class:`peftlab.layer.AdapterLayer` subclasses, each saying which base layer types it
+  layer classes (:class:`peftlab.core.layer.AdapterLayer` subclasses, each saying which base layer types it
   wraps). :func:`inject` dispatches on the config's type.
 * **Config protocol.** A method's config is a validated dataclass extending
-  :class:`peftlab.config.AdapterConfig` (its class attribute ``method`` is the registered name) with ``target_modules``,
+  :class:`peftlab.core.config.AdapterConfig` (its class attribute ``method`` is the registered name) with ``target_modules``,
   ``modules_to_save`` and a method ``layer_hparams(module_name, base_layer) -> dict`` giving the keyword
   arguments of ``AdapterLayer.add_adapter`` for that layer (per-layer values such as ``rank_pattern``
   resolve there). A config whose per-layer values depend on all targets (WaveFT's
@@ -30,7 +30,7 @@
   know ``"default"``, and merging (:func:`merge_adapter`, :func:`merge_and_unload`) or deleting the one adapter is
   refused — virtual tokens are no weight change (as in peft, where prompt learning cannot be merged).
 * **Comparison recipes.** A method may register how ``peftlab compare`` builds it (``recipe=``, a
-  :class:`peftlab.recipe.Recipe`, and ``variants=`` for named settings compared as methods of their own:
+  :class:`peftlab.core.recipe.Recipe`, and ``variants=`` for named settings compared as methods of their own:
   LoRA's ``"rslora"``); :mod:`peftlab.compare` derives its method table from the registry.
 
 The configs of the adapters on a model are kept as ``model.peftlab_config`` (adapter name → config).
@@ -47,10 +47,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from peftlab.config import AdapterConfig
-from peftlab.layer import AdapterLayer, check_adapter_name
-from peftlab.recipe import Recipe
-from peftlab.targets import (
+from peftlab.core.config import AdapterConfig
+from peftlab.core.layer import AdapterLayer, check_adapter_name
+from peftlab.core.recipe import Recipe
+from peftlab.core.targets import (
     ParameterCount,
     count_parameters,
     find_targets,
@@ -111,7 +111,7 @@ class MethodSpec:
     ``disable_adapter()`` context manager. It has no contract-test examples (the contract is the layers');
     its own test file checks it.
 
-    ``recipe`` is how ``peftlab compare`` builds the method (:class:`peftlab.recipe.Recipe`); ``variants`` are
+    ``recipe`` is how ``peftlab compare`` builds the method (:class:`peftlab.core.recipe.Recipe`); ``variants`` are
     further recipes of the same method that the comparison runs under names of their own (LoRA's
     ``"rslora"``). :attr:`recipes` is both, the method's own name first.
     """
@@ -168,13 +168,13 @@ def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLa
                     variants: dict[str, Recipe] | None = None) -> MethodSpec:
     """Register a method (called once, at the bottom of its file in ``peftlab/methods/``).
 
-    ``config_cls`` is a subclass of :class:`peftlab.config.AdapterConfig` (never the base itself) whose class
+    ``config_cls`` is a subclass of :class:`peftlab.core.config.AdapterConfig` (never the base itself) whose class
     attribute ``method`` is ``name``. A layer method gives its ``layers``; a model-level method gives
     ``layers=()``, ``wrapper=`` its wrapper class and ``mergeable=False``. ``recipe`` / ``variants``: how
     ``peftlab compare`` builds it (see :class:`MethodSpec`); a variant's name must be no other method's or
     variant's. Everything is checked before the registry changes."""
     if not (isinstance(config_cls, type) and issubclass(config_cls, AdapterConfig)) or config_cls is AdapterConfig:
-        raise TypeError(f"config_cls of {name!r} must be a subclass of peftlab.config.AdapterConfig (not the base "
+        raise TypeError(f"config_cls of {name!r} must be a subclass of peftlab.core.config.AdapterConfig (not the base "
                         f"itself), got {config_cls!r}")
     if config_cls.method != name:
         raise ValueError(f"{config_cls.__name__}.method must be the method's name {name!r}, got "
@@ -197,7 +197,7 @@ def register_method(name: str, config_cls: type, layers: Sequence[type[AdapterLa
     variants = dict(variants or {})
     for key, value in [(name, recipe), *variants.items()]:
         if value is not None and not isinstance(value, Recipe):
-            raise TypeError(f"recipe {key!r} of method {name!r} must be a peftlab.recipe.Recipe, got {value!r}")
+            raise TypeError(f"recipe {key!r} of method {name!r} must be a peftlab.core.recipe.Recipe, got {value!r}")
     taken = {n: spec.name for spec in _REGISTRY.values() if spec.name != name for n in (spec.name, *spec.variants)}
     clash = sorted(n for n in [name, *variants] if n in taken)
     if clash or name in variants:
@@ -224,7 +224,7 @@ def get_method(name: str) -> MethodSpec:
 def method_for_config(config) -> MethodSpec:
     """The method of ``config``: the registered config class nearest in its class's MRO, so a subclass of
     ``LoRAConfig`` is LoRA and ``DoRAConfig`` (itself a ``LoRAConfig``) is DoRA. The base
-    :class:`~peftlab.config.AdapterConfig` is never a method: a ``TypeError`` names the method configs."""
+    :class:`~peftlab.core.config.AdapterConfig` is never a method: a ``TypeError`` names the method configs."""
     for klass in type(config).__mro__:
         if klass is AdapterConfig:  # the base is no method: nothing below it in the MRO is either
             break
@@ -528,7 +528,7 @@ def unmerge_adapter(model: nn.Module) -> nn.Module:
 
 
 def _unwrap(model: nn.Module, merge: bool, safe_merge: bool, adapter_names) -> nn.Module:
-    from peftlab.targets import get_submodule_parent
+    from peftlab.core.targets import get_submodule_parent
 
     layers = _layers_or_raise(model)
     if merge:

@@ -14,10 +14,10 @@ The format is generic; what differs per method is small and lives in one :class:
 registered (:func:`register_codec`) in the method's own file next to its ``register_method(...)`` call: which
 ``peft_type`` (and flags such as ``use_dora``) it reads, how its config maps to peft's fields, and how peft
 names each of its tensors. A method whose file *is* another method's (QLoRA: peft saves LoRA over a 4-bit base
-as a plain LoRA file) registers with :func:`register_same_file` instead. :mod:`peftlab.interop` is the
+as a plain LoRA file) registers with :func:`register_same_file` instead. :mod:`peftlab.core.interop` is the
 generic reader/writer over this registry.
 
-This module imports no method and not :mod:`peftlab.interop`: the methods import it.
+This module imports no method and not :mod:`peftlab.core.interop`: the methods import it.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from peftlab.fileio import atomic_write_with
+from peftlab.core.fileio import atomic_write_with
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from peftlab.layer import AdapterLayer
+    from peftlab.core.layer import AdapterLayer
 
 __all__ = [
     "CONFIG_NAME",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from peftlab import argcheck
+from peftlab.core import argcheck
 
 #: the seven Linear layers of every Llama/Qwen2 decoder block (attention, then the SwiGLU MLP)
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

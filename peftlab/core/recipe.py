@@ -1,6 +1,6 @@
 """How ``peftlab compare`` builds a method: the :class:`Recipe` each method registers beside itself.
 
-A method's file passes ``recipe=Recipe(...)`` to :func:`peftlab.tuner.register_method` (and, for a named
+A method's file passes ``recipe=Recipe(...)`` to :func:`peftlab.core.tuner.register_method` (and, for a named
 setting of the same method that the comparison runs as a method of its own, ``variants={"rslora": Recipe(...)}``
 in ``lora.py``). :mod:`peftlab.compare` builds its method table from the registry, so a new method joins the
 comparison from its own file.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from peftlab.targets import LLAMA_LINEARS
+from peftlab.core.targets import LLAMA_LINEARS
 
 __all__ = ["ENCODER_TARGETS", "LLAMA_TARGETS", "TASKS", "Recipe", "head", "initial_seed", "targets"]
 
