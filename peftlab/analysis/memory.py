@@ -21,7 +21,7 @@ For a decoder of ``L`` layers (hidden ``h``, MLP width ``i``, ``a`` heads, ``kv`
       + checkpointing: L·h + … instead (each layer keeps only its input and recomputes the rest)
 
   ``V`` (the log-softmax of the logits for the loss) is counted in fp32. The coefficients are checked against
-  the bytes autograd actually saves on tiny Llama models (``tests/test_memory.py``); at 7B scale they are an
+  the bytes autograd actually saves on tiny Llama models (``tests/analysis/test_memory.py``); at 7B scale they are an
   extrapolation of the same count (no fused cross-entropy, no activation offloading, no paged optimizer).
 
 What the estimate is for: comparing the three methods and the effect of each choice (dtype, double

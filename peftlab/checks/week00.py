@@ -4,7 +4,7 @@ Exercises (the student writes code):
   E1  ``bottleneck_adapter(h, W_down, b_down, W_up, b_up)``: the Houlsby adapter, compared with peftlab's
       ``HoulsbyLinear``
   E2  ``ia3_linear(x, W, b, l, feedforward)``: IA³'s output / input scaling, compared with peftlab's ``IA3Linear``
-      (itself equal to peft's IA³ layer: tests/test_ia3.py)
+      (itself equal to peft's IA³ layer: tests/methods/test_ia3.py)
   E3  ``prepend_prompt(prompt, inputs_embeds, attention_mask)``: prompt tuning's concatenation ``[P; E]`` and the
       mask with T ones in front (what peftlab's ``PromptTuningModel`` and peft feed the model)
 Checkpoint questions (written for this notebook; the lecture gives none), each on the student's own numbers:

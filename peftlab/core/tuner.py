@@ -90,7 +90,7 @@ SHARED_ATTR = "peftlab_shared"
 class MethodSpec:
     """What the tuner knows of a method.
 
-    ``examples`` are config keyword arguments the contract test (``tests/test_contract.py``) applies to
+    ``examples`` are config keyword arguments the contract test (``tests/core/test_contract.py``) applies to
     its small test models: ``{"model": "mlp" | "bert", "config": {...}}``. A method registers at least one,
     so it gets every invariant checked by registering.
 

@@ -192,7 +192,7 @@ register_method(
     "houlsby", HoulsbyConfig, (HoulsbyLinear,),
     examples=(
         # init_std=0: the exact identity the contract's "fresh adapter == base" check asks for (the default 1e-3
-        # init is near the identity; tests/test_adapters.py measures how near)
+        # init is near the identity; tests/methods/test_adapters.py measures how near)
         {"model": "mlp", "config": {"bottleneck_size": 3, "init_std": 0.0, "target_modules": ["0", "2"]}},
         {"model": "bert", "config": {"bottleneck_size": 4, "init_std": 0.0, "target_modules": ["output.dense"],
                                      "modules_to_save": ["LayerNorm", "classifier"]}},

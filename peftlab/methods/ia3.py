@@ -250,7 +250,7 @@ register_method(
     "ia3", IA3Config, (IA3Linear,),
     examples=(
         # feed-forward modules as a regex here: the contract test narrows target_modules to single layers, and a
-        # feed-forward *list* must stay a subset of a target *list* (peft's rule, tested in tests/test_ia3.py)
+        # feed-forward *list* must stay a subset of a target *list* (peft's rule, tested in tests/methods/test_ia3.py)
         {"model": "mlp", "config": {"target_modules": ["0", "2"], "feedforward_modules": "2"}},
         {"model": "bert", "config": {"target_modules": ["key", "value", "output.dense", "pooler.dense"],
                                      "feedforward_modules": r".*\.output\.dense", "modules_to_save": ["classifier"]}},

@@ -435,7 +435,7 @@ def _compare_prefix_tuning(model: nn.Module, task: str) -> PrefixTuningModel:
     return apply_prefix_tuning(model, num_virtual_tokens=16, modules_to_save=head(task), seed=int(initial_seed()))
 
 
-# model-level methods: no layers, no contract-test examples (tests/test_prompts.py checks them), not mergeable
+# model-level methods: no layers, no contract-test examples (tests/methods/test_prompts.py checks them), not mergeable
 register_method("prompt_tuning", PromptTuningConfig, (), mergeable=False, wrapper=PromptTuningModel,
                 recipe=Recipe("prompt tuning: 16 virtual tokens, vocabulary-sampled init", _compare_prompt_tuning))
 register_method("prefix_tuning", PrefixTuningConfig, (), mergeable=False, wrapper=PrefixTuningModel,

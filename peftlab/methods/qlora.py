@@ -399,7 +399,7 @@ register_method(
     ),
     reference=dequantized_reference,
     # merged = Q(Ŵ + ΔW): one 4-bit rounding of every merged weight (see the module docstring). Measured on
-    # these examples' outputs: see tests/test_qlora.py::test_merge_requantizes_and_unmerge_is_exact.
+    # these examples' outputs: see tests/methods/test_qlora.py::test_merge_requantizes_and_unmerge_is_exact.
     # max |merged − unmerged| measured 0.063 (NF4), 0.12 (FP4, blocksize 32), 0.002 (BERT) on outputs of size ≲ 0.8
     tolerances={"merged_output": 0.25},
     recipe=Recipe("QLoRA: NF4 base (blocks of 64, double quant) + LoRA r=8", _compare_qlora),

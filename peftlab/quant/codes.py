@@ -34,7 +34,7 @@ map (:func:`dynamic_map`), keeping one fp32 second-level constant per 256 blocks
 Memory per parameter with blocksize 64: ``4 + 32/64 = 4.5`` bits without, ``4 + 8/64 + 32/(64·256) ≈ 4.127``
 with double quantization (:func:`bits_per_param` reads these off the tensors).
 
-Exactness against bitsandbytes 0.50.2 on CPU (``tests/test_quant.py``): packed bytes, absmax and dequantized
+Exactness against bitsandbytes 0.50.2 on CPU (``tests/quant/test_quant.py``): packed bytes, absmax and dequantized
 values are identical for NF4 and FP4 (bitsandbytes' own AVX-512 dequantize misreads the block constants of
 2-D weights whose rows are not a whole number of blocks; there the comparison is with its flat layout).
 With double quantization the 4-bit bytes, ``μ`` and the second-level constants are identical; the 8-bit codes

@@ -11,7 +11,7 @@ A twin here subclasses that layer, adds no tensors and changes only *how* the sa
 
 ``use_fast(model)`` turns every layer with a twin into it, in place (``use_fast(model, False)`` back); saving,
 loading, merging and the model-level operations treat a twin as its reference layer. Call it after the last
-``inject`` (a layer wrapped later is a reference layer). ``tests/test_fast.py`` proves each twin equal to
+``inject`` (a layer wrapped later is a reference layer). ``tests/methods/test_fast.py`` proves each twin equal to
 its reference (values and gradients); ``benchmarks/run.py`` times both against peft.
 """
 

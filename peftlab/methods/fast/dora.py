@@ -5,7 +5,7 @@ Row j of ``W + s·B A`` has squared norm ``w_j² + 2s·c_j + s²·d_j`` with ``w
 O(out·in·r) work and O(out·r) memory instead of an out×in temporary (the reference,
 :func:`peftlab.methods.dora.direction_norm`, forms the matrix, as peft does). Everything else — the
 magnitude, the forward's formula, merging (which forms the matrix anyway) — is the reference layer's.
-Agreement with the reference (values and gradients) is ``tests/test_fast.py``'s.
+Agreement with the reference (values and gradients) is ``tests/methods/test_fast.py``'s.
 """
 
 from __future__ import annotations

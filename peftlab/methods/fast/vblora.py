@@ -4,7 +4,7 @@ The reference (:meth:`peftlab.methods.vblora.VBLoRALinear.lora_matrices`) runs t
 A's logits and once for B's (:func:`~peftlab.methods.vblora.assemble_A`,
 :func:`~peftlab.methods.vblora.assemble_B`), as peft does. Here both sets of logit vectors are stacked into
 one ``(rows_A + rows_B, N)`` matrix, so one top-k, one softmax and one gather serve both; the rows are then
-cut and reshaped exactly as the reference's. Agreement (values and gradients) is ``tests/test_fast.py``'s.
+cut and reshaped exactly as the reference's. Agreement (values and gradients) is ``tests/methods/test_fast.py``'s.
 """
 
 from __future__ import annotations

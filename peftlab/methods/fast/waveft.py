@@ -14,7 +14,7 @@ reference, which forms ``Q`` and calls :func:`~peftlab.methods.waveft.idwt2`), c
 
 The per-adapter constants (term indices and weights, synthesis matrices) are derived from the adapter's
 positions when first needed and kept per (device, dtype); they are not saved. Agreement with the reference
-(values and gradients) is ``tests/test_fast.py``'s.
+(values and gradients) is ``tests/methods/test_fast.py``'s.
 """
 
 from __future__ import annotations

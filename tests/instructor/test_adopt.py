@@ -22,7 +22,7 @@ import pytest
 
 from peftlab.instructor.notebook import read_notebook, role_cells_by_id, write_notebook
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WEEK = "05"  # the quickest week to grade three times
 PUBLIC_URL, TAG = "https://github.com/example-univ/peft-course", "2027-spring"
 #: what the release holds none of: the instructor's tools and sources
@@ -97,7 +97,7 @@ def test_adopt_the_kit_end_to_end(work):
     assert f"PEFTLAB_REPOSITORY, PEFTLAB_REF = {PUBLIC_URL!r}, {TAG!r}" in setup
 
     # 5. a student on Colab: the setup cell, pointed at the published repository
-    from tests.test_colab_setup import _fresh_venv, _run_cell
+    from tests.instructor.test_colab_setup import _fresh_venv, _run_cell
 
     cell = setup.replace(repr(PUBLIC_URL), repr(f"file://{public}"))
     python = _fresh_venv(work)

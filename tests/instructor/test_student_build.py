@@ -21,8 +21,8 @@ from peftlab.instructor.notebook import (
 )
 from peftlab.instructor.student import build_student, strip_solutions
 
-REPO = Path(__file__).resolve().parent.parent
-PIPELINE = Path(__file__).resolve().parent / "fixtures" / "pipeline"
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE = Path(__file__).resolve().parents[1] / "fixtures" / "pipeline"
 FIXTURE = PIPELINE / "99_fixture.ipynb"
 
 
@@ -330,7 +330,7 @@ def test_validate_runs_a_notebook_and_reports_every_check(tmp_path):
     from peftlab.instructor.student import strip_solutions
     from peftlab.validate import ValidationError, validate
 
-    fixture = Path(__file__).parent / "fixtures" / "pipeline"
+    fixture = Path(__file__).parents[1] / "fixtures" / "pipeline"
     shutil.copy(fixture / "week99_checks.py", tmp_path)
     solution = read_notebook(fixture / "99_fixture.ipynb")
     write_notebook(solution, tmp_path / "solved.ipynb")

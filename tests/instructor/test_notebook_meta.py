@@ -34,8 +34,8 @@ from peftlab.instructor.notebook import (
 )
 from peftlab.instructor.student import strip_solutions
 
-REPO = Path(__file__).resolve().parent.parent
-PIPELINE = Path(__file__).resolve().parent / "fixtures" / "pipeline"
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE = Path(__file__).resolve().parents[1] / "fixtures" / "pipeline"
 FIXTURE = PIPELINE / "99_fixture.ipynb"
 CELL_TIMEOUT = 300.0
 

@@ -130,7 +130,7 @@ def test_no_notebook_or_module_uses_the_old_per_seed_verdicts():
     import json
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     files = list((root / "peftlab").rglob("*.py")) + list((root / "solutions").glob("*.ipynb")) + list(
         (root / "notebooks").glob("*.ipynb"))
     hits = []
@@ -149,7 +149,7 @@ def test_no_notebook_decides_a_verdict_from_the_seed_spread():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     rule = re.compile(r"max\(\s*\[?\s*statistics\.stdev|stdev\([^)]*\)\s*,\s*0\.005|흩어짐(보다|\s*이상|\s*안)")
     hits = []
     for f in sorted((root / "solutions").glob("*.ipynb")):

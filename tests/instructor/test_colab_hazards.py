@@ -17,7 +17,7 @@ import pytest
 
 from peftlab.instructor.notebook import read_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 #: found when the colab rehearsal was built; the weekly revisions remove them

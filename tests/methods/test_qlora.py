@@ -76,7 +76,7 @@ def test_parity_with_transformers_bitsandbytes_and_peft(tmp_path, quant_type, do
     """Same fp32 model, quantized by transformers' BitsAndBytesConfig (bitsandbytes, CPU) and by peftlab.
 
     Hidden sizes are multiples of the block size: bitsandbytes 0.50.2's CPU dequantize misreads rows that
-    straddle blocks (see tests/test_quant.py). With double quantization bitsandbytes' CPU 8-bit kernel rounds a
+    straddle blocks (see tests/quant/test_quant.py). With double quantization bitsandbytes' CPU 8-bit kernel rounds a
     few block constants differently (≤ 0.5%); taking bitsandbytes' own state (``QuantLinear.from_bnb``) is exact.
     """
     base = _tiny_llama()

@@ -1,7 +1,7 @@
 """WaveFT (peftlab/methods/waveft.py) against its definition, pywt, and Hugging Face peft's WaveFT.
 
 The adapter contract (fresh == base, merge/unmerge, counts, two adapters, save/load) is checked for the
-registered examples by tests/test_contract.py; here: what is particular to WaveFT.
+registered examples by tests/core/test_contract.py; here: what is particular to WaveFT.
 """
 
 from __future__ import annotations

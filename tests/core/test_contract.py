@@ -289,7 +289,7 @@ def test_save_load_and_peft_parity_both_ways(method, i, variant, tmp_path):
 
 def test_every_method_has_an_example():
     """Every layer method has contract examples; the model-level ones (prompt/prefix tuning: a wrapper, no layers)
-    have none and are checked in their own test file (tests/test_prompts.py)."""
+    have none and are checked in their own test file (tests/methods/test_prompts.py)."""
     for name, spec in registry().items():
         if spec.model_level:
             assert not spec.examples and not spec.layers and not spec.mergeable, name

@@ -19,7 +19,7 @@ import pytest
 from peftlab.instructor.notebook import list_notebooks, read_notebook
 from peftlab.instructor.publish import SETUP_MARKER, PublishSettings, read_settings, setup_cell_source
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOLUTIONS = list_notebooks(REPO / "solutions")
 
 DRIVER = r'''

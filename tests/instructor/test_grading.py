@@ -29,10 +29,10 @@ from peftlab.instructor.grade import GradingError, grade, load_week  # noqa: E40
 from peftlab.instructor.notebook import cell_role_id, read_notebook, write_notebook  # noqa: E402
 from peftlab.instructor.student import strip_solutions  # noqa: E402
 
-FIXTURE = Path(__file__).parent / "fixtures" / "grading"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "grading"
 SOLUTIONS = FIXTURE / "solutions"
 CHECKS = FIXTURE / "checks"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 MEMORY_CGROUP = IS_ROOT and Path("/sys/fs/cgroup/memory/cgroup.procs").exists()
 KW = dict(solutions=SOLUTIONS, check_modules=["week98_checks"], pythonpath=[CHECKS],
