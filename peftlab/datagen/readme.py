@@ -20,8 +20,8 @@ notebook runs offline on a CPU (the default `tiny` profile). Rebuild everything 
 make data            # = python -m peftlab.datagen --out data
 ```
 
-The build measures how both models behave (tables below, independent code: plain torch loops and Hugging Face
-`peft`) and exits non-zero, naming the target, when a model misses one.
+The build measures how both models behave (tables below: Hugging Face `peft` for every adapter, trained by the
+kit's one training loop, `peftlab.train.fit`) and exits non-zero, naming the target, when a model misses one.
 """
 
 FILES = """\
