@@ -173,8 +173,10 @@ _orig_call = _torch.nn.Module.__call__
 # runs on the CPU on Colab too: no device mismatch, only a loop minutes long (Week 01's first linear probe over 25k
 # reviews). The guard counts the rows such a model reads on the host and stops past HOST_ROWS.
 HOST_ROWS = 256
-_HOST = "_peftlab_host_rows"
 _HUB = "_peftlab_colab_model"
+import weakref as _weakref
+
+_host_rows = _weakref.WeakKeyDictionary()  # per module object: a deepcopy starts its own count
 
 
 def _colab_model_name(module):
@@ -206,8 +208,8 @@ def _count_host_rows(module, args, kwargs):
     rows = next((t.shape[0] for t in _tensors((args, kwargs)) if t.dim() >= 1), 0)
     if not rows or (name := _colab_model_name(module)) is None:
         return
-    total = module.__dict__.get(_HOST, 0) + rows
-    module.__dict__[_HOST] = total
+    total = _host_rows.get(module, 0) + rows
+    _host_rows[module] = total
     if total > HOST_ROWS:
         raise DeviceGuardError(
             f"{type(module).__name__} ({name}, a colab-profile model) has read {total} input rows on the host "
