@@ -94,7 +94,7 @@ def test_adding_a_method_to_a_folder_is_allowed(small_run, tmp_path):
 
 
 def _sweeps():
-    return sorted(Path(C.__file__).with_name("compare_lr").glob("*.json"))
+    return sorted(Path(C.__file__).parent.with_name("compare_lr").glob("*.json"))
 
 
 def test_learning_rates_are_the_sweeps_winners():

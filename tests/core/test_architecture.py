@@ -190,7 +190,7 @@ def test_compare_recipes_live_beside_their_methods():
 
     homes = {spec.config_cls.__module__ for spec in registry().values()}  # peftlab.methods.lora, …
     files = {_module_name(p) for p in ROOT.rglob("*.py")}
-    compare = sorted(m for m in _imports(ROOT / "compare.py", "peftlab.compare", files) if m in homes)
+    compare = sorted(m for m in _imports(ROOT / "compare" / "__init__.py", "peftlab.compare", files) if m in homes)
     assert compare == [], f"compare.py imports {compare}"  # (peftlab.methods.fast's generic use_fast is fine)
     reached = _reachable(_graph(), "peftlab.core.recipe")
     assert sorted(m for m in reached if m.startswith("peftlab.methods") or m == "peftlab.compare") == []

@@ -119,7 +119,7 @@ def sweep_name(task: str, train_size: int | None) -> str:
 
 def _swept_rates() -> dict[str, dict[str, float]]:
     """``compare_lr/<sweep>.json``: the learning-rate sweeps behind :data:`LEARNING_RATES` (every score kept)."""
-    folder = Path(__file__).with_name("compare_lr")
+    folder = Path(__file__).parent.with_name("compare_lr")
     out: dict[str, dict[str, float]] = {t: {} for t in TASKS}
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -596,7 +596,7 @@ def run_comparison(methods: Sequence[str], seeds: Sequence[int], out: str | os.P
 # ------------------------------------------------------------------------------------------ stored runs
 #: finished comparisons of the tiny profile that the course reads (``config.json`` + ``cells/`` of a run of
 #: :func:`run_comparison`; made by ``python -m peftlab.compare_runs``, see its README)
-STORED_RUNS = Path(__file__).with_name("compare_runs")
+STORED_RUNS = Path(__file__).parent.with_name("compare_runs")
 
 
 def stored_run_names() -> list[str]:
