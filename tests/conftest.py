@@ -2,7 +2,7 @@
 hold when a notebook is validated alone); fixture notebooks under ``tests/fixtures`` are inputs of the
 pipeline tests, not nbval items.
 
-The folders mirror the package (``core/``, ``methods/``, ``quant/``, ``analysis/``, ``checks/``, ``instructor/``,
+The folders mirror the package (``core/``, ``methods/``, ``quant/``, ``analysis/``, ``compare/``, ``checks/``, ``instructor/``,
 ``datagen/``; a top-level module's test sits here); ``helpers.py`` beside this file is importable from all of them.
 """
 
