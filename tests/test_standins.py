@@ -252,6 +252,9 @@ _PROBE = ("from peftlab import models, train\n"
     (_PROBE.format(profile="colab") + "train.mean_pooled_features(model.to(DEVICE), split, device=DEVICE)", False),
     (_PROBE.format(profile="colab") + "train.predict_logits(model, train.encode({'text': ['좋다'] * 8, "
      "'label': [1] * 8}, tok))", False),
+    # training with device=DEVICE (the function re-creates the torch.device: the same device, another object)
+    (_PROBE.format(profile="colab") + "train.train_classifier(model, split, epochs=1, lr=1e-3, batch_size=32, "
+     "device=DEVICE)\ntrain.evaluate_accuracy(model, split)", False),
     # the tiny models run on the CPU by design (Weeks 05-07 say so): not a colab-profile model
     (_PROBE.format(profile="tiny") + "train.mean_pooled_features(model, split, device='cpu')", False),
 ])

@@ -129,7 +129,10 @@ def _mod_to(self, *args, **kwargs):
     dev = kwargs.get("device", args[0] if args else None)
     if dev is None or isinstance(dev, _torch.dtype):
         return _orig_mod_to(self, *args, **kwargs)
-    return _module_move(self, _target(dev), _orig_mod_to, *args, **kwargs)
+    target = _target(dev)
+    if target is None and isinstance(dev, _torch.device) and dev == _ACCEL:
+        target = True  # torch.device(DEVICE) is a new object of the same value: code that passes DEVICE on
+    return _module_move(self, target, _orig_mod_to, *args, **kwargs)
 
 
 _torch.nn.Module.to = _mod_to
