@@ -388,7 +388,7 @@ def test_a_student_release_holds_no_answer_key(tmp_path):
     for key, (setup, call, answers) in KEY_CALLS.items():
         lines.append(setup)
         lines += [f"print({key!r}, {answer!r}, end=' '); " + call.format(answer=answer) for answer in answers]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(release), str(ROOT / "tests")])}  # tests: fixtures only
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(release), str(ROOT / "tests"), str(ROOT / "tests" / "checks")])}  # fixtures only
     out = subprocess.run([sys.executable, "-c", "\n".join(lines)], cwd=release, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -405,7 +405,7 @@ def test_the_instructor_copy_still_scores_the_keys(capsys):
     assert has_answer_keys()
     import sys
 
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "checks"))
     for key, (setup, call, answers) in KEY_CALLS.items():
         namespace: dict = {}
         exec(setup, namespace)
