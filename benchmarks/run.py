@@ -113,7 +113,7 @@ def dora_tiny_encoder(device):
 
 def _waveft_pair(base: nn.Module, targets, n_frequency: int, family: str):
     """peft's WaveFT (ΔW by a 4-channel conv_transpose2d over the padded grid at every forward) and peftlab's
-    reference (ΔW = s·R_H Q R_Wᵀ, two dense products with the synthesis matrices; its fast twin takes ΔW from
+    reference (ΔW = s·R_H Q R_Wᵀ, two products with the banded synthesis matrices, sparse on the CPU; its fast twin takes ΔW from
     their n·L² non-zero terms, folded into one product with W0)."""
     theirs = get_peft_model(copy.deepcopy(base), WaveFTConfig(n_frequency=n_frequency, wavelet_family=family,
                                                               target_modules=targets))

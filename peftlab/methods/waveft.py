@@ -31,10 +31,11 @@ transform (IDWT)::
   creation (:func:`matrix_positions`).
 
 The layer computes exactly that: :meth:`WaveFTLinear.coefficients` scatters the spectrum into ``Q``,
-:func:`idwt2` multiplies by the synthesis matrices (built once per (size, family) and cached), and the
+:func:`idwt2` multiplies by the synthesis matrices (built once per (size, family) and cached; stored sparse on
+the CPU, since each row holds only ``L`` taps), and the
 forward is ``y = base(x) + x ΔWᵀ``, as peft's (peft rebuilds ``ΔW`` with a 4-channel ``conv_transpose2d``
 over the padded grid instead). :mod:`peftlab.methods.fast.waveft` computes the same faster (``Q``'s ``n·L²``
-non-zero terms instead of two dense products, ``ΔW`` folded into one product with ``W0``, or never formed
+non-zero terms instead of two matrix products, ``ΔW`` folded into one product with ``W0``, or never formed
 for a large sparse layer); ``peftlab.methods.fast.use_fast(model)`` selects it.
 
 ``use_idwt=False``: no transform; ``ΔW = s · C0`` with ``C0 ∈ R^{out×in}`` zero except at the positions
@@ -179,19 +180,23 @@ def synthesis_matrix(n: int, family: str, dtype: torch.dtype = torch.float64,
 @lru_cache(maxsize=32)
 def _shared_synthesis_matrix(n: int, family: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """:func:`synthesis_matrix` on ``(dtype, device)``, built once and shared by every layer of that size (read,
-    never written: :func:`idwt2` only multiplies by it)."""
-    return synthesis_matrix(n, family, dtype, device)
+    never written: :func:`idwt2` only multiplies by it). On the CPU it is stored sparse: ``R`` is banded, ``L``
+    non-zeros per row, so ``R @ Q`` costs ``L·n·m`` multiply-adds instead of ``n²·m`` (the same product;
+    elsewhere the dense matrix, which accelerators multiply fast)."""
+    R = synthesis_matrix(n, family, dtype, device)
+    return R.to_sparse() if R.device.type == "cpu" else R
 
 
 def idwt2(Q: torch.Tensor, family: str) -> torch.Tensor:
     """One level of the inverse 2-D DWT of ``Q = [[cA, cV], [cH, cD]]`` (pywt's sub-band names) as two
     matrix products, ``R_H Q R_Wᵀ``: equal to ``pywt.waverec2([cA, (cH, cV, cD)], family, mode="zero")``
     and to peft's ``waverec2d`` of the dense ``[[cA, cH], [cV, cD]]``. ``R_H`` and ``R_W`` are built once per
-    (size, family, dtype, device) and reused."""
+    (size, family, dtype, device) and reused; ``R_H Q R_Wᵀ`` is computed as ``(R_W (R_H Q)ᵀ)ᵀ`` so that each
+    synthesis matrix is on the left of its product (where a sparse matrix can be)."""
     H, Wd = Q.shape[-2:]
     R_H = _shared_synthesis_matrix(H, family, Q.dtype, Q.device)
     R_W = _shared_synthesis_matrix(Wd, family, Q.dtype, Q.device)
-    return R_H @ Q @ R_W.T
+    return (R_W @ (R_H @ Q).T).T
 
 
 def coefficient_locations(n_out: int, n_in: int, n_frequency: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
