@@ -17,9 +17,9 @@ QLoRA has no format of its own: peft saves LoRA over a 4-bit base as a plain LoR
 saved through the LoRA codec, and a LoRA file loaded onto 4-bit targets becomes QLoRA layers
 (``methods/qlora.py`` registers this with :func:`peftlab.core.peft_format.register_same_file`).
 
-Prompt tuning is the one model-level exception, kept here: it injects no layer (a :class:`PromptTuningModel`
-wraps the model), so it has no codec; ``save_peft_adapter`` / ``load_peft_adapter`` exchange its
-``PROMPT_TUNING`` files all the same.
+A model-level method (prompt tuning: its wrapper holds the virtual tokens and injects no layer) registers a :class:`~peftlab.core.peft_format.WrapperCodec` in its own file, which writes and
+reads its whole folder; ``save_peft_adapter`` / ``load_peft_adapter`` hand a wrapper, or a file of that
+``peft_type``, to it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from peftlab.core.tuner import (
     method_of_layer,
     registered_layer_class,
 )
-from peftlab.methods.prompts import PromptTuningConfig, PromptTuningModel
 
 __all__ = [
     "CONFIG_NAME",
@@ -63,7 +62,7 @@ __all__ = [
 
 # ---------------------------------------------------------------------- the codec of a file or a method
 def _supported() -> str:
-    return ", ".join([*peft_format.supported(), "PROMPT_TUNING"])
+    return ", ".join(peft_format.supported())
 
 
 def _codec_for_file(cfg: dict, where: str) -> Codec:
@@ -121,8 +120,9 @@ def save_peft_adapter(
 
     A merged adapter is saved as its own tensors (the file never holds base weights).
     """
-    if isinstance(model, PromptTuningModel):
-        return _save_prompt_tuning(model, Path(folder), adapter_name, base_model_name_or_path, task_type)
+    wrapper = peft_format.wrapper_codec_for_model(model)
+    if wrapper is not None:
+        return wrapper.save(model, Path(folder), adapter_name, base_model_name_or_path, task_type)
     config = _config_of(model, adapter_name)
     codec = _codec_for_method(method_for_config(config).name)
     tensors = adapter_state_dict(model, adapter_name)
@@ -262,8 +262,9 @@ def load_peft_adapter(model: nn.Module, folder: str | os.PathLike, adapter_name:
     folder = Path(folder)
     cfg = peft_format.read_config(folder)
     where_cfg = str(folder / CONFIG_NAME)
-    if cfg.get("peft_type") == "PROMPT_TUNING":
-        return _load_prompt_tuning(model, folder, cfg, adapter_name)
+    wrapper = peft_format.wrapper_codec_for_file(cfg)
+    if wrapper is not None:
+        return wrapper.load(model, folder, cfg, adapter_name)
     codec = _codec_for_file(cfg, where_cfg)
     kwargs = codec.from_peft(cfg, where_cfg)
     where = str(folder / WEIGHTS_NAME)
@@ -337,81 +338,3 @@ def copy_from_peft(peft_model: nn.Module, model: nn.Module, adapter_name: str = 
 
     state = get_peft_model_state_dict(peft_model, adapter_name=adapter_name)
     return load_adapter_state(model, state, adapter_name)
-
-
-# ---------------------------------------------------------------------- prompt tuning (input side, no layers)
-# peft names the prompt table ``prompt_embeddings`` (T·S × d) and the saved modules ``base_model.<name>`` (a prompt
-# learning PeftModel wraps the transformers model directly, without a tuner model in between).
-_PROMPT_PREFIX = "base_model."
-_PROMPT_INITS = {"random": "RANDOM", "sample_vocab": "SAMPLE_VOCAB", "text": "TEXT"}
-
-
-def _save_prompt_tuning(model: PromptTuningModel, folder: Path, adapter_name: str, base_model_name_or_path,
-                        task_type) -> Path:
-    if adapter_name != "default":
-        raise ValueError(f"adapter_name={adapter_name!r}: a PromptTuningModel holds one prompt, named 'default'")
-    base = model.base_model
-    config = model.config
-    tensors = {"prompt_embeddings": model.prompt_embeddings.detach()}
-    saved = [name for key in config.modules_to_save for name in modules_matching(base, key)]
-    for name in saved:
-        for pname, param in base.get_submodule(name).named_parameters():
-            tensors[f"{_PROMPT_PREFIX}{name}.{pname}"] = param.detach()
-    cfg = base.config
-    init = _PROMPT_INITS[config.init]
-    if init == "TEXT" and not model.tokenizer_name:
-        init = "RANDOM"  # peft refuses TEXT without a tokenizer name; the init does not matter to a loaded adapter
-    peft_config = {
-        "peft_type": "PROMPT_TUNING", "task_type": task_type or model.task_type,
-        "base_model_name_or_path": base_model_name_or_path,
-        "num_virtual_tokens": config.num_virtual_tokens, "token_dim": model.prompt_embeddings.shape[1],
-        "num_transformer_submodules": 1, "num_attention_heads": cfg.num_attention_heads,
-        "num_layers": cfg.num_hidden_layers, "prompt_tuning_init": init,
-        "prompt_tuning_init_text": config.init_text if init == "TEXT" else None, "tokenizer_name_or_path": model.tokenizer_name,
-        "modules_to_save": list(config.modules_to_save) or None, "inference_mode": True,
-    }
-    tensors = {k: v.contiguous().cpu().clone() for k, v in tensors.items()}
-    return peft_format.write_files(folder, tensors, peft_config)
-
-
-def _load_prompt_tuning(model: nn.Module, folder: Path, cfg: dict, adapter_name: str) -> PromptTuningModel:
-    """A peft PROMPT_TUNING folder as a :class:`PromptTuningModel` around ``model``; validated before anything changes."""
-    where_cfg, where = str(folder / CONFIG_NAME), str(folder / WEIGHTS_NAME)
-    if adapter_name != "default":
-        raise ValueError(f"adapter_name={adapter_name!r}: a PromptTuningModel holds one prompt, named 'default'")
-    submodules = cfg.get("num_transformer_submodules") or 1
-    if submodules != 1:
-        raise ValueError(f"{where_cfg}: num_transformer_submodules={submodules} (encoder-decoder models) is not "
-                         "implemented in peftlab; it reads decoder-only and encoder-only models (1)")
-    task = cfg.get("task_type")
-    if task not in (None, "CAUSAL_LM", "SEQ_CLS"):
-        raise ValueError(f"{where_cfg}: task_type={task!r} is not implemented in peftlab; it reads CAUSAL_LM and SEQ_CLS")
-    T = cfg.get("num_virtual_tokens")
-    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
-        raise ValueError(f"{where_cfg}: num_virtual_tokens={T!r}; expected an int ≥ 1")
-    state = peft_format.read_tensors(folder)
-    if "prompt_embeddings" not in state:
-        raise ValueError(f"{where}: tensor prompt_embeddings is missing")
-    table = state.pop("prompt_embeddings")
-    d = model.get_input_embeddings().embedding_dim
-    if tuple(table.shape) != (T, d) or not table.is_floating_point() or not torch.isfinite(table).all():
-        raise ValueError(f"{where}: tensor prompt_embeddings has shape {tuple(table.shape)}; the model needs a finite "
-                         f"({T}, {d}) table (num_virtual_tokens × the model's embedding size)")
-    params = dict(model.named_parameters())
-    others = {}
-    for key, value in state.items():
-        name = key[len(_PROMPT_PREFIX):] if key.startswith(_PROMPT_PREFIX) else key
-        if name not in params:
-            raise ValueError(f"{where}: tensor {key} matches no parameter of the model")
-        if tuple(params[name].shape) != tuple(value.shape):
-            raise ValueError(f"{where}: tensor {key} has shape {tuple(value.shape)}, the model's parameter has "
-                             f"{tuple(params[name].shape)}")
-        others[name] = value
-    saved = sorted({k for k in (cfg.get("modules_to_save") or []) if modules_matching(model, k)})
-    config = PromptTuningConfig(num_virtual_tokens=T, task_type=task, modules_to_save=saved)
-    wrapper = PromptTuningModel(model, config)
-    with torch.no_grad():
-        wrapper.prompt_embeddings.copy_(table)
-        for name, value in others.items():
-            params[name].copy_(value)
-    return wrapper

@@ -14,8 +14,10 @@ The format is generic; what differs per method is small and lives in one :class:
 registered (:func:`register_codec`) in the method's own file next to its ``register_method(...)`` call: which
 ``peft_type`` (and flags such as ``use_dora``) it reads, how its config maps to peft's fields, and how peft
 names each of its tensors. A method whose file *is* another method's (QLoRA: peft saves LoRA over a 4-bit base
-as a plain LoRA file) registers with :func:`register_same_file` instead. :mod:`peftlab.core.interop` is the
-generic reader/writer over this registry.
+as a plain LoRA file) registers with :func:`register_same_file` instead. A model-level method (one that wraps
+the model and injects no layer: prompt tuning) has no tensors per layer to map; it registers a
+:class:`WrapperCodec` (:func:`register_wrapper_codec`), which writes and reads its whole folder.
+:mod:`peftlab.core.interop` is the generic reader/writer over this registry.
 
 This module imports no method and not :mod:`peftlab.core.interop`: the methods import it.
 """
@@ -45,6 +47,7 @@ __all__ = [
     "WEIGHTS_NAME",
     "Codec",
     "SameFile",
+    "WrapperCodec",
     "codec_for_file",
     "codec_for_method",
     "codecs",
@@ -52,8 +55,11 @@ __all__ = [
     "read_tensors",
     "register_codec",
     "register_same_file",
+    "register_wrapper_codec",
     "same_file_methods",
     "supported",
+    "wrapper_codec_for_file",
+    "wrapper_codec_for_model",
     "write_files",
 ]
 
@@ -103,9 +109,28 @@ class SameFile:
     claims: Callable[[nn.Module, Iterable[str], str], dict | None]
 
 
+@dataclass(frozen=True)
+class WrapperCodec:
+    """How a model-level method (a wrapper around the model, no adapter layers) maps onto peft's format.
+
+    ``wrapper``: the method's wrapper class; a model of that class is saved by ``save``.
+    ``save(model, folder, adapter_name, base_model_name_or_path, task_type)`` writes the folder (with
+    :func:`write_files`) and returns it. ``load(model, folder, cfg, adapter_name)`` reads a folder whose
+    ``adapter_config.json`` is ``cfg`` (``peft_type`` equal to :attr:`peft_type`) and returns the wrapped
+    model; it validates every field and tensor before anything changes.
+    """
+
+    method: str
+    peft_type: str
+    wrapper: type
+    save: Callable[..., Path]
+    load: Callable[..., nn.Module]
+
+
 _CODECS: dict[str, Codec] = {}      # method → codec, in registration order
 _LABELS: dict[str, str] = {}        # method → how the list of supported files names it
 _SAME_FILE: dict[str, SameFile] = {}  # method → the codec its files use
+_WRAPPERS: dict[str, WrapperCodec] = {}  # method → the codec of a model-level method
 
 
 def register_codec(codec: Codec, label: str | None = None) -> Codec:
@@ -116,8 +141,7 @@ def register_codec(codec: Codec, label: str | None = None) -> Codec:
     """
     if not isinstance(codec, Codec):
         raise TypeError(f"codec must be a Codec, got {type(codec).__name__}")
-    if codec.method in _CODECS or codec.method in _SAME_FILE:
-        raise ValueError(f"a peft codec for method {codec.method!r} is already registered")
+    _check_new(codec.method)
     _CODECS[codec.method] = codec
     _LABELS[codec.method] = codec.peft_type if label is None else label
     return codec
@@ -130,8 +154,7 @@ def register_same_file(method: str, codec: str, tensor_keys: dict[type[AdapterLa
     ``tensor_keys`` adds the method's layer classes to that codec's (attribute → peft suffix, as in
     :class:`Codec`); ``claims`` is :attr:`SameFile.claims`.
     """
-    if method in _CODECS or method in _SAME_FILE:
-        raise ValueError(f"a peft codec for method {method!r} is already registered")
+    _check_new(method)
     if codec not in _CODECS:
         raise ValueError(f"codec={codec!r}: no peft codec of that name is registered (register it first); "
                          f"registered: {sorted(_CODECS)}")
@@ -142,6 +165,30 @@ def register_same_file(method: str, codec: str, tensor_keys: dict[type[AdapterLa
     same = SameFile(method=method, codec=codec, claims=claims)
     _SAME_FILE[method] = same
     return same
+
+
+def register_wrapper_codec(codec: WrapperCodec) -> WrapperCodec:
+    """Register the file codec of a model-level method (called once, in the method's file); returns it."""
+    if not isinstance(codec, WrapperCodec):
+        raise TypeError(f"codec must be a WrapperCodec, got {type(codec).__name__}")
+    _check_new(codec.method)
+    _WRAPPERS[codec.method] = codec
+    return codec
+
+
+def _check_new(method: str) -> None:
+    if method in _CODECS or method in _SAME_FILE or method in _WRAPPERS:
+        raise ValueError(f"a peft codec for method {method!r} is already registered")
+
+
+def wrapper_codec_for_model(model: nn.Module) -> WrapperCodec | None:
+    """The codec of the model-level method whose wrapper ``model`` is, or ``None``."""
+    return next((c for c in _WRAPPERS.values() if isinstance(model, c.wrapper)), None)
+
+
+def wrapper_codec_for_file(cfg: dict) -> WrapperCodec | None:
+    """The model-level codec that reads the peft ``adapter_config.json`` dict ``cfg`` (by ``peft_type``), or ``None``."""
+    return next((c for c in _WRAPPERS.values() if cfg.get("peft_type") == c.peft_type), None)
 
 
 def codecs() -> dict[str, Codec]:
@@ -167,7 +214,7 @@ def codec_for_file(cfg: dict) -> Codec | None:
 
 def supported() -> list[str]:
     """The file kinds the registered codecs read, as error messages list them (``LORA (use_dora=false)``, …)."""
-    return [_LABELS[method] for method in _CODECS]
+    return [_LABELS[method] for method in _CODECS] + [c.peft_type for c in _WRAPPERS.values()]
 
 
 # ---------------------------------------------------------------------- the two files

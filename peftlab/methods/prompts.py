@@ -38,7 +38,9 @@ projection; ``T·d_kv + (d_kv·h + h) + (h·2L·d_kv + 2L·d_kv)`` with it (afte
 
 Both are wrappers (:class:`PromptTuningModel`, :class:`PrefixTuningModel`) around the unchanged model,
 which is frozen except ``modules_to_save`` (a classifier head). ``peftlab.save_peft_adapter`` /
-``peftlab.load_peft_adapter`` exchange prompt-tuning adapters with peft (``PROMPT_TUNING``).
+``peftlab.load_peft_adapter`` exchange prompt-tuning adapters with peft (``PROMPT_TUNING``) through the
+:class:`~peftlab.core.peft_format.WrapperCodec` registered at the bottom of this file (the table as
+``prompt_embeddings``, ``T×d``; saved modules as ``base_model.<name>``).
 
 Both are registered (at the bottom of this file) as *model-level* methods under peft's names (``PeftType``
 ``PROMPT_TUNING`` / ``PREFIX_TUNING``, lower-cased): ``"prompt_tuning"`` and ``"prefix_tuning"``, with their
@@ -55,12 +57,14 @@ import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from peftlab.core import argcheck
+from peftlab.core import argcheck, peft_format
 from peftlab.core.config import AdapterConfig, names_field
+from peftlab.core.peft_format import WrapperCodec
 from peftlab.core.recipe import Recipe, head, initial_seed
 from peftlab.core.targets import modules_matching
 from peftlab.core.tuner import register_method
@@ -423,6 +427,84 @@ def apply_prefix_tuning(model: nn.Module, num_virtual_tokens: int = _PREFIX.num_
     return PrefixTuningModel(model, config, generator=generator)
 
 
+# ---------------------------------------------------------------------- prompt tuning in peft's file format
+# peft names the prompt table ``prompt_embeddings`` (T·S × d) and the saved modules ``base_model.<name>`` (a prompt
+# learning PeftModel wraps the transformers model directly, without a tuner model in between).
+_PROMPT_PREFIX = "base_model."
+_PROMPT_INITS = {"random": "RANDOM", "sample_vocab": "SAMPLE_VOCAB", "text": "TEXT"}
+
+
+def _save_prompt_tuning(model: PromptTuningModel, folder: Path, adapter_name: str, base_model_name_or_path,
+                        task_type) -> Path:
+    if adapter_name != "default":
+        raise ValueError(f"adapter_name={adapter_name!r}: a PromptTuningModel holds one prompt, named 'default'")
+    base = model.base_model
+    config = model.config
+    tensors = {"prompt_embeddings": model.prompt_embeddings.detach()}
+    saved = [name for key in config.modules_to_save for name in modules_matching(base, key)]
+    for name in saved:
+        for pname, param in base.get_submodule(name).named_parameters():
+            tensors[f"{_PROMPT_PREFIX}{name}.{pname}"] = param.detach()
+    cfg = base.config
+    init = _PROMPT_INITS[config.init]
+    if init == "TEXT" and not model.tokenizer_name:
+        init = "RANDOM"  # peft refuses TEXT without a tokenizer name; the init does not matter to a loaded adapter
+    peft_config = {
+        "peft_type": "PROMPT_TUNING", "task_type": task_type or model.task_type,
+        "base_model_name_or_path": base_model_name_or_path,
+        "num_virtual_tokens": config.num_virtual_tokens, "token_dim": model.prompt_embeddings.shape[1],
+        "num_transformer_submodules": 1, "num_attention_heads": cfg.num_attention_heads,
+        "num_layers": cfg.num_hidden_layers, "prompt_tuning_init": init,
+        "prompt_tuning_init_text": config.init_text if init == "TEXT" else None, "tokenizer_name_or_path": model.tokenizer_name,
+        "modules_to_save": list(config.modules_to_save) or None, "inference_mode": True,
+    }
+    tensors = {k: v.contiguous().cpu().clone() for k, v in tensors.items()}
+    return peft_format.write_files(folder, tensors, peft_config)
+
+
+def _load_prompt_tuning(model: nn.Module, folder: Path, cfg: dict, adapter_name: str) -> PromptTuningModel:
+    """A peft PROMPT_TUNING folder as a :class:`PromptTuningModel` around ``model``; validated before anything changes."""
+    where_cfg, where = str(folder / peft_format.CONFIG_NAME), str(folder / peft_format.WEIGHTS_NAME)
+    if adapter_name != "default":
+        raise ValueError(f"adapter_name={adapter_name!r}: a PromptTuningModel holds one prompt, named 'default'")
+    submodules = cfg.get("num_transformer_submodules") or 1
+    if submodules != 1:
+        raise ValueError(f"{where_cfg}: num_transformer_submodules={submodules} (encoder-decoder models) is not "
+                         "implemented in peftlab; it reads decoder-only and encoder-only models (1)")
+    task = cfg.get("task_type")
+    if task not in (None, "CAUSAL_LM", "SEQ_CLS"):
+        raise ValueError(f"{where_cfg}: task_type={task!r} is not implemented in peftlab; it reads CAUSAL_LM and SEQ_CLS")
+    T = cfg.get("num_virtual_tokens")
+    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
+        raise ValueError(f"{where_cfg}: num_virtual_tokens={T!r}; expected an int ≥ 1")
+    state = peft_format.read_tensors(folder)
+    if "prompt_embeddings" not in state:
+        raise ValueError(f"{where}: tensor prompt_embeddings is missing")
+    table = state.pop("prompt_embeddings")
+    d = model.get_input_embeddings().embedding_dim
+    if tuple(table.shape) != (T, d) or not table.is_floating_point() or not torch.isfinite(table).all():
+        raise ValueError(f"{where}: tensor prompt_embeddings has shape {tuple(table.shape)}; the model needs a finite "
+                         f"({T}, {d}) table (num_virtual_tokens × the model's embedding size)")
+    params = dict(model.named_parameters())
+    others = {}
+    for key, value in state.items():
+        name = key[len(_PROMPT_PREFIX):] if key.startswith(_PROMPT_PREFIX) else key
+        if name not in params:
+            raise ValueError(f"{where}: tensor {key} matches no parameter of the model")
+        if tuple(params[name].shape) != tuple(value.shape):
+            raise ValueError(f"{where}: tensor {key} has shape {tuple(value.shape)}, the model's parameter has "
+                             f"{tuple(params[name].shape)}")
+        others[name] = value
+    saved = sorted({k for k in (cfg.get("modules_to_save") or []) if modules_matching(model, k)})
+    config = PromptTuningConfig(num_virtual_tokens=T, task_type=task, modules_to_save=saved)
+    wrapper = PromptTuningModel(model, config)
+    with torch.no_grad():
+        wrapper.prompt_embeddings.copy_(table)
+        for name, value in others.items():
+            params[name].copy_(value)
+    return wrapper
+
+
 # ---------------------------------------------------------------------- registry and comparison recipes
 def _compare_prompt_tuning(model: nn.Module, task: str) -> PromptTuningModel:
     """``peftlab compare``: 16 virtual tokens initialised from vocabulary rows drawn with the cell's seed."""
@@ -438,5 +520,7 @@ def _compare_prefix_tuning(model: nn.Module, task: str) -> PrefixTuningModel:
 # model-level methods: no layers, no contract-test examples (tests/methods/test_prompts.py checks them), not mergeable
 register_method("prompt_tuning", PromptTuningConfig, (), mergeable=False, wrapper=PromptTuningModel,
                 recipe=Recipe("prompt tuning: 16 virtual tokens, vocabulary-sampled init", _compare_prompt_tuning))
+peft_format.register_wrapper_codec(WrapperCodec("prompt_tuning", "PROMPT_TUNING", PromptTuningModel,
+                                                save=_save_prompt_tuning, load=_load_prompt_tuning))
 register_method("prefix_tuning", PrefixTuningConfig, (), mergeable=False, wrapper=PrefixTuningModel,
                 recipe=Recipe("prefix tuning: 16 key/value prefixes per layer", _compare_prefix_tuning))

@@ -147,24 +147,22 @@ def test_peft_format_imports_no_method_and_not_interop():
 
 
 def test_interop_imports_no_method_module():
-    """interop is the generic driver: it imports the methods package (so every codec is registered) and, for the
-    model-level exception, prompt tuning; no codec and no other method class lives in it."""
+    """interop is the generic driver: it imports the methods package (so every codec is registered) and no method
+    module; no codec and no method class lives in it."""
     files = {_module_name(p) for p in ROOT.rglob("*.py")}
     path = ROOT / "core" / "interop.py"
     methods = sorted(m for m in _imports(path, "peftlab.core.interop", files) if m.startswith("peftlab.methods"))
-    assert methods == ["peftlab.methods", "peftlab.methods.prompts"]
+    assert methods == ["peftlab.methods"]
     from peftlab.core.tuner import registry
 
     source = path.read_text(encoding="utf-8")
     for spec in registry().values():
-        if spec.model_level:  # prompt tuning's file is read and written in interop.py: the documented exception
-            continue
-        for cls in (spec.config_cls, *spec.layers):
+        for cls in (spec.config_cls, *spec.layers, *([spec.wrapper] if spec.model_level else [])):
             assert re.search(rf"\b{cls.__name__}\b", source) is None, f"interop.py names {cls.__name__}"
 
 
 def test_every_peft_codec_is_registered_beside_its_method():
-    from peftlab.core.peft_format import codecs, same_file_methods
+    from peftlab.core.peft_format import codecs, same_file_methods, wrapper_codec_for_file
     from peftlab.core.tuner import registry
 
     methods = registry()
@@ -176,9 +174,13 @@ def test_every_peft_codec_is_registered_beside_its_method():
         assert list(codec.tensor_keys) == [cls for m in owners for cls in methods[m].layers], method
     for method, same in shared.items():
         assert same.claims.__module__ == methods[method].config_cls.__module__, method
-    # every layer method with a peft counterpart has a file format; the Houlsby adapter has none in peft; the
-    # model-level methods have no codec (prompt tuning's files are interop.py's exception, prefix tuning has none)
+    # every layer method with a peft counterpart has a file format; the Houlsby adapter has none in peft; of the
+    # model-level methods, prompt tuning has a wrapper codec in its own file (prefix tuning none yet)
     assert sorted(set(methods) - set(codecs()) - set(shared)) == ["houlsby", "prefix_tuning", "prompt_tuning"]
+    prompt = wrapper_codec_for_file({"peft_type": "PROMPT_TUNING"})
+    assert prompt is not None and prompt.wrapper is methods["prompt_tuning"].wrapper
+    home = methods["prompt_tuning"].config_cls.__module__
+    assert prompt.save.__module__ == home and prompt.load.__module__ == home
     assert shared.keys() == {"qlora"} and shared["qlora"].codec == "lora"
 
 

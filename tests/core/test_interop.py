@@ -155,6 +155,16 @@ def test_codec_registry_refuses_a_second_codec_and_keeps_interop_names():
         peft_format.register_same_file("newq", "lora", {QLoRALinear: {}}, claims=lambda *a: None)
     with pytest.raises(TypeError, match="codec must be a Codec"):
         peft_format.register_codec({"method": "x"})
+    prompt = peft_format.wrapper_codec_for_file({"peft_type": "PROMPT_TUNING"})
+    with pytest.raises(ValueError, match="a peft codec for method 'prompt_tuning' is already registered"):
+        peft_format.register_wrapper_codec(prompt)
+    with pytest.raises(ValueError, match="a peft codec for method 'lora' is already registered"):
+        peft_format.register_wrapper_codec(peft_format.WrapperCodec("lora", "X", torch.nn.Module, print, print))
+    with pytest.raises(TypeError, match="codec must be a WrapperCodec"):
+        peft_format.register_wrapper_codec(before["lora"])
+    assert peft_format.wrapper_codec_for_model(tiny_bert()) is None
+    assert peft_format.wrapper_codec_for_file({"peft_type": "PREFIX_TUNING"}) is None
+    assert peft_format.supported()[-1] == "PROMPT_TUNING"
     assert peft_format.codecs() == before and peft_format.codec_for_method("qlora") is before["lora"]
     assert [s.method for s in peft_format.same_file_methods("lora")] == ["qlora"]
 
