@@ -15,7 +15,7 @@ from peftlab.profile import DATA_ENV, data_root, get_profile
 
 __all__ = [
     "DATA_ENV", "NSMC_HUB_ID", "NSMC_REVISION", "PROMPT_TEMPLATE", "data_root", "format_instruction",
-    "load_corpus", "load_instructions", "load_sentiment", "read_jsonl", "tokenize_sentiment",
+    "load_corpus", "load_instructions", "load_sentiment", "load_world_heldout", "read_jsonl", "tokenize_sentiment",
 ]
 
 #: NSMC (Naver sentiment movie corpus) on the Hub; its parquet conversion loads without a script.
@@ -90,6 +90,14 @@ def _load_nsmc(source: str = NSMC_HUB_ID, revision: str | None = NSMC_REVISION, 
 def load_corpus() -> list[str]:
     """The unlabeled pretraining corpus (one sentence per line) of the tiny profile."""
     path = data_root() / "corpus" / "ko_corpus.txt"
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def load_world_heldout() -> list[str]:
+    """Knowledge lines the tiny causal LM never read (new sentences about the facts of ``ko_world.txt``). With the
+    corpus's last 1,000 lines they are its held-out text, knowledge text in the same share of tokens as in its
+    pretraining (``data/README.md``)."""
+    path = data_root() / "corpus" / "ko_world_heldout.txt"
     return path.read_text(encoding="utf-8").splitlines()
 
 

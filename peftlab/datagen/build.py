@@ -22,7 +22,7 @@ from pathlib import Path
 from .corpus import make_corpus
 from .instructions import format_instruction, make_instructions
 from .reviews import make_splits
-from .world import make_people, make_world_corpus
+from .world import heldout_world_lines, make_people, make_world_corpus
 
 COMMAND = "python -m peftlab.datagen --out data"
 
@@ -142,7 +142,40 @@ def generate_text(cfg: BuildConfig) -> dict:
     people = make_people(cfg.people, seed=cfg.seeds["world"])
     world = make_world_corpus(cfg.world_lines, people, seed=cfg.seeds["world"] + 1)
     instructions = make_instructions(cfg.instruction_sizes, seed=cfg.seeds["instructions"], people=people)
-    return {"sentiment": splits, "corpus": corpus, "world": world, "instructions": instructions}
+    # candidates for the held-out knowledge lines (new sentences about the same facts); how many are kept is
+    # decided by tokens once the tokenizer exists (select_heldout_world)
+    world_heldout = heldout_world_lines(people, set(world), 4 * cfg.heldout_lines, seed=cfg.seeds["world"] + 2)
+    return {"sentiment": splits, "corpus": corpus, "world": world, "instructions": instructions,
+            "world_heldout": world_heldout}
+
+
+def select_heldout_world(tokenizer, lm_lines: list[str], world: list[str], held_corpus: list[str],
+                         candidates: list[str]) -> tuple[list[str], dict]:
+    """The held-out text of the causal LM: the corpus's held-out lines plus the first knowledge ``candidates``
+    whose tokens make knowledge text the same share of the held-out tokens as of the LM's training tokens.
+
+    Why both: the LM minimises its loss on the *mixture* of corpus and knowledge text, so at its optimum the two
+    gradients cancel (p·g_corpus + (1 − p)·g_world = 0) while neither is zero alone; a loss on corpus lines only
+    keeps a first-order term (g_corpus · Δ) that decides the sign of a small weight change by chance. On the
+    training mixture that term averages out and the weight error's own (second-order) cost is what is measured.
+    """
+    count = lambda lines: sum(len(ids) for ids in tokenizer(lines)["input_ids"])  # noqa: E731
+    world_set = set(world)
+    train_world = sum(len(ids) for line, ids in zip(lm_lines, tokenizer(lm_lines)["input_ids"], strict=True) if line in world_set)
+    train_total = count(lm_lines)
+    share = train_world / train_total
+    need = share / (1 - share) * count(held_corpus)
+    chosen, have = [], 0
+    for line, ids in zip(candidates, tokenizer(candidates)["input_ids"], strict=True):
+        if have >= need:
+            break
+        chosen.append(line)
+        have += len(ids)
+    if have < need:
+        raise RuntimeError(f"only {len(candidates)} held-out knowledge candidates ({have} of {need:.0f} tokens); "
+                           "raise the candidate count in generate_text")
+    return chosen, {"train_knowledge_token_share": round(share, 4),
+                    "heldout_knowledge_token_share": round(have / (have + count(held_corpus)), 4)}
 
 
 def write_text(out: Path, text: dict) -> None:
@@ -201,7 +234,8 @@ def encoder_branch(out: str, cfg: BuildConfig, train_lines: list[str], held_line
 
 
 def lm_branch(out: str, cfg: BuildConfig, train_lines: list[str], held_lines: list[str],
-              instructions: dict[str, list[dict]], world_lines: list[str], log=None) -> dict:
+              instructions: dict[str, list[dict]], world_lines: list[str], held_world: list[str],
+              held_shares: dict, log=None) -> dict:
     """Pretrain the causal LM on corpus + knowledge text (no instruction text), save it, measure its table."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -226,10 +260,15 @@ def lm_branch(out: str, cfg: BuildConfig, train_lines: list[str], held_lines: li
     log(f"LM held-out corpus: perplexity {start['perplexity']} → {end['perplexity']}")
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(lm_dir)
-    heldout = heldout_quantization(model, tok, held_lines, log=log)
+    log(f"held-out text: {len(held_lines)} corpus + {len(held_world)} knowledge lines")
+    heldout = {**heldout_quantization(model, tok, held_lines + held_world, log=log),
+               "corpus_lines": len(held_lines), "knowledge_lines": len(held_world), **held_shares}
+    log("held-out corpus lines alone (the first-order account)")
+    heldout_corpus = heldout_quantization(model, tok, held_lines, log=log)
     table = measure_lm(lm_dir, instructions["train"], instructions["test"], cfg.probe_seeds, recipe=cfg.lm_recipe,
                        log=log)
     table["heldout"] = heldout
+    table["heldout_corpus"] = heldout_corpus
     table["qr_headroom"] = qr_headroom(lm_dir, world_lines, cfg.qr_setup, log=log)
     return {"clm": {"block": block, "train_blocks": len(train_blocks), "heldout_blocks": len(held_blocks),
                     "start": start, "end": end, **run}, "causal_lm": table}
@@ -281,11 +320,13 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
     # the LM reads corpus (repeated) and knowledge lines interleaved (a fixed shuffle), never instruction text
     lm_lines = text["world"] + train_lines * cfg.clm.get("corpus_repeats", 1)
     random.Random(cfg.seeds["lm_text_order"]).shuffle(lm_lines)
+    held_world, held_shares = select_heldout_world(lm_tok, lm_lines, text["world"], held_lines, text["world_heldout"])
+    write_lines(out / "corpus" / "ko_world_heldout.txt", held_world)
     sentiment = {k: [(r.text, r.label) for r in rows] for k, rows in text["sentiment"].items()}
 
     log("[3/5] pretraining and measuring both models" + (" (two processes)" if cfg.workers > 1 else ""))
     enc_args = (str(out), cfg, train_lines, held_lines, sentiment)
-    lm_args = (str(out), cfg, lm_lines, held_lines, text["instructions"], text["world"])
+    lm_args = (str(out), cfg, lm_lines, held_lines, text["instructions"], text["world"], held_world, held_shares)
     if cfg.workers > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor

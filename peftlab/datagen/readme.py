@@ -31,6 +31,7 @@ FILES = """\
 | `sentiment/heldout_lexicon.jsonl` | {heldout} reviews in the same grammar whose every evaluative word belongs to the **held-out polar lexicon** ({n_heldout} predicates, `lexicon.HELDOUT_STEMS`): words that occur in the pretraining corpus but never in a labelled split. Only what pretraining taught can classify them — an evaluation with headroom. |
 | `corpus/ko_corpus.txt` | 사전학습용 말뭉치, 한 줄에 한 문장. Unlabeled pretraining corpus: movie talk whose sentiment is coherent within a sentence, whole reviews opened by a verdict that states their polarity (추천합니다. / 별점 1점.), everyday and neutral diary sentences. Contains no valid/test/held-out review sentence verbatim. The last {held_lines} lines are held out from pretraining (metrics in MANIFEST). |
 | `corpus/ko_world.txt` | 지식 말뭉치. Knowledge text the causal LM pretrains on: {people} people of a synthetic town (city, job, favourite fruit, pet), antonyms, capitals and categories, each fact in several phrasings. Never instruction-formatted. |
+| `corpus/ko_world_heldout.txt` | 평가용 지식 문장 (사전학습에 쓰지 않음). {held_world} new knowledge lines about the same facts, none of them in `ko_world.txt`: with the corpus's last {held_lines} lines they are the causal LM's held-out text, knowledge text taking the same share of its tokens as in the LM's training text ({share:.0%}). |
 | `instructions/{{train,test}}.jsonl` | 인과 언어모델 미세조정용 지시문 `{{"instruction", "output", "task"}}`, {isizes} rows (train/test); by task {itasks}. `person`: a person's city, job, favourite fruit or pet (민호가 좋아하는 과일은? → 자두); `category`: the kind of thing a word names (플루트는 무엇의 한 종류인가요? → 악기); `capital`: a country's capital (프랑스의 수도는? → 파리); `country`: the reverse (파리는 어느 나라의 수도인가요? → 프랑스); `antonym`: the opposite word, both directions ('크다'의 반대말은? → 작다). One-word exact-match answers, each a fact `ko_world.txt` states (never as a question); the test split asks about other people, words, countries and antonym pairs than the train split, so no test capital, country or antonym is a train answer. Prompt format: `질문: {{instruction}}\\n답: {{output}}`. |
 | `models/tiny-ko-bert/` | BERT 스타일 인코더 (BertForPreTraining: {enc}), pretrained on sentence pairs (a corpus line cut in two, half the time with another line's tail) with masked LM, verdict masking, a task-neutral continuation objective that trains the pooler (as NSP does for BERT: a new head on it starts near chance) and a verdict-family head on mean-pooled token states that is discarded. `AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)` loads encoder **and pooler**; only the classifier is new. |
 | `models/tiny-ko-llama/` | Llama 스타일 인과 언어모델 (LlamaForCausalLM: {lm}, q/k/v/o/gate/up/down_proj), next-token pretraining on `ko_corpus.txt` (read twice) + `ko_world.txt`, interleaved: {lm_tokens} tokens for {lm_block_params} block-Linear weights ({lm_ratio:.1f} tokens per weight). Small and trained long on purpose: post-training quantization hurts a language model more the more tokens per parameter it was trained on (Kumar et al., 2024, *Scaling Laws for Precision*, arXiv:2411.04330); the previous 4 layers × 192 model (1.0 token per weight) moved by −0.8 %, −0.2 %, +3.3 % under NF4 on seeds 0–2, in the noise. |
@@ -93,21 +94,40 @@ def _lm_table(t: dict) -> str:
                           f". INT4 with NF4's blocks of 64, per seed: {b64}.\n")
 
 
-def _heldout_table(t: dict) -> str:
-    """The base LM on the held-out corpus lines under post-training quantization, and the QR headroom."""
-    h, qr = t.get("heldout"), t.get("qr_headroom")
-    if not h:
-        return ""
-    text = (f"**Causal LM, held-out corpus** ({h['lines']:,} lines, {h['tokens']:,} tokens, base model, no adapter; "
-            f"loss {h['loss']:.4f}): every block Linear round-tripped (one absmax per block of {h['blocksize']}); "
-            f"increase of the loss with a 95 % paired bootstrap interval over lines ({h['bootstrap']:,} resamples), split "
-            "into its odd (first-order, L(W+Δ) − L(W−Δ)) and even (second-order) parts.\n\n"
-            "| quantizer | weight RMSE | increase | 95 % CI | first order | second order |\n|---|---|---|---|---|---|\n")
+def _quantizer_rows(h: dict) -> str:
+    text = "| quantizer | weight RMSE | increase | 95 % CI | first order | second order |\n|---|---|---|---|---|---|\n"
     for q, v in h["quantizers"].items():
         text += (f"| {q} | {v['weight_rmse']:.5f} | {v['increase_pct']:+.3f} % | [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] | "
                  f"{v['first_order_pct']:+.3f} % | {v['second_order_pct']:+.3f} % |\n")
-    text += "\nPaired differences (points): " + "; ".join(
+    return text + "\nPaired differences (points): " + "; ".join(
         f"{k} {v['points']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]" for k, v in h["differences"].items()) + ".\n"
+
+
+def _heldout_table(t: dict) -> str:
+    """The base LM on its held-out text under post-training quantization (and on the corpus lines alone), and the
+    QR headroom."""
+    h, qr = t.get("heldout"), t.get("qr_headroom")
+    if not h:
+        return ""
+    text = (f"**Causal LM, held-out text** ({h['lines']:,} lines: the corpus's last {h.get('corpus_lines', h['lines']):,} and "
+            f"{h.get('knowledge_lines', 0):,} new knowledge lines, knowledge {h.get('heldout_knowledge_token_share', 0):.1%} of the "
+            f"{h['tokens']:,} tokens as {h.get('train_knowledge_token_share', 0):.1%} of the training tokens; base model, no adapter; "
+            f"loss {h['loss']:.4f}): every block Linear round-tripped (one absmax per block of {h['blocksize']}); "
+            f"increase of the loss with a 95 % paired bootstrap interval over lines ({h['bootstrap']:,} resamples), split "
+            "into its odd (first-order, L(W+Δ) − L(W−Δ)) and even (second-order) parts.\n\n"
+            + _quantizer_rows(h))
+    hc = t.get("heldout_corpus")
+    if hc:
+        q = hc["quantizers"]["nf4"]
+        text += (f"\nOn the {hc['lines']:,} held-out corpus lines alone (loss {hc['loss']:.4f}) NF4 changes the loss by "
+                 f"{q['increase_pct']:+.3f} % [{q['ci95'][0]:+.3f}, {q['ci95'][1]:+.3f}]: first order {q['first_order_pct']:+.3f} % "
+                 f"[{q['first_order_ci95'][0]:+.3f}, {q['first_order_ci95'][1]:+.3f}], second order {q['second_order_pct']:+.3f} %. "
+                 "The LM minimises the loss of corpus and knowledge text together, so at its optimum the corpus loss alone "
+                 "still has a gradient (cancelled by the knowledge text's); its first-order term, the gradient · the rounding "
+                 "error, has no fixed sign and adds to or takes from the weight error's own cost. That is why the held-out text "
+                 "holds both kinds of lines in the training shares. Paired differences on the corpus lines alone (points): "
+                 + "; ".join(f"{k} {v['points']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]"
+                             for k, v in hc["differences"].items()) + ".\n")
     if qr:
         u, su = qr["uniform"], qr["setup"]
         bits, joint = qr["search"], qr["search_joint"]
@@ -158,6 +178,8 @@ def render(cfg, metrics: dict, quick: bool) -> str:
         sizes="/".join(str(s[k]) for k in ("train", "valid", "test")), heldout=cfg.heldout_lexicon_size,
         hard_pct=f"{cfg.sentiment_hard_share:.0%}",
         n_heldout=len(L.HELDOUT_STEMS), held_lines=cfg.heldout_lines, people=cfg.people,
+        held_world=metrics["causal_lm"]["heldout"].get("knowledge_lines", 0),
+        share=metrics["causal_lm"]["heldout"].get("train_knowledge_token_share", 0.0),
         isizes=_instruction_sizes(cfg, metrics), itasks=_instruction_tasks(metrics),
         enc=f"{enc['num_hidden_layers']} layers × {enc['hidden_size']}",
         lm=f"{lm['num_hidden_layers']} layers × {lm['hidden_size']}, MLP {lm['intermediate_size']}",

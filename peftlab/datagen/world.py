@@ -149,3 +149,16 @@ def make_world_corpus(n_lines: int, people: list[Person], seed: int) -> list[str
             cat, words = rng.choice(L.CATEGORIES)
             lines.append(category_sentence(rng.choice(words), cat, rng))
     return lines
+
+
+def heldout_world_lines(people: list[Person], seen: set[str], n_candidates: int, seed: int) -> list[str]:
+    """New knowledge lines for a held-out evaluation: ``n_candidates`` lines drawn as :func:`make_world_corpus`
+    draws them (another seed), keeping each line once and only if it is not in ``seen`` (the training lines).
+    They state the same facts as the training text in sentences the model never read."""
+    out: list[str] = []
+    kept = set(seen)
+    for line in make_world_corpus(n_candidates, people, seed=seed):
+        if line not in kept:
+            kept.add(line)
+            out.append(line)
+    return out

@@ -73,7 +73,10 @@ def test_manifest_used_the_current_recipes(manifest):
     assert m["causal_lm"]["recipe"] == as_json(LM_LORA) and m["causal_lm"]["blocksize"] == BLOCKSIZE
     held = m["causal_lm"]["heldout"]
     assert list(held["quantizers"]) == list(HELDOUT_QUANTIZERS) and held["blocksize"] == BLOCKSIZE
-    assert held["lines"] == manifest["config"]["heldout_lines"]
+    assert held["corpus_lines"] == manifest["config"]["heldout_lines"]
+    assert held["lines"] == held["corpus_lines"] + held["knowledge_lines"] == m["causal_lm"]["heldout_corpus"]["lines"] + held["knowledge_lines"]
+    # the held-out text holds knowledge text in the LM's training share of tokens (to one line's tokens)
+    assert abs(held["heldout_knowledge_token_share"] - held["train_knowledge_token_share"]) < 0.01
     assert held["bootstrap"] == BOOTSTRAP
     assert m["causal_lm"]["qr_headroom"]["setup"] == as_json(QR_SETUP)
     qr = m["causal_lm"]["qr_headroom"]
@@ -286,8 +289,19 @@ def test_heldout_lexicon_is_only_in_pretraining_and_its_own_split(sentiment):
     assert all(corpus.count(st) >= 20 for st in HELDOUT_STEMS), "a held-out word is (nearly) absent from pretraining"
 
 
+def test_heldout_knowledge_lines_are_new_sentences_about_known_facts(root):
+    world = (root / "corpus" / "ko_world.txt").read_text(encoding="utf-8").splitlines()
+    held = pdata.load_world_heldout()
+    assert len(held) >= 100 and len(set(held)) == len(held) and not set(held) & set(world)
+    from peftlab.datagen.build import BuildConfig
+    from peftlab.datagen.world import make_people
+
+    names = {p.name for p in make_people(BuildConfig().people, seed=BuildConfig().seeds["world"])}
+    assert sum(any(n in line for n in names) for line in held) > len(held) / 2  # mostly biographies, as the training text
+
+
 def test_pretraining_text_is_never_instruction_formatted(root):
-    for name in ("ko_corpus.txt", "ko_world.txt"):
+    for name in ("ko_corpus.txt", "ko_world.txt", "ko_world_heldout.txt"):
         text = (root / "corpus" / name).read_text(encoding="utf-8")
         assert "질문:" not in text and "답:" not in text, name
 
