@@ -14,7 +14,8 @@ Per seed:
 
 Once per build, on the *base* model (no adapter):
 
-* the next-token loss on the held-out corpus lines (``[BOS] line [EOS]``, every token after ``[BOS]``) with every
+* the next-token loss on held-out lines (``[BOS] line [EOS]``, every token after ``[BOS]``; the build passes the
+  corpus's held-out lines plus new knowledge lines in the LM's training token shares, and the corpus lines alone) with every
   block ``Linear`` round-tripped through NF4, FP4 (bitsandbytes' code books), INT4, INT3 and 2-bit absmax
   integers, all with one absmax per block of 64; the increase with a 95 % paired bootstrap interval over lines,
   paired intervals of the differences between quantizers, each quantizer's weight RMSE, and the increase split
@@ -236,7 +237,7 @@ def measure_lm(lm_dir, train_rows: list[dict], test_rows: list[dict], seeds, rec
     return {"recipe": dict(LM_LORA, **(recipe or {})), "blocksize": BLOCKSIZE, "base": base, "runs": runs}
 
 
-# ---- held-out corpus text under post-training quantization (base model) ---------------------------------
+# ---- held-out text under post-training quantization (base model) ----------------------------------------
 #: The held-out table's quantizers: every one with one absmax per block of 64 (NF4 and FP4 are bitsandbytes'
 #: code books; INT4/INT3/2-bit are symmetric integers k/(2^(bits-1) − 1), 2-bit ternary).
 HELDOUT_QUANTIZERS = {"nf4": nf4_roundtrip, "fp4": fp4_roundtrip, "int4": lambda w: absmax_roundtrip(w, 4),
@@ -319,7 +320,7 @@ def heldout_quantization(model: nn.Module, tokenizer, lines: list[str], *, boot:
         out["quantizers"][q] = {"loss": round(plus.sum().item() / counts.sum().item(), 5), "increase_pct": inc,
                                 "ci95": ci, "weight_rmse": round(rmse, 6), "first_order_pct": first,
                                 "first_order_ci95": first_ci, "second_order_pct": second, "second_order_ci95": second_ci}
-        log(f"  held-out corpus, {q}: {inc:+.3f} % [{ci[0]:+.3f}, {ci[1]:+.3f}] (first order {first:+.3f}, second "
+        log(f"  held-out, {q}: {inc:+.3f} % [{ci[0]:+.3f}, {ci[1]:+.3f}] (first order {first:+.3f}, second "
             f"order {second:+.3f}); weight RMSE {rmse:.5f}")
     for a, b in HELDOUT_PAIRS:
         d, ci = pct(losses[a] - losses[b])
