@@ -103,8 +103,9 @@ def load_world_heldout() -> list[str]:
 
 def load_instructions(profile: str | None = None):
     """Short Korean instruction/answer pairs: ``DatasetDict`` train/test with columns instruction,
-    output, task. Both profiles use the embedded set (its answers are exact-match checkable); turn a
-    row into model text with :func:`format_instruction`."""
+    output, task; the test split also has ``phrasing`` (``train``: asked in a phrasing the train split
+    uses; ``new``: in one it never uses). Both profiles use the embedded set (its answers are
+    exact-match checkable); turn a row into model text with :func:`format_instruction`."""
     from datasets import Dataset, DatasetDict
 
     _resolve(profile)  # validates the profile name
@@ -112,7 +113,8 @@ def load_instructions(profile: str | None = None):
     out = {}
     for split in ("train", "test"):
         rows = read_jsonl(root / f"{split}.jsonl")
-        out[split] = Dataset.from_dict({k: [r[k] for r in rows] for k in ("instruction", "output", "task")})
+        cols = ("instruction", "output", "task") + (("phrasing",) if rows and "phrasing" in rows[0] else ())
+        out[split] = Dataset.from_dict({k: [r[k] for r in rows] for k in cols})
     return DatasetDict(out)
 
 

@@ -304,7 +304,9 @@ def build(out: str | Path, quick: bool = False, cfg: BuildConfig | None = None, 
     text = generate_text(cfg)
     write_text(out, text)
     metrics["text_seconds"] = round(time.perf_counter() - t0, 1)
-    metrics["instructions"] = {name: {"rows": len(rows), "by_task": dict(sorted(Counter(r["task"] for r in rows).items()))}
+    metrics["instructions"] = {name: {"rows": len(rows), "by_task": dict(sorted(Counter(r["task"] for r in rows).items())),
+                                      **({"by_phrasing": dict(sorted(Counter(r["phrasing"] for r in rows).items()))}
+                                         if rows and "phrasing" in rows[0] else {})}
                                for name, rows in text["instructions"].items()}
 
     log("[2/5] tokenizer")

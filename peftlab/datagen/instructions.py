@@ -13,14 +13,16 @@ The test split asks about other people, words, countries and antonym pairs than 
 (``capital`` and ``country`` share one split of the countries): a tuned model can answer it only from
 what pretraining stored, and only once tuning taught it the format (the base model never saw
 ``질문: … 답:``; its exact match is 0). Test capitals, countries and antonyms are answers no train row
-gives, so they cannot be guessed from the train answers.
+gives, so they cannot be guessed from the train answers. Besides the rows in the train split's
+phrasings, the test split asks about the same test items in phrasings no train row uses
+(:data:`NEW_PHRASINGS`; ``"phrasing": "new"``): a tuned model that learned the templates rather than the
+task answers those worse.
 
 How far LoRA gets (r=8 on every block Linear, 3 epochs at lr 2e-3, seeds 0–2) depends on the
-pretrained LM more per task than overall. On the LM that the default build makes from these files:
-person 0.84–0.93, category 0.98–1.00, capital 0.64–0.81, antonym 0.62–0.66, country 0.35–0.46,
-0.73–0.76 over the test split; on three other tiny LMs (another tokenizer, twice the pretraining
-steps) the overall stayed in 0.64–0.86 while single tasks moved by up to 0.5 (antonym 0.23–0.82,
-country 0.35–0.96). Five tasks of similar weight keep the mix inside its target band.
+pretrained LM more per task than overall: ``data/README.md`` gives the default build's exact match per
+seed, task and phrasing. On three other tiny LMs (another tokenizer, twice the pretraining steps) the
+overall stayed in 0.64–0.86 while single tasks moved by up to 0.5 (antonym 0.23–0.82, country
+0.35–0.96). Five tasks of similar weight keep the mix inside its target band.
 
 Tried and left out: choosing between two given words (``사과와 하마 중에서 동물인 것은?``: ≈ 0.05 on
 every LM tried, the model answers with some train-split word rather than one of the two), copying a
@@ -91,6 +93,34 @@ def antonym_questions(a: str, b: str) -> list[tuple[str, str]]:
     return out
 
 
+# ---- phrasings the train split never uses (asked in the test split only) ---------------------------------
+def person_questions_new(p: Person) -> list[tuple[str, str]]:
+    """One unseen phrasing per attribute (city, job, fruit, pet)."""
+    n = p.name
+    return [(f"{particle(n, '은/는')} 어느 도시에서 지내나요?", p.city), (f"{n}의 직업은?", p.job),
+            (f"{_subj(n)} 즐겨 먹는 과일은 무엇인가요?", p.fruit), (f"{n}의 집에서 기르는 동물은 무엇인가요?", p.pet)]
+
+
+def category_questions_new(word: str, cat: str) -> list[tuple[str, str]]:
+    return [(f"{particle(word, '은/는')} 무엇에 속하나요?", cat), (f"{particle(word, '은/는')} 어떤 것의 한 종류예요?", cat)]
+
+
+def capital_questions_new(country: str, capital: str) -> list[tuple[str, str]]:
+    return [(f"{country}의 수도 이름은 무엇인가요?", capital), (f"다음 나라의 수도를 쓰세요: {country}", capital)]
+
+
+def country_questions_new(country: str, capital: str) -> list[tuple[str, str]]:
+    return [(f"{particle(capital, '은/는')} 무슨 나라의 수도인가요?", country),
+            (f"다음 도시가 수도인 나라를 쓰세요: {capital}", country)]
+
+
+def antonym_questions_new(a: str, b: str) -> list[tuple[str, str]]:
+    out = []
+    for x, y in ((a, b), (b, a)):
+        out += [(f"'{x}'의 뜻과 반대인 말은?", y), (f"'{x}'와 뜻이 반대인 단어를 쓰세요.", y)]
+    return out
+
+
 def _split(items: list, share: float, rng: random.Random) -> tuple[list, list]:
     items = list(items)
     rng.shuffle(items)
@@ -98,12 +128,16 @@ def _split(items: list, share: float, rng: random.Random) -> tuple[list, list]:
     return items[k:], items[:k]
 
 
-def make_instructions(sizes: dict[str, int], seed: int, people: list[Person] | None = None) -> dict[str, list[dict]]:
+def make_instructions(sizes: dict[str, int], seed: int, people: list[Person] | None = None,
+                      new_phrasings: bool = True) -> dict[str, list[dict]]:
     """Splits named as in ``sizes``; the last one is the test split, about other people, words,
     countries and antonym pairs.
 
     ``people``: the synthetic world's people (default: :func:`world.make_people` with the build's
-    defaults).
+    defaults). ``new_phrasings``: the test split's ``sizes[test]`` rows, asked in the train split's
+    phrasings (``"phrasing": "train"``), are joined by rows about the same test items asked in phrasings
+    no train row uses (``"phrasing": "new"``; per task at most the task's share of ``sizes[test]``);
+    every test row carries ``phrasing``. The other splits do not change with it.
     """
     from .world import make_people
 
@@ -133,7 +167,24 @@ def make_instructions(sizes: dict[str, int], seed: int, people: list[Person] | N
                 for task in TASKS for q, a in pools[n][task][: round(MIX[task] * size)]]
         rng.shuffle(rows)
         out[n] = rows
+    if new_phrasings:  # a generator of its own, so that every other row is what it was without them
+        test, size = names[-1], sizes[names[-1]]
+        rng_new = random.Random(f"{seed}/new-phrasings")
+        new_rows = []
+        for task in TASKS:
+            qs = [qa for it in splits[SOURCE[task]][1] for qa in NEW_PHRASINGS[task](it)]
+            rng_new.shuffle(qs)
+            new_rows += [{"instruction": q, "output": a, "task": task, "phrasing": "new"}
+                         for q, a in qs[: round(MIX[task] * size)]]
+        rows = [dict(r, phrasing="train") for r in out[test]] + new_rows
+        rng_new.shuffle(rows)
+        out[test] = rows
     return out
 
 
-__all__ = ["MIX", "SOURCE", "TASKS", "TEST_SHARE", "format_instruction", "make_instructions"]
+#: Per task, the questions in phrasings the train split never uses (the test split's ``"phrasing": "new"`` rows).
+NEW_PHRASINGS = {"person": person_questions_new, "category": lambda wc: category_questions_new(*wc),
+                 "capital": lambda cc: capital_questions_new(*cc), "antonym": lambda ab: antonym_questions_new(*ab),
+                 "country": lambda cc: country_questions_new(*cc)}
+
+__all__ = ["MIX", "NEW_PHRASINGS", "SOURCE", "TASKS", "TEST_SHARE", "format_instruction", "make_instructions"]

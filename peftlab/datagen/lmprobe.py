@@ -137,15 +137,23 @@ def answer_loss(model: nn.Module, pairs, pad_id: int, batch: int = 64) -> float:
 
 def exact_match(model: nn.Module, tokenizer, rows: list[dict], max_new_tokens: int = 8, batch: int = 50) -> dict:
     """Greedy answers (stop at [EOS] or a newline; :func:`peftlab.train.greedy_answers`), compared with the
-    reference after ``strip``: overall, per task (``by_task``) and the number of rows per task (``n_by_task``)."""
+    reference after ``strip``: overall, per task (``by_task``) and the number of rows per task (``n_by_task``);
+    where rows carry ``phrasing`` (the test split: ``train`` / ``new``), per phrasing too (``by_phrasing``)."""
     answers = greedy_answers(model, tokenizer, [r["instruction"] for r in rows], max_new_tokens, batch)
     hits: dict[str, list[int]] = {}
+    by_phrasing: dict[str, list[int]] = {}
     for r, text in zip(rows, answers, strict=True):
         hits.setdefault(r["task"], []).append(int(text == r["output"]))
+        if "phrasing" in r:
+            by_phrasing.setdefault(r["phrasing"], []).append(int(text == r["output"]))
     total = sum(sum(v) for v in hits.values()) / len(rows)
-    return {"exact_match": round(total, 4),
-            "by_task": {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())},
-            "n_by_task": {k: len(v) for k, v in sorted(hits.items())}}
+    out = {"exact_match": round(total, 4),
+           "by_task": {k: round(sum(v) / len(v), 3) for k, v in sorted(hits.items())},
+           "n_by_task": {k: len(v) for k, v in sorted(hits.items())}}
+    if by_phrasing:
+        out["by_phrasing"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(by_phrasing.items())}
+        out["n_by_phrasing"] = {k: len(v) for k, v in sorted(by_phrasing.items())}
+    return out
 
 
 # ---- LoRA instruction tuning ---------------------------------------------------------------------------
@@ -228,6 +236,7 @@ def measure_lm(lm_dir, train_rows: list[dict], test_rows: list[dict], seeds, rec
         em = exact_match(model, tok, test_rows)
         qt = quantization_table(model, test, tok.pad_token_id)
         runs.append({"seed": seed, "lora_exact_match": em["exact_match"], "lora_by_task": em["by_task"],
+                     **({"lora_by_phrasing": em["by_phrasing"]} if "by_phrasing" in em else {}),
                      "train_seconds": secs, **qt})
         pl = qt["int2_per_layer"]
         log(f"  LM seed {seed}: LoRA exact match {em['exact_match']:.3f} {em['by_task']} ({secs}s); answer loss "

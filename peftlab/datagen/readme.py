@@ -32,7 +32,7 @@ FILES = """\
 | `corpus/ko_corpus.txt` | 사전학습용 말뭉치, 한 줄에 한 문장. Unlabeled pretraining corpus: movie talk whose sentiment is coherent within a sentence, whole reviews opened by a verdict that states their polarity (추천합니다. / 별점 1점.), everyday and neutral diary sentences. Contains no valid/test/held-out review sentence verbatim. The last {held_lines} lines are held out from pretraining (metrics in MANIFEST). |
 | `corpus/ko_world.txt` | 지식 말뭉치. Knowledge text the causal LM pretrains on: {people} people of a synthetic town (city, job, favourite fruit, pet), antonyms, capitals and categories, each fact in several phrasings. Never instruction-formatted. |
 | `corpus/ko_world_heldout.txt` | 평가용 지식 문장 (사전학습에 쓰지 않음). {held_world} new knowledge lines about the same facts, none of them in `ko_world.txt`: with the corpus's last {held_lines} lines they are the causal LM's held-out text, knowledge text taking the same share of its tokens as in the LM's training text ({share:.0%}). |
-| `instructions/{{train,test}}.jsonl` | 인과 언어모델 미세조정용 지시문 `{{"instruction", "output", "task"}}`, {isizes} rows (train/test); by task {itasks}. `person`: a person's city, job, favourite fruit or pet (민호가 좋아하는 과일은? → 자두); `category`: the kind of thing a word names (플루트는 무엇의 한 종류인가요? → 악기); `capital`: a country's capital (프랑스의 수도는? → 파리); `country`: the reverse (파리는 어느 나라의 수도인가요? → 프랑스); `antonym`: the opposite word, both directions ('크다'의 반대말은? → 작다). One-word exact-match answers, each a fact `ko_world.txt` states (never as a question); the test split asks about other people, words, countries and antonym pairs than the train split, so no test capital, country or antonym is a train answer. Prompt format: `질문: {{instruction}}\\n답: {{output}}`. |
+| `instructions/{{train,test}}.jsonl` | 인과 언어모델 미세조정용 지시문 `{{"instruction", "output", "task"}}`, {isizes} rows (train/test); by task {itasks}. `person`: a person's city, job, favourite fruit or pet (민호가 좋아하는 과일은? → 자두); `category`: the kind of thing a word names (플루트는 무엇의 한 종류인가요? → 악기); `capital`: a country's capital (프랑스의 수도는? → 파리); `country`: the reverse (파리는 어느 나라의 수도인가요? → 프랑스); `antonym`: the opposite word, both directions ('크다'의 반대말은? → 작다). One-word exact-match answers, each a fact `ko_world.txt` states (never as a question); the test split asks about other people, words, countries and antonym pairs than the train split, so no test capital, country or antonym is a train answer. Test rows also carry `"phrasing"`: {iphrasing}. Prompt format: `질문: {{instruction}}\\n답: {{output}}`. |
 | `models/tiny-ko-bert/` | BERT 스타일 인코더 (BertForPreTraining: {enc}), pretrained on sentence pairs (a corpus line cut in two, half the time with another line's tail) with masked LM, verdict masking, a task-neutral continuation objective that trains the pooler (as NSP does for BERT: a new head on it starts near chance) and a verdict-family head on mean-pooled token states that is discarded. `AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)` loads encoder **and pooler**; only the classifier is new. |
 | `models/tiny-ko-llama/` | Llama 스타일 인과 언어모델 (LlamaForCausalLM: {lm}, q/k/v/o/gate/up/down_proj), next-token pretraining on `ko_corpus.txt` (read twice) + `ko_world.txt`, interleaved: {lm_tokens} tokens for {lm_block_params} block-Linear weights ({lm_ratio:.1f} tokens per weight). Small and trained long on purpose: post-training quantization hurts a language model more the more tokens per parameter it was trained on (Kumar et al., 2024, *Scaling Laws for Precision*, arXiv:2411.04330); the previous 4 layers × 192 model (1.0 token per weight) moved by −0.8 %, −0.2 %, +3.3 % under NF4 on seeds 0–2, in the noise. |
 | `MANIFEST.json` | 모든 파일의 크기와 sha256, 명령, 설정, 시드, 라이브러리 버전과 모든 측정값. Sizes and sha256 of every file, command, config, seeds, library versions, every measurement. |
@@ -62,6 +62,15 @@ def _instruction_tasks(metrics: dict) -> str:
     return " · ".join(f"`{t}` " + "/".join(str(c.get(t, 0)) for c in counts.values()) for t in tasks)
 
 
+def _instruction_phrasing(metrics: dict) -> str:
+    """What the test split's ``phrasing`` column holds, with its counts."""
+    n = metrics.get("instructions", {}).get("test", {}).get("by_phrasing", {})
+    return (f"`train` ({n.get('train', 0)} rows) asks in a phrasing the train split uses, `new` ({n.get('new', 0)} rows) "
+            "about the same test items in a phrasing no train row uses ('예솔은 어느 도시에서 지내나요?', "
+            "'다음 나라의 수도를 쓰세요: 프랑스'), so exact match on them measures whether tuning taught the question-answer "
+            "task rather than its templates")
+
+
 def _enc_table(t: dict) -> str:
     cols = [("random_head", "random head"), ("head_only", "head only"), ("linear_probe", "linear probe"),
             ("full", "full FT"), ("scratch", "scratch"),
@@ -89,9 +98,22 @@ def _lm_table(t: dict) -> str:
                          for k in t["base"]["by_task"])
     base_task = " · ".join(f"{k} {v:.2f}" for k, v in t["base"]["by_task"].items())
     n_task = " · ".join(f"{k} {v}" for k, v in t["base"].get("n_by_task", {}).items())
+    n_test = sum(t["base"].get("n_by_task", {}).values())
+    ci = ""
+    if n_test:  # normal-approximation 95 % interval of each seed's exact match (binomial, n test rows)
+        ci = " 95 % intervals (binomial, n = " + str(n_test) + "): " + ", ".join(
+            f"seed {r['seed']} [{r['lora_exact_match'] - 1.96 * (r['lora_exact_match'] * (1 - r['lora_exact_match']) / n_test) ** 0.5:.3f}, "
+            f"{r['lora_exact_match'] + 1.96 * (r['lora_exact_match'] * (1 - r['lora_exact_match']) / n_test) ** 0.5:.3f}]"
+            for r in t["runs"]) + "."
+    phr = ""
+    if all("lora_by_phrasing" in r for r in t["runs"]) and t["runs"]:
+        kinds = t["runs"][0]["lora_by_phrasing"]
+        n_phr = t["base"].get("n_by_phrasing", {})
+        phr = " By phrasing after LoRA: " + " · ".join(
+            f"{k} ({n_phr.get(k, '?')} rows) " + " / ".join(f"{r['lora_by_phrasing'][k]:.3f}" for r in t["runs"]) for k in kinds) + "."
     return head + rows + (f"\nExact match by task after LoRA (seeds {seeds}): {by_task}; base: {base_task}"
                           + (f" (test rows: {n_task})" if n_task else "") +
-                          f". INT4 with NF4's blocks of 64, per seed: {b64}.\n")
+                          f".{phr}{ci} INT4 with NF4's blocks of 64, per seed: {b64}.\n")
 
 
 def _quantizer_rows(h: dict) -> str:
@@ -180,7 +202,7 @@ def render(cfg, metrics: dict, quick: bool) -> str:
         n_heldout=len(L.HELDOUT_STEMS), held_lines=cfg.heldout_lines, people=cfg.people,
         held_world=metrics["causal_lm"]["heldout"].get("knowledge_lines", 0),
         share=metrics["causal_lm"]["heldout"].get("train_knowledge_token_share", 0.0),
-        isizes=_instruction_sizes(cfg, metrics), itasks=_instruction_tasks(metrics),
+        isizes=_instruction_sizes(cfg, metrics), itasks=_instruction_tasks(metrics), iphrasing=_instruction_phrasing(metrics),
         enc=f"{enc['num_hidden_layers']} layers × {enc['hidden_size']}",
         lm=f"{lm['num_hidden_layers']} layers × {lm['hidden_size']}, MLP {lm['intermediate_size']}",
         lm_tokens=f"{tokens:,}", lm_block_params=f"{block_params:,}", lm_ratio=tokens / max(1, block_params))

@@ -320,7 +320,7 @@ def _instruction_subject(row: dict) -> str:
     if task == "category":
         return q.split(": ")[1] if ": " in q else re.match(r"(.+?)[은는] ", q).group(1)
     if task == "capital":
-        return re.match(r"(.+?)(?:의 수도|[은는] 수도)", q).group(1)
+        return q.split(": ")[1] if ": " in q else re.match(r"(.+?)(?:의 수도|[은는] 수도)", q).group(1)
     if task == "country":  # the country whose capital the question names: the item both directions share
         return row["output"]
     word = re.match(r"'(.+?)'", q).group(1)
@@ -356,7 +356,8 @@ def test_instruction_splits_ask_about_disjoint_items_the_corpus_states(root):
             elif task == "capital":
                 assert capitals[_instruction_subject(row)] == a, row
             elif task == "country":
-                assert re.search(rf"(^|수도가 ){re.escape(capitals[a])}(은|는|이|가|인) ", q), row
+                cap = re.escape(capitals[a])
+                assert re.search(rf"(^|수도가 ){cap}(은|는|이|가|인) |: {cap}$", q), row
             else:
                 assert opposite[re.match(r"'(.+?)'", q).group(1)] == a, row
             subject.setdefault((SOURCE[task], _instruction_subject(row)), set()).add(split)
@@ -390,10 +391,36 @@ def test_instruction_mix_of_the_default_build():
     ins = make_instructions(cfg.instruction_sizes, seed=cfg.seeds["instructions"],
                             people=make_people(cfg.people, seed=cfg.seeds["world"]))
     for split, size in cfg.instruction_sizes.items():
-        counts = Counter(r["task"] for r in ins[split])
-        assert counts == {t: round(MIX[t] * size) for t in TASKS} and len(ins[split]) == size, (split, counts)
+        rows = [r for r in ins[split] if r.get("phrasing", "train") == "train"]
+        counts = Counter(r["task"] for r in rows)
+        assert counts == {t: round(MIX[t] * size) for t in TASKS} and len(rows) == size, (split, counts)
+    new = Counter(r["task"] for r in ins["test"] if r["phrasing"] == "new")
+    assert set(new) == set(TASKS) and all(new[t] <= round(MIX[t] * cfg.instruction_sizes["test"]) for t in TASKS), new
+    assert {r.get("phrasing") for r in ins["train"]} == {None} and {r["phrasing"] for r in ins["test"]} == {"train", "new"}
     test = Counter(r["task"] for r in ins["test"])
     assert len(test) >= 4 and min(test.values()) >= 40, test
+    # the new phrasings leave every other row as it was: without them, train and the train-phrased test rows match
+    plain = make_instructions(cfg.instruction_sizes, seed=cfg.seeds["instructions"],
+                              people=make_people(cfg.people, seed=cfg.seeds["world"]), new_phrasings=False)
+    assert plain["train"] == ins["train"]
+    assert sorted(map(str, plain["test"])) == sorted(str({k: v for k, v in r.items() if k != "phrasing"})
+                                                    for r in ins["test"] if r["phrasing"] == "train")
+
+
+def test_new_phrasings_are_templates_no_train_question_uses():
+    from peftlab.datagen import instructions as I
+    from peftlab.datagen.world import make_people
+
+    person = make_people(1, seed=0)[0]
+    item = {"person": person, "category": ("사과", "과일"), "capital": ("프랑스", "파리"), "country": ("프랑스", "파리"),
+            "antonym": ("크다", "작다")}
+    seen = {"person": I.person_questions, "category": lambda wc: I.category_questions(*wc),
+            "capital": lambda cc: I.capital_questions(*cc), "country": lambda cc: I.country_questions(*cc),
+            "antonym": lambda ab: I.antonym_questions(*ab)}
+    for task in I.TASKS:
+        old, new = seen[task](item[task]), I.NEW_PHRASINGS[task](item[task])
+        assert new and not {q for q, _ in old} & {q for q, _ in new}, task
+        assert {a for _, a in new} <= {a for _, a in old}, task  # same facts, other words
 
 
 def test_data_card_states_what_the_instruction_files_hold(root, manifest):
